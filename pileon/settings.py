@@ -1,0 +1,149 @@
+"""One typed settings object for every pileon process.
+
+Sources, highest priority first: explicit overrides, environment variables
+(``PILEON_`` prefix, ``__`` between nested fields, e.g. ``PILEON_KAFKA__BOOTSTRAP``), a YAML
+config file (``--config`` or ``PILEON_CONFIG``), then defaults. A bad value stops start-up
+with one line naming the field (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_WATCHLIST = Path(__file__).resolve().parent.parent / "config" / "watchlist.example.yaml"
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the process stops before doing anything."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap: str | None = Field(
+        default=None, description="host:port[,host:port]; unset starts the embedded broker"
+    )
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    partitions: int = Field(default=4, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+
+
+class WorkerSettings(_Section):
+    app_id: str = Field(default="pileon", pattern=r"^[A-Za-z0-9._-]+$")
+    web_bind: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    data_dir: Path = Path(".pileon")
+    session_timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class IngestSettings(_Section):
+    max_message_bytes: int = Field(default=1_000_000, ge=1024)
+    max_age_days: float = Field(default=30.0, gt=0, description="older event times dead-letter")
+    max_future_seconds: float = Field(default=300.0, ge=0, description="clock-skew allowance")
+    dedup_hours: float = Field(default=48.0, gt=0, description="how long a mention id is held")
+
+
+class DetectionSettings(_Section):
+    bin_seconds: int = Field(default=60, ge=10, le=3600)
+    window_bins: int = Field(default=10, ge=1, le=240)
+    lateness_seconds: int = Field(default=60, ge=0, le=3600)
+    open_score: float = Field(default=8.0, gt=0)
+    escalate_score: float = Field(default=16.0, gt=0)
+    close_score: float = Field(default=3.0, ge=0)
+    quiet_bins: int = Field(default=30, ge=1)
+    min_excess: int = Field(default=25, ge=0, description="mentions above baseline to open")
+    dispersion: float = Field(default=8.0, gt=0, description="negative-binomial size r")
+    warmup_hours: float = Field(default=12.0, ge=0)
+    young_account_days: float = Field(default=7.0, gt=0)
+
+    @field_validator("escalate_score")
+    @classmethod
+    def _escalate_above_open(cls, v: float, info: Any) -> float:
+        open_score = info.data.get("open_score")
+        if open_score is not None and v < open_score:
+            raise ValueError("must be >= open_score")
+        return v
+
+
+class NearDupSettings(_Section):
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    shingle_words: int = Field(default=2, ge=1, le=5)
+    min_tokens: int = Field(default=4, ge=1)
+    window_hours: float = Field(default=24.0, gt=0)
+    max_per_person: int = Field(default=200_000, ge=100)
+    key_file: Path | None = Field(
+        default=None, description="secret for keyed hashing; default <data_dir>/neardup.key"
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PILEON_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    watchlist: Path = DEFAULT_WATCHLIST
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    kafka: KafkaSettings = KafkaSettings()
+    worker: WorkerSettings = WorkerSettings()
+    ingest: IngestSettings = IngestSettings()
+    detection: DetectionSettings = DetectionSettings()
+    neardup: NearDupSettings = NearDupSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _CONFIG_FILE.get("path")
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+
+# The config file path is chosen per load; pydantic-settings reads sources from the class.
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate settings, or raise :class:`ConfigError` naming the bad field."""
+    path = config or (Path(p) if (p := os.environ.get("PILEON_CONFIG")) else None)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path}: not found")
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, source=path)) from None
+    except (ValueError, OSError) as exc:  # YAML syntax errors surface as ValueError subclasses
+        raise ConfigError(f"config file {path}: {exc}".splitlines()[0]) from None
+    finally:
+        _CONFIG_FILE["path"] = None
+
+
+def describe_validation_error(exc: ValidationError, source: Path | None = None) -> str:
+    """One line naming the first bad field, its problem and the value given."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "<root>"
+    where = f" in {source}" if source else ""
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    given = "" if err["type"] == "missing" else f" (got {err.get('input')!r:.60})"
+    return f"invalid setting '{field}'{where}: {err['msg']}{given}{more}"

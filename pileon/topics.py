@@ -1,0 +1,76 @@
+"""pileon's Kafka topics, created explicitly with partitions; every key is a person's key."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from pileon.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    raw: str
+    clean: str
+    invalid: str
+    alerts: str
+
+    @classmethod
+    def from_settings(cls, kafka: KafkaSettings) -> TopicNames:
+        p = kafka.topic_prefix
+        return cls(f"{p}mentions.raw", f"{p}mentions.clean", f"{p}mentions.invalid", f"{p}alerts")
+
+    def all(self) -> tuple[str, ...]:
+        return (self.raw, self.clean, self.invalid, self.alerts)
+
+
+class TopicSetupError(Exception):
+    """Topics could not be created or have the wrong partition count: pileon does not start."""
+
+
+def ensure_topics(bootstrap: str, kafka: KafkaSettings, timeout: float = 30.0) -> TopicNames:
+    """Create pileon's topics if missing and check their partition counts."""
+    names = TopicNames.from_settings(kafka)
+    admin = _admin(bootstrap, timeout)
+    try:
+        existing = set(admin.list_topics())
+        missing = [n for n in names.all() if n not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(n, kafka.partitions, kafka.replication_factor) for n in missing]
+                )
+                log.info("created topics %s", ", ".join(missing))
+            except TopicAlreadyExistsError:
+                pass  # another process created them first
+        _check_partitions(admin, names, kafka.partitions)
+    finally:
+        admin.close()
+    return names
+
+
+def _check_partitions(admin: KafkaAdminClient, names: TopicNames, partitions: int) -> None:
+    # The stream and its tables are co-partitioned by person: counts must agree.
+    for meta in admin.describe_topics(list(names.all())):
+        got = len(meta.get("partitions") or [])
+        if got and got != partitions:
+            raise TopicSetupError(
+                f"topic {meta['topic']} has {got} partitions, settings say {partitions}"
+            )
+
+
+def _admin(bootstrap: str, timeout: float) -> KafkaAdminClient:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="pileon-admin")
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise TopicSetupError(f"Kafka at {bootstrap} is not reachable: {exc}") from exc
+            time.sleep(0.5)

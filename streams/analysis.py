@@ -1,0 +1,378 @@
+"""Per-person analysis of clean mentions: near-duplicate clusters, rate detection, incidents.
+
+State lives in two changelog-backed mappings (Faust tables in the worker):
+
+* ``window``: one compact record per mention in the sliding window (event time, author id,
+  young-account flag, cluster id, and the template signature for the mention that carries its
+  cluster's), from which the cluster index and open bins are rebuilt after a restart;
+* ``state``: one small value per person (detector baseline, open incident, closed bins),
+  written when a bin closes.
+
+Event time drives everything: a bin closes once the person's watermark (latest event time
+seen) passes its end plus the lateness allowance; mentions for an already-closed bin are kept
+as evidence and in clusters but not counted in rates (``pileon_late_mentions_total``).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections import Counter, deque
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pileon.settings import DetectionSettings, NearDupSettings
+from pileon.watchlist import Watchlist
+from streams import metrics
+from streams.detectors import BinObservation, RateDetector, RateExplanation
+from streams.incidents import Decision, IncidentState, Severity, Transition, decide
+from streams.mention import Mention
+from streams.neardup import ClusterIndex, Signer, normalise_tokens
+from streams.window_store import WindowStore
+
+ALERT_SCHEMA = "pileon.alert/v1"
+_MAX_CATCHUP_BINS = 24 * 60
+
+
+@dataclass
+class _Recent:
+    t: float
+    author: str
+    young: bool
+    cluster: str | None
+
+
+@dataclass
+class PersonRuntime:
+    """In-memory view of one person: persisted state plus indexes derived from the window."""
+
+    detector: RateDetector
+    incident: IncidentState
+    closed_until: float | None
+    clusters: ClusterIndex
+    baselines: dict[str, float]
+    pending: Counter[float] = field(default_factory=Counter)
+    recent: deque[_Recent] = field(default_factory=deque)
+    watermark: float = -math.inf
+
+
+class PersonAnalyser:
+    """Processes one clean mention at a time; returns the alert events it causes."""
+
+    def __init__(
+        self,
+        watchlist: Watchlist,
+        detection: DetectionSettings,
+        neardup: NearDupSettings,
+        signer: Signer,
+        window: MutableMapping[bytes, bytes],
+        state: MutableMapping[bytes, bytes],
+    ) -> None:
+        self._watchlist = watchlist
+        self._cfg = {p.key: p.detection(detection) for p in watchlist.persons}
+        self._neardup = neardup
+        self._signer = signer
+        self._window = WindowStore(window, neardup.window_hours * 3600, neardup.max_per_person)
+        self._state = state
+        self._persons: dict[str, PersonRuntime] = {}
+
+    # -- public -------------------------------------------------------------------------
+    def process(self, mention: Mention) -> list[dict[str, Any]]:
+        person = mention.person
+        rt = self._runtime(person)
+        if self._window.contains(person, mention.id):
+            return []  # redelivered after a restart: already analysed
+        cfg = self._cfg[person]
+        t = mention.event_time
+        age = mention.author_age_days()
+        young = age is not None and age < cfg.young_account_days
+        cluster_id = self._cluster(rt, person, mention, t, young)
+        rt.recent.append(_Recent(t, mention.author.id, young, cluster_id))
+        if rt.closed_until is None:
+            rt.closed_until = self._bin_start(t, cfg)
+        if t < rt.closed_until:
+            metrics.LATE_MENTIONS.labels(person).inc()
+        else:
+            rt.pending[self._bin_start(t, cfg)] += 1
+        rt.watermark = max(rt.watermark, t)
+        events = self._close_bins(person, rt, cfg)
+        self._expire(person, rt)
+        return events
+
+    def forget_cache(self) -> None:
+        """Drop in-memory state after a rebalance; it is rebuilt from the tables on use."""
+        self._persons.clear()
+        self._window.forget_cache()
+
+    def runtime(self, person: str) -> PersonRuntime:
+        return self._runtime(person)
+
+    # -- near-duplicates ----------------------------------------------------------------
+    def _cluster(
+        self, rt: PersonRuntime, person: str, mention: Mention, t: float, young: bool
+    ) -> str | None:
+        record: dict[str, Any] = {"t": t, "a": mention.author.id, "y": int(young), "c": None}
+        tokens = normalise_tokens(mention.text)
+        if len(tokens) >= self._neardup.min_tokens:
+            signature = self._signer.minhash(tokens)
+            cluster_id = rt.clusters.match(signature)
+            if cluster_id is None:
+                cluster_id = mention.id
+                record["h"] = _b64(Signer.to_bytes(signature))
+            rt.clusters.add(mention.id, cluster_id, t, mention.author.id, young, signature)
+            record["c"] = cluster_id
+        self._window.put(person, mention.id, record)
+        return record["c"]
+
+    def _expire(self, person: str, rt: PersonRuntime) -> None:
+        removed, capped = self._window.expire(person, rt.watermark)
+        if capped:
+            metrics.WINDOW_CAPPED.labels(person).inc(capped)
+        for mention_id, record in removed:
+            carrier = rt.clusters.remove(mention_id, record["a"], bool(record["y"]))
+            if carrier is not None:
+                self._move_signature(person, rt, carrier, record["c"])
+
+    def _move_signature(self, person: str, rt: PersonRuntime, carrier: str, cluster: str) -> None:
+        record = self._window.get(person, carrier)
+        if record is not None:
+            record["h"] = _b64(Signer.to_bytes(rt.clusters.signature(cluster)))
+            self._window.put(person, carrier, record)
+
+    # -- bins, detection, incidents -----------------------------------------------------
+    @staticmethod
+    def _bin_start(t: float, cfg: DetectionSettings) -> float:
+        return math.floor(t / cfg.bin_seconds) * cfg.bin_seconds
+
+    def _close_bins(
+        self, person: str, rt: PersonRuntime, cfg: DetectionSettings
+    ) -> list[dict[str, Any]]:
+        assert rt.closed_until is not None  # noqa: S101 - set before the first call
+        events: list[dict[str, Any]] = []
+        closable_until = self._bin_start(rt.watermark - cfg.lateness_seconds, cfg)
+        if closable_until <= rt.closed_until:
+            return events
+        gap_bins = (closable_until - rt.closed_until) / cfg.bin_seconds
+        if gap_bins > _MAX_CATCHUP_BINS:  # a long silence: learn only the last day of zeros
+            rt.closed_until = closable_until - _MAX_CATCHUP_BINS * cfg.bin_seconds
+        while rt.closed_until < closable_until:
+            start = rt.closed_until
+            observation = BinObservation(start, rt.pending.pop(start, 0))
+            event = self._close_bin(person, rt, cfg, observation)
+            if event is not None:
+                events.append(event)
+            rt.closed_until = start + cfg.bin_seconds
+        self._save(person, rt)
+        return events
+
+    def _close_bin(
+        self, person: str, rt: PersonRuntime, cfg: DetectionSettings, x: BinObservation
+    ) -> dict[str, Any] | None:
+        rate = rt.detector.explain(x)
+        window = self._window_stats(rt, cfg, x.start + cfg.bin_seconds)
+        decision = decide(
+            rt.incident, person, x.start + cfg.bin_seconds, rate.score,
+            rate.count - rate.expected, cfg,
+        )
+        event = self._alert(person, rt, cfg, decision, rate, window) if decision else None
+        if rate.score < cfg.open_score:
+            self._learn_baselines(rt, window)
+        rt.detector.learn_one(x)
+        self._export_metrics(person, rt, rate)
+        return event
+
+    def _window_stats(self, rt: PersonRuntime, cfg: DetectionSettings, end: float) -> dict[str, Any]:
+        start = end - cfg.window_bins * cfg.bin_seconds
+        while rt.recent and rt.recent[0].t < start - cfg.lateness_seconds:
+            rt.recent.popleft()
+        inside = [r for r in rt.recent if start <= r.t < end]
+        authors = {r.author for r in inside}
+        per_cluster = Counter(r.cluster for r in inside if r.cluster is not None)
+        return {
+            "mentions": len(inside),
+            "distinct_authors": len(authors),
+            "young_share": (sum(r.young for r in inside) / len(inside)) if inside else 0.0,
+            "clusters": per_cluster,
+        }
+
+    def _learn_baselines(self, rt: PersonRuntime, window: dict[str, Any]) -> None:
+        n = rt.baselines["n"] = rt.baselines["n"] + 1
+        alpha = 1.0 / min(n, 720)
+        for name in ("distinct_authors", "young_share"):
+            rt.baselines[name] += alpha * (float(window[name]) - rt.baselines[name])
+
+    def _alert(
+        self,
+        person: str,
+        rt: PersonRuntime,
+        cfg: DetectionSettings,
+        decision: Decision,
+        rate: RateExplanation,
+        window: dict[str, Any],
+    ) -> dict[str, Any]:
+        at = rt.closed_until + cfg.bin_seconds if rt.closed_until is not None else 0.0
+        top = self._top_clusters(rt, window["clusters"])
+        indicators = _coordination_indicators(window, top)
+        metrics.INCIDENT_TRANSITIONS.labels(person, decision.transition).inc()
+        return {
+            "schema": ALERT_SCHEMA,
+            "idempotency_key": decision.idempotency_key,
+            "incident_id": decision.incident_id,
+            "transition": str(decision.transition),
+            "person": person,
+            "severity": str(decision.severity),
+            "at": _iso(at),
+            "opened_at": _iso(rt.incident.opened_at or at),
+            "score": round(rate.score, 2),
+            "signals": {
+                "rate": {
+                    "window_minutes": cfg.window_bins * cfg.bin_seconds / 60,
+                    "mentions": rate.count,
+                    "expected": round(rate.expected, 2),
+                    "ratio": round(rate.ratio, 1) if math.isfinite(rate.ratio) else None,
+                    "score": round(rate.score, 2),
+                },
+                "distinct_authors": {
+                    "value": window["distinct_authors"],
+                    "baseline": round(rt.baselines["distinct_authors"], 1),
+                },
+                "young_account_share": {
+                    "value": round(window["young_share"], 3),
+                    "baseline": round(rt.baselines["young_share"], 3),
+                    "young_means_days": cfg.young_account_days,
+                },
+                "near_duplicate_clusters": top,
+            },
+            "assessment": "looks coordinated" if indicators else "looks organic",
+            "indicators": indicators,
+            "exemplar_ids": [c["template_id"] for c in top],
+            "evidence": {
+                "person": person,
+                "from": _iso(at - cfg.window_bins * cfg.bin_seconds),
+                "to": _iso(at),
+            },
+        }
+
+    @staticmethod
+    def _top_clusters(rt: PersonRuntime, per_cluster: Counter[str]) -> list[dict[str, Any]]:
+        top = []
+        for cluster_id, in_window in per_cluster.most_common(3):
+            cluster = rt.clusters.clusters.get(cluster_id)
+            if cluster is None or cluster.size < 2:
+                continue
+            top.append(
+                {
+                    "template_id": cluster.id,
+                    "in_window": in_window,
+                    "size": cluster.size,
+                    "distinct_authors": cluster.distinct_authors,
+                    "young_share": round(cluster.young / cluster.size, 3),
+                    "first_seen": _iso(cluster.first_seen),
+                }
+            )
+        return top
+
+    def _export_metrics(self, person: str, rt: PersonRuntime, rate: RateExplanation) -> None:
+        metrics.SCORE.labels(person).set(rate.score)
+        metrics.WINDOW_MENTIONS.labels(person).set(rate.count)
+        metrics.WINDOW_EXPECTED.labels(person).set(rate.expected)
+        for severity in Severity:
+            is_open = rt.incident.is_open and rt.incident.severity is severity
+            metrics.INCIDENTS_OPEN.labels(person, severity).set(int(is_open))
+
+    # -- persistence --------------------------------------------------------------------
+    def _save(self, person: str, rt: PersonRuntime) -> None:
+        self._state[person.encode()] = orjson.dumps(
+            {
+                "v": 1,
+                "detector": rt.detector.to_state(),
+                "incident": rt.incident.to_state(),
+                "closed_until": rt.closed_until,
+                "baselines": rt.baselines,
+            }
+        )
+
+    def _runtime(self, person: str) -> PersonRuntime:
+        rt = self._persons.get(person)
+        if rt is None:
+            rt = self._persons[person] = self._load(person)
+        return rt
+
+    def _detector_params(self, cfg: DetectionSettings) -> dict[str, Any]:
+        return {
+            "bin_seconds": cfg.bin_seconds,
+            "window_bins": cfg.window_bins,
+            "dispersion": cfg.dispersion,
+            "warmup_bins": int(cfg.warmup_hours * 3600 / cfg.bin_seconds),
+        }
+
+    def _load(self, person: str) -> PersonRuntime:
+        cfg = self._cfg[person]
+        params = self._detector_params(cfg)
+        clusters = ClusterIndex(self._neardup.threshold, self._signer.num_perm)
+        raw = self._state.get(person.encode())
+        if raw is None:
+            rt = PersonRuntime(
+                RateDetector(**params), IncidentState(), None, clusters,
+                {"n": 0.0, "distinct_authors": 0.0, "young_share": 0.0},
+            )
+        else:
+            saved = orjson.loads(raw)
+            rt = PersonRuntime(
+                RateDetector.from_state(saved["detector"], **params),
+                IncidentState.from_state(saved["incident"]),
+                saved["closed_until"],
+                clusters,
+                saved["baselines"],
+            )
+        self._rebuild_from_window(person, rt, cfg)
+        return rt
+
+    def _rebuild_from_window(self, person: str, rt: PersonRuntime, cfg: DetectionSettings) -> None:
+        records = list(self._window.records(person))
+        if rt.closed_until is None and records:  # no bin closed yet: count them all
+            rt.closed_until = self._bin_start(float(records[0][1]["t"]), cfg)
+        signatures = {
+            r["c"]: self._signer.from_hashvalues(base64.b64decode(r["h"]))
+            for _, r in records
+            if "h" in r
+        }
+        for mention_id, r in records:
+            t, young = float(r["t"]), bool(r["y"])
+            if r["c"] is not None and r["c"] in signatures:
+                rt.clusters.add(mention_id, r["c"], t, r["a"], young, signatures[r["c"]])
+            rt.recent.append(_Recent(t, r["a"], young, r["c"]))
+            if rt.closed_until is not None and t >= rt.closed_until:
+                rt.pending[self._bin_start(t, cfg)] += 1
+            rt.watermark = max(rt.watermark, t)
+        horizon = cfg.window_bins * cfg.bin_seconds + cfg.lateness_seconds
+        while rt.recent and rt.recent[0].t < rt.watermark - horizon:
+            rt.recent.popleft()
+
+
+def _coordination_indicators(window: dict[str, Any], top: list[dict[str, Any]]) -> list[str]:
+    """Signs that a surge is coordinated rather than organic; none means 'looks organic'."""
+    indicators = []
+    mentions = max(1, window["mentions"])
+    if window["young_share"] >= 0.3:
+        indicators.append("young_accounts")
+    if top and top[0]["in_window"] >= 0.2 * mentions and top[0]["distinct_authors"] >= 5:
+        indicators.append("copypasta")
+    if window["distinct_authors"] < 0.3 * mentions:
+        indicators.append("few_sources")
+    return indicators
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+__all__ = ["ALERT_SCHEMA", "PersonAnalyser", "Transition"]

@@ -1,0 +1,145 @@
+"""The Faust app: topics, tables and the two agents of the pipeline.
+
+``mentions.raw`` → **ingest** (validate, normalise, exact de-dup) → ``mentions.clean`` |
+``mentions.invalid``; ``mentions.clean`` → **analyse** (near-duplicates, rate detector,
+incidents) → ``alerts``. Both topics and all tables are keyed and partitioned by person.
+
+Faust acknowledges an event even when the agent raises (faust-streaming #315, #527), so each
+agent catches errors per message and dead-letters the message with the error class: nothing is
+skipped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from pileon.keys import neardup_key
+from pileon.settings import Settings
+from pileon.topics import TopicNames
+from pileon.watchlist import Watchlist
+from streams import metrics
+from streams.analysis import PersonAnalyser
+from streams.deadletter import Origin, dead_letter
+from streams.ingest import Clean, DeadLetter, Ingestor
+from streams.mention import Mention, Reason
+from streams.neardup import Signer
+
+log = logging.getLogger(__name__)
+
+_RAW = {"key_serializer": "raw", "value_serializer": "raw"}
+
+
+def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust.App:
+    kafka, worker = settings.kafka, settings.worker
+    app = faust.App(
+        worker.app_id,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        web_bind=worker.web_bind,
+        web_port=worker.web_port,
+        web_host=worker.web_bind,
+        datadir=str(worker.data_dir / "faust"),
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=worker.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
+        producer_acks=-1,
+        table_cleanup_interval=3600.0,
+    )
+    names = TopicNames.from_settings(kafka)
+    partitions = kafka.partitions
+    raw = app.topic(names.raw, partitions=partitions, **_RAW)
+    clean = app.topic(names.clean, partitions=partitions, **_RAW)
+    invalid = app.topic(names.invalid, partitions=partitions, **_RAW)
+    alerts = app.topic(names.alerts, partitions=partitions, **_RAW)
+
+    def table(name: str, help_: str) -> Any:
+        return app.Table(name, partitions=partitions, help=help_, **_RAW)
+
+    seen = table("seen", "mention ids seen recently, per person (exact de-duplication)")
+    window = table("window", "compact per-mention records in the near-duplicate window")
+    state = table("person-state", "per-person detector baseline and open incident")
+
+    ingestor = Ingestor(frozenset(watchlist.keys), settings.ingest, seen)
+    signer = Signer(
+        neardup_key(settings), settings.neardup.num_perm, settings.neardup.shingle_words
+    )
+    analyser = PersonAnalyser(
+        watchlist, settings.detection, settings.neardup, signer, window, state
+    )
+
+    async def send_dead_letter(event: Any, error: BaseException) -> None:
+        metrics.DEAD_LETTERS.labels(Reason.PROCESSING_ERROR).inc()
+        log.error(
+            "processing failed for %s[%d]@%d: %s; dead-lettered",
+            event.message.topic, event.message.partition, event.message.offset,
+            type(error).__name__, exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        letter = dead_letter(
+            event.key, event.value, Reason.PROCESSING_ERROR, str(error)[:200], _origin(event),
+            error_class=f"{type(error).__module__}.{type(error).__qualname__}",
+        )
+        await invalid.send(key=event.key, value=letter)
+
+    @app.agent(raw, name="ingest")
+    async def ingest(stream: Any) -> None:
+        async for event in stream.events():
+            started = time.perf_counter()
+            try:
+                outcome = ingestor.process(event.key, event.value, _origin(event))
+                if isinstance(outcome, Clean):
+                    await clean.send(key=outcome.mention.person.encode(), value=outcome.value)
+                elif isinstance(outcome, DeadLetter):
+                    await invalid.send(key=event.key, value=outcome.value)
+            except Exception as exc:  # noqa: BLE001 - dead-letter, never skip silently
+                await send_dead_letter(event, exc)
+            _observe("ingest", started, event)
+
+    @app.agent(clean, name="analyse")
+    async def analyse(stream: Any) -> None:
+        async for event in stream.events():
+            started = time.perf_counter()
+            try:
+                mention = Mention.model_validate_json(event.value)
+                for alert in analyser.process(mention):
+                    await alerts.send(key=mention.person.encode(), value=_dumps(alert))
+            except Exception as exc:  # noqa: BLE001 - dead-letter, never skip silently
+                await send_dead_letter(event, exc)
+            _observe("analyse", started, event)
+
+    @app.on_partitions_revoked.connect
+    async def _forget(sender: Any, revoked: Any = None, **_: Any) -> None:
+        # Another worker may change these persons' state while we do not own them.
+        ingestor.forget_cache()
+        analyser.forget_cache()
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "persons": len(watchlist.persons)})
+
+    setup_prometheus_sensors(app, name_prefix="pileon_faust")
+    return app
+
+
+def _origin(event: Any) -> Origin:
+    msg = event.message
+    return Origin(msg.topic, msg.partition, msg.offset, msg.timestamp)
+
+
+def _observe(stage: str, started: float, event: Any) -> None:
+    metrics.PROCESSING_SECONDS.labels(stage).observe(time.perf_counter() - started)
+    ts = event.message.timestamp
+    if ts:
+        metrics.END_TO_END_SECONDS.labels(stage).observe(max(0.0, time.time() - ts))
+
+
+def _dumps(obj: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(obj)
