@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -302,3 +303,88 @@ def invalid_messages(person: str, now: float) -> list[tuple[bytes | None, bytes]
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+class SimulatorConnector:
+    """Publishes a simulation to ``mentions.raw`` (the connector contract, for demos/tests).
+
+    ``speed`` is event-time seconds per wall second (e.g. 3600: an hour a second); 0 sends as
+    fast as the broker acknowledges.
+    """
+
+    name = "simulator"
+
+    def __init__(
+        self, bootstrap: str, topic: str, simulator: Simulator, *, speed: float = 0.0,
+        invalid: bool = False,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._simulator = simulator
+        self._speed = speed
+        self._invalid = invalid
+        self._stopped = False
+        self._producer: Any = None
+        self._acked_until: str | None = None
+
+    @classmethod
+    def from_watchlist(
+        cls, bootstrap: str, topic: str, watchlist: Any, *, days: float, seed: int,
+        target: str | None, speed: float = 0.0, invalid: bool = False,
+        end: float | None = None,
+    ) -> SimulatorConnector:
+        persons = {p.key: p.display_name for p in watchlist.persons}
+        target = target or next(iter(persons))
+        simulator = Simulator(
+            persons, end=end if end is not None else time.time(), days=days, seed=seed,
+            pileon=PileOnScript(target),
+        )
+        return cls(bootstrap, topic, simulator, speed=speed, invalid=invalid)
+
+    def start(self) -> None:
+        from connectors.producer import MentionProducer
+
+        self._producer = MentionProducer(self._bootstrap, self._topic)
+
+    def run(self) -> int:
+        try:
+            return self._publish()
+        finally:
+            self._producer.close()
+
+    def _publish(self) -> int:
+        mentions = self._simulator.mentions()
+        wall0, event0 = time.monotonic(), self._simulator.start
+        for i, mention in enumerate(mentions):
+            if self._stopped:
+                break
+            if self._speed > 0:
+                due = (_ts(mention["created_at"]) - event0) / self._speed
+                delay = due - (time.monotonic() - wall0)
+                if delay > 0:
+                    self._producer.flush()
+                    time.sleep(delay)
+            self._producer.send(mention)
+            if i % 5000 == 4999:
+                self._producer.flush()
+                self._acked_until = mention["created_at"]
+        if self._invalid:
+            person = next(iter(self._simulator.persons))
+            for key, value in invalid_messages(person, self._simulator.end):
+                self._producer.send_raw(key, value)
+        self._producer.flush()
+        self._acked_until = self._simulator.ground_truth().end
+        return int(self._producer.sent)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"acked_until": self._acked_until, "seed": self._simulator.seed}
+
+    def ground_truth(self) -> GroundTruth:
+        return self._simulator.ground_truth()
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

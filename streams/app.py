@@ -60,7 +60,8 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
     alerts = app.topic(names.alerts, partitions=partitions, **_RAW)
 
     def table(name: str, help_: str) -> Any:
-        return app.Table(name, partitions=partitions, help=help_, **_RAW)
+        schema = faust.Schema(key_type=bytes, value_type=bytes, **_RAW)
+        return app.Table(name, partitions=partitions, help=help_, schema=schema)
 
     seen = table("seen", "mention ids seen recently, per person (exact de-duplication)")
     window = table("window", "compact per-mention records in the near-duplicate window")

@@ -1,0 +1,3 @@
+from pileon.cli import main
+
+raise SystemExit(main())

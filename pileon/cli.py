@@ -1,0 +1,202 @@
+"""The ``pileon`` command: worker, simulate, archive, demo, topics, verify, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import orjson
+
+from pileon.broker import BrokerStartError, EmbeddedBroker
+from pileon.evidence.chain import ChainError
+from pileon.settings import ConfigError, Settings, load_settings
+from pileon.topics import TopicSetupError, ensure_topics
+from pileon.watchlist import Watchlist, load_watchlist
+
+log = logging.getLogger("pileon")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for chatty in ("kafka", "aiokafka"):  # client internals: connections, metadata
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    try:
+        settings = load_settings(args.config)
+        logging.getLogger().setLevel(settings.log_level)
+        watchlist = load_watchlist(settings.watchlist)
+        return int(args.func(args, settings, watchlist) or 0)
+    except (ConfigError, BrokerStartError, TopicSetupError, ChainError) as exc:
+        print(f"pileon: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+@contextlib.contextmanager
+def kafka_bootstrap(settings: Settings) -> Iterator[str]:
+    """The configured Kafka, or an embedded broker for the duration of the block."""
+    if settings.kafka.bootstrap:
+        yield settings.kafka.bootstrap
+        return
+    broker = EmbeddedBroker().start()
+    # Ctrl-C and SIGTERM unwind through here, so the broker never outlives us.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield broker.bootstrap
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        broker.stop()
+        log.info("embedded broker stopped")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from faust.worker import Worker
+
+    from streams.app import build_app
+
+    with kafka_bootstrap(settings) as bootstrap:
+        ensure_topics(bootstrap, settings.kafka)
+        if not settings.kafka.bootstrap:
+            print(f"pileon worker: embedded broker at {bootstrap} "
+                  f"(point connectors at it with --bootstrap {bootstrap})", flush=True)
+        app = build_app(settings, watchlist, bootstrap)
+        worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+        worker.execute_from_commandline()
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from connectors.simulator import SimulatorConnector
+
+    bootstrap = args.bootstrap or settings.kafka.bootstrap
+    if not bootstrap:
+        raise ConfigError("simulate needs a broker: --bootstrap or PILEON_KAFKA__BOOTSTRAP")
+    names = ensure_topics(bootstrap, settings.kafka)
+    connector = SimulatorConnector.from_watchlist(
+        bootstrap, names.raw, watchlist, days=args.days, seed=args.seed, target=args.target,
+        speed=args.speed, invalid=args.invalid,
+    )
+    connector.start()
+    connector.run()
+    connector.stop()
+    truth = connector.ground_truth()
+    if args.ground_truth:
+        args.ground_truth.write_bytes(orjson.dumps(truth.to_dict(), option=orjson.OPT_INDENT_2))
+    print(f"sent {sum(truth.background_mentions.values()) + truth.pileon_mentions} mentions; "
+          f"pile-on on {truth.target} from {truth.onset}", flush=True)
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.evidence.archiver import Archiver
+
+    bootstrap = args.bootstrap or settings.kafka.bootstrap
+    if not bootstrap:
+        raise ConfigError("archive needs a broker: --bootstrap or PILEON_KAFKA__BOOTSTRAP")
+    names = ensure_topics(bootstrap, settings.kafka)
+    archiver = Archiver(bootstrap, names, args.out)
+    signal.signal(signal.SIGTERM, lambda *_: archiver.stop())
+    try:
+        archiver.run()
+    except KeyboardInterrupt:
+        archiver.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.demo import run_demo
+
+    return run_demo(settings, watchlist, args)
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    bootstrap = args.bootstrap or settings.kafka.bootstrap
+    if not bootstrap:
+        raise ConfigError("topics needs a broker: --bootstrap or PILEON_KAFKA__BOOTSTRAP")
+    names = ensure_topics(bootstrap, settings.kafka)
+    print("\n".join(names.all()))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.evidence import verify_bundle, verify_records
+    from pileon.evidence.chain import EvidenceLog
+
+    path: Path = args.path
+    if (path / "manifest.json").exists():
+        count = verify_bundle(path)
+        print(f"OK: bundle {path}: {count} records, every file matches its SHA-256")
+    elif path.is_file():
+        count, head = verify_records(EvidenceLog(path.parent.parent).records(path.parent.name))
+        print(f"OK: chain {path}: {count} records, head {head}")
+    else:
+        raise ChainError(f"{path}: neither a bundle folder nor a chain.jsonl file")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    print(f"OK: settings valid; watchlist {settings.watchlist}: {len(watchlist.persons)} persons;"
+          f" broker: {settings.kafka.bootstrap or 'embedded (none configured)'}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pileon", description=__doc__)
+    p.add_argument("--config", type=Path, help="YAML config file (or PILEON_CONFIG)")
+    sub = p.add_subparsers(required=True, metavar="command")
+
+    s = sub.add_parser("worker", help="run the stream worker (embedded broker if none set)")
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("simulate", help="send simulated mentions with a scripted pile-on")
+    s.add_argument("--bootstrap")
+    s.add_argument("--days", type=float, default=2.0)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--target", help="person key of the pile-on target (default: first)")
+    s.add_argument("--speed", type=float, default=0.0,
+                   help="event-time seconds per wall second; 0 sends as fast as possible")
+    s.add_argument("--invalid", action="store_true", help="also send malformed messages")
+    s.add_argument("--ground-truth", type=Path, help="write the ground truth JSON here")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("archive", help="keep evidence chains and incident bundles")
+    s.add_argument("--bootstrap")
+    s.add_argument("--out", type=Path, default=Path("pileon-evidence"))
+    s.set_defaults(func=cmd_archive)
+
+    s = sub.add_parser("demo", help="broker, worker, simulated pile-on, alert and evidence")
+    s.add_argument("--out", type=Path, default=Path("pileon-demo"))
+    s.add_argument("--follow", action="store_true", help="keep running after the incident")
+    s.add_argument("--timeout", type=float, default=180.0)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--days", type=float, default=2.0)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("topics", help="create pileon's topics")
+    s.add_argument("--bootstrap")
+    s.set_defaults(func=cmd_topics)
+
+    s = sub.add_parser("verify", help="verify an evidence bundle or chain file")
+    s.add_argument("path", type=Path)
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("check-config", help="validate settings and watchlist, then exit")
+    s.set_defaults(func=cmd_check_config)
+    return p
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+

@@ -1,0 +1,113 @@
+"""The evidence archiver: appends every clean mention to its person's hash chain and writes
+an incident bundle on every alert transition.
+
+Offsets are committed only after records are fsynced, so a crash re-reads rather than loses;
+re-read mentions are skipped by id. Before exporting a bundle the archiver drains
+``mentions.clean`` up to the end offsets seen when the alert arrived: the worker publishes a
+mention before any alert it causes, so the bundle holds every mention the alert counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from pileon.evidence.bundle import export_bundle
+from pileon.evidence.chain import EvidenceLog
+from pileon.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+AlertCallback = Callable[[dict[str, Any], Path], None]
+
+
+class Archiver:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: TopicNames,
+        root: Path,
+        group_id: str = "pileon-evidence",
+        on_bundle: AlertCallback | None = None,
+    ) -> None:
+        self.log = EvidenceLog(root / "chains")
+        self.incidents_dir = root / "incidents"
+        self._topics = topics
+        self._on_bundle = on_bundle
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._stop = threading.Event()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            client_id="pileon-archiver",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=2000,
+        )
+        self._clean = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=f"{group_id}-clean",
+            client_id="pileon-archiver-clean",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=5000,
+        )
+        self._consumer.subscribe([topics.alerts])
+        self._clean.subscribe([topics.clean])
+        self.archived = 0
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; alerts are handled after the mentions they count."""
+        while not self._stop.is_set():
+            self._drain_clean(timeout_ms=200)
+            batch = self._consumer.poll(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    self._on_alert(record.value)
+            if batch:
+                self._consumer.commit()
+        self._consumer.close()
+        self._clean.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _drain_clean(self, timeout_ms: int, until: dict[TopicPartition, int] | None = None) -> None:
+        while True:
+            batch = self._clean.poll(timeout_ms=timeout_ms)
+            for records in batch.values():
+                for r in records:
+                    origin = {"topic": r.topic, "partition": r.partition, "offset": r.offset}
+                    if self.log.append(orjson.loads(r.value), origin) is not None:
+                        self.archived += 1
+            if batch:
+                self._clean.commit()
+            if until is None:
+                if not batch:
+                    return
+                continue
+            if all(self._clean.position(tp) >= end for tp, end in until.items()):
+                return
+
+    def _on_alert(self, value: bytes) -> None:
+        event = orjson.loads(value)
+        events = self._events.get(event["incident_id"])
+        if events is None:  # after a restart, continue the incident's existing bundle
+            saved = self.incidents_dir / event["incident_id"] / "incident.json"
+            events = orjson.loads(saved.read_bytes()) if saved.exists() else []
+            self._events[event["incident_id"]] = events
+        if any(e["idempotency_key"] == event["idempotency_key"] for e in events):
+            return  # re-delivered transition
+        events.append(event)
+        partitions = self._clean.assignment() or set()
+        self._drain_clean(timeout_ms=100, until=self._clean.end_offsets(list(partitions)))
+        folder = export_bundle(self.log, events, self.incidents_dir / event["incident_id"])
+        log.info("incident %s %s: bundle at %s", event["incident_id"], event["transition"], folder)
+        if self._on_bundle is not None:
+            self._on_bundle(event, folder)

@@ -1,0 +1,125 @@
+"""Per-person append-only logs where each record commits to the one before it.
+
+Every record holds the SHA-256 of its canonical JSON (sorted keys, no whitespace) taken
+without its own ``hash`` field, and the hash of the previous record in ``prev`` (a hash chain,
+as in Haber & Stornetta 1991). Changing any byte changes that record's hash; deleting or
+reordering records breaks ``seq`` continuity or a ``prev`` link. Truncating the tail is only
+detectable against a head hash kept elsewhere, which is why bundles record it in their
+manifest. One log per person keeps one victim's evidence apart from another's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+GENESIS = "0" * 64
+
+
+class ChainError(Exception):
+    """The chain does not verify: evidence was altered, lost or reordered."""
+
+
+def canonical(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+@dataclass
+class _Head:
+    seq: int
+    hash: str
+    ids: set[str]
+
+
+class EvidenceLog:
+    """Append-only hash-chained JSONL files, ``<root>/<person>/chain.jsonl``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._heads: dict[str, _Head] = {}
+
+    def path(self, person: str) -> Path:
+        return self.root / person / "chain.jsonl"
+
+    def append(
+        self, mention: dict[str, Any], origin: dict[str, Any], captured_at: float | None = None
+    ) -> dict[str, Any] | None:
+        """Append a clean mention; returns the record, or None if its id is already logged."""
+        person = str(mention["person"])
+        head = self._head(person)
+        if mention["id"] in head.ids:
+            return None
+        record: dict[str, Any] = {
+            "seq": head.seq + 1,
+            "prev": head.hash,
+            "captured_at": _iso(captured_at if captured_at is not None else _now()),
+            "origin": origin,
+            "mention_sha256": hashlib.sha256(canonical(mention)).hexdigest(),
+            "mention": mention,
+        }
+        record["hash"] = record_hash(record)
+        path = self.path(person)
+        with path.open("ab") as f:
+            f.write(orjson.dumps(record) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        head.seq, head.hash = record["seq"], record["hash"]
+        head.ids.add(mention["id"])
+        return record
+
+    def records(self, person: str) -> Iterator[dict[str, Any]]:
+        path = self.path(person)
+        if not path.exists():
+            return
+        with path.open("rb") as f:
+            for line in f:
+                if line.strip():
+                    yield orjson.loads(line)
+
+    def _head(self, person: str) -> _Head:
+        head = self._heads.get(person)
+        if head is None:
+            self.path(person).parent.mkdir(parents=True, exist_ok=True)
+            head = _Head(0, GENESIS, set())
+            for record in self.records(person):
+                head.seq, head.hash = record["seq"], record["hash"]
+                head.ids.add(record["mention"]["id"])
+            self._heads[person] = head
+        return head
+
+
+def verify_records(
+    records: Iterable[dict[str, Any]], first_prev: str = GENESIS, first_seq: int = 1
+) -> tuple[int, str]:
+    """Check a contiguous run of records; return (count, head hash) or raise ChainError."""
+    prev, seq, count = first_prev, first_seq, 0
+    for record in records:
+        if record.get("seq") != seq:
+            raise ChainError(f"record {count + 1}: seq {record.get('seq')} where {seq} expected")
+        if record.get("prev") != prev:
+            raise ChainError(f"record seq {seq}: prev does not match the record before it")
+        if record_hash(record) != record.get("hash"):
+            raise ChainError(f"record seq {seq}: content does not match its hash")
+        if hashlib.sha256(canonical(record["mention"])).hexdigest() != record["mention_sha256"]:
+            raise ChainError(f"record seq {seq}: mention does not match mention_sha256")
+        prev, seq, count = record["hash"], seq + 1, count + 1
+    return count, prev
+
+
+def _now() -> float:
+    return datetime.now(UTC).timestamp()
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
