@@ -22,15 +22,17 @@ class MentionProducer:
 
     def __init__(self, bootstrap: str, topic: str, **config: Any) -> None:
         self.topic = topic
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            retries=10,
-            linger_ms=10,
-            max_in_flight_requests_per_connection=1,  # keep per-person order across retries
-            client_id="pileon-connector",
-            **config,
-        )
+        defaults: dict[str, Any] = {
+            "acks": "all",
+            "retries": 10,
+            "linger_ms": 10,
+            "max_in_flight_requests_per_connection": 1,  # keep per-person order across retries
+            "client_id": "pileon-connector",
+        }
+        try:
+            self._producer = KafkaProducer(bootstrap_servers=bootstrap, **{**defaults, **config})
+        except KafkaError as exc:
+            raise DeliveryError(f"Kafka at {bootstrap} is not reachable: {exc}") from exc
         self._failures: list[BaseException] = []
         self.sent = 0
 

@@ -77,7 +77,7 @@ class EmbeddedBroker:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets the death signal
+            preexec_fn=_die_with_parent,
         )
         self._wait_ready(timeout)
         log.warning(
@@ -94,12 +94,20 @@ class EmbeddedBroker:
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 raise BrokerStartError(f"embedded broker exited with {self._proc.returncode}")
+            if not self._listening():  # a Kafka client would log every refused connection
+                time.sleep(0.05)
+                continue
             with contextlib.suppress(Exception):
                 KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000).close()
                 return
             time.sleep(0.1)
         self.stop()
         raise BrokerStartError(f"embedded broker did not answer on {self.bootstrap}")
+
+    def _listening(self) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            return s.connect_ex((self.host, self.port)) == 0
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

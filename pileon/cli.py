@@ -28,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for chatty in ("kafka", "aiokafka"):  # client internals: connections, metadata
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    # Faust warns at every 100 buffered table-changelog writes: normal backpressure, not news.
+    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     try:
         settings = load_settings(args.config)
         logging.getLogger().setLevel(settings.log_level)

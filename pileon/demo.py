@@ -78,7 +78,7 @@ def _start_worker(settings: Settings, bootstrap: str, out: Path) -> subprocess.P
         "PILEON_WATCHLIST": str(settings.watchlist.resolve()),
     }
     log = (out / "worker.log").open("wb")
-    return subprocess.Popen(  # noqa: S603 - our own entry point
+    return subprocess.Popen(
         [sys.executable, "-m", "pileon", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
 
@@ -116,7 +116,9 @@ def _await_incident(
     return 0
 
 
-def _print_incident(event: dict[str, Any], folder: Path, archiver: Archiver, started: float) -> None:
+def _print_incident(
+    event: dict[str, Any], folder: Path, archiver: Archiver, started: float
+) -> None:
     s = event["signals"]
     rate = s["rate"]
     count = verify_bundle(folder)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -133,7 +134,11 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, source=path)) from None
-    except (ValueError, OSError) as exc:  # YAML syntax errors surface as ValueError subclasses
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}: not valid YAML{where}") from None
+    except (ValueError, OSError) as exc:
         raise ConfigError(f"config file {path}: {exc}".splitlines()[0]) from None
     finally:
         _CONFIG_FILE["path"] = None

@@ -60,16 +60,22 @@ def _check_partitions(admin: KafkaAdminClient, names: TopicNames, partitions: in
     for meta in admin.describe_topics(list(names.all())):
         got = len(meta.get("partitions") or [])
         if got and got != partitions:
+            name = meta.get("name") or meta.get("topic")  # kafka-python 3.x says "name"
             raise TopicSetupError(
-                f"topic {meta['topic']} has {got} partitions, settings say {partitions}"
+                f"topic {name} has {got} partitions, settings say {partitions}"
             )
 
 
 def _admin(bootstrap: str, timeout: float) -> KafkaAdminClient:
     deadline = time.monotonic() + timeout
     while True:
+        remaining_ms = max(500, int((deadline - time.monotonic()) * 1000))
         try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="pileon-admin")
+            return KafkaAdminClient(
+                bootstrap_servers=bootstrap,
+                client_id="pileon-admin",
+                bootstrap_timeout_ms=remaining_ms,
+            )
         except KafkaError as exc:
             if time.monotonic() > deadline:
                 raise TopicSetupError(f"Kafka at {bootstrap} is not reachable: {exc}") from exc

@@ -185,7 +185,9 @@ class PersonAnalyser:
         self._export_metrics(person, rt, rate)
         return event
 
-    def _window_stats(self, rt: PersonRuntime, cfg: DetectionSettings, end: float) -> dict[str, Any]:
+    def _window_stats(
+        self, rt: PersonRuntime, cfg: DetectionSettings, end: float
+    ) -> dict[str, Any]:
         start = end - cfg.window_bins * cfg.bin_seconds
         while rt.recent and rt.recent[0].t < start - cfg.lateness_seconds:
             rt.recent.popleft()

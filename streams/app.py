@@ -31,7 +31,7 @@ from streams.neardup import Signer
 
 log = logging.getLogger(__name__)
 
-_RAW = {"key_serializer": "raw", "value_serializer": "raw"}
+_RAW = "raw"  # keys and values are bytes: pileon parses and validates them itself
 
 
 def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust.App:
@@ -54,13 +54,15 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
     )
     names = TopicNames.from_settings(kafka)
     partitions = kafka.partitions
-    raw = app.topic(names.raw, partitions=partitions, **_RAW)
-    clean = app.topic(names.clean, partitions=partitions, **_RAW)
-    invalid = app.topic(names.invalid, partitions=partitions, **_RAW)
-    alerts = app.topic(names.alerts, partitions=partitions, **_RAW)
+    raw = _topic(app, names.raw, partitions)
+    clean = _topic(app, names.clean, partitions)
+    invalid = _topic(app, names.invalid, partitions)
+    alerts = _topic(app, names.alerts, partitions)
 
     def table(name: str, help_: str) -> Any:
-        schema = faust.Schema(key_type=bytes, value_type=bytes, **_RAW)
+        schema: faust.Schema = faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer=_RAW, value_serializer=_RAW
+        )
         return app.Table(name, partitions=partitions, help=help_, schema=schema)
 
     seen = table("seen", "mention ids seen recently, per person (exact de-duplication)")
@@ -98,7 +100,7 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
                     await clean.send(key=outcome.mention.person.encode(), value=outcome.value)
                 elif isinstance(outcome, DeadLetter):
                     await invalid.send(key=event.key, value=outcome.value)
-            except Exception as exc:  # noqa: BLE001 - dead-letter, never skip silently
+            except Exception as exc:
                 await send_dead_letter(event, exc)
             _observe("ingest", started, event)
 
@@ -110,11 +112,11 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
                 mention = Mention.model_validate_json(event.value)
                 for alert in analyser.process(mention):
                     await alerts.send(key=mention.person.encode(), value=_dumps(alert))
-            except Exception as exc:  # noqa: BLE001 - dead-letter, never skip silently
+            except Exception as exc:
                 await send_dead_letter(event, exc)
             _observe("analyse", started, event)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _forget(sender: Any, revoked: Any = None, **_: Any) -> None:
         # Another worker may change these persons' state while we do not own them.
         ingestor.forget_cache()
@@ -126,6 +128,12 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
 
     setup_prometheus_sensors(app, name_prefix="pileon_faust")
     return app
+
+
+def _topic(app: faust.App, name: str, partitions: int) -> Any:
+    return app.topic(
+        name, partitions=partitions, key_serializer=_RAW, value_serializer=_RAW
+    )
 
 
 def _origin(event: Any) -> Origin:

@@ -91,7 +91,8 @@ def decide(
         state.severity = Severity.CRITICAL
         return Decision(Transition.ESCALATED, state.incident_id, state.severity)
     if state.quiet_bins >= cfg.quiet_bins:
-        decision = Decision(Transition.RESOLVED, state.incident_id, state.severity or Severity.WARNING)
+        severity = state.severity or Severity.WARNING
+        decision = Decision(Transition.RESOLVED, state.incident_id, severity)
         state.incident_id, state.severity, state.quiet_bins = None, None, 0
         return decision
     return None

@@ -28,7 +28,7 @@ class Reason(StrEnum):
     PROCESSING_ERROR = "processing_error"
 
 
-class InvalidMention(Exception):  # noqa: N818 - it is a verdict on data, not a crash
+class InvalidMention(Exception):
     """The message is not a valid mention: it goes to the dead-letter topic, never dropped."""
 
     def __init__(self, reason: Reason, detail: str) -> None:
@@ -145,7 +145,8 @@ class MentionValidator:
         except orjson.JSONDecodeError as exc:
             raise InvalidMention(Reason.NOT_JSON, str(exc)[:200]) from None
         if not isinstance(data, dict):
-            raise InvalidMention(Reason.SCHEMA, f"expected a JSON object, got {type(data).__name__}")
+            got = type(data).__name__
+            raise InvalidMention(Reason.SCHEMA, f"expected a JSON object, got {got}")
         return data
 
 

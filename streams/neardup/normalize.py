@@ -33,7 +33,7 @@ def _drop_format_chars(text: str) -> str:
 def normalise_tokens(text: str) -> list[str]:
     """Word tokens of ``text`` after evasion-resistant normalisation.
 
-    >>> normalise_tokens("Ｙou're a ＬIAR!!  https://x.co/a @bob")
+    >>> normalise_tokens("\uff39ou're a \uff2cIAR!!  https://x.co/a @bob")  # fullwidth Y, L
     ['you', 're', 'a', 'liar', '<url>', '<user>']
     """
     text = unicodedata.normalize("NFKC", text)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import orjson
+
+from connectors.simulator import PileOnScript, Simulator, invalid_messages
+
+END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC).timestamp()
+PERSONS = {"amara": "Amara Okafor", "sam": "Sam Ruiz"}
+
+
+def _sim(seed: int = 3) -> Simulator:
+    return Simulator(PERSONS, end=END, days=1, seed=seed, pileon=PileOnScript("amara"))
+
+
+class TestSimulator:
+    def test_same_seed_same_mentions(self) -> None:
+        assert _sim().mentions() == _sim().mentions()
+
+    def test_mentions_are_in_event_time_order_and_unique(self) -> None:
+        mentions = _sim().mentions()
+        times = [m["created_at"] for m in mentions]
+        assert times == sorted(times)
+        assert len({m["id"] for m in mentions}) == len(mentions)
+
+    def test_nothing_is_in_the_future(self) -> None:
+        assert max(m["created_at"] for m in _sim().mentions()) <= _iso(END)
+
+    def test_ground_truth_names_target_and_onset(self) -> None:
+        sim = _sim()
+        mentions = sim.mentions()
+        truth = sim.ground_truth()
+        assert truth.target == "amara"
+        pileon = [m for m in mentions if m["author"]["id"].startswith(f"sim-{sim.seed}-po")]
+        assert len(pileon) == truth.pileon_mentions
+        assert min(m["created_at"] for m in pileon) >= truth.onset  # type: ignore[operator]
+
+    def test_background_has_a_daily_rhythm(self) -> None:
+        mentions = [m for m in _sim().mentions() if m["person"] == "sam"]
+        per_hour = Counter(m["created_at"][11:13] for m in mentions)
+        assert max(per_hour.values()) > 4 * min(per_hour.values())
+
+    def test_pileon_is_mostly_young_accounts_and_copies(self) -> None:
+        sim = _sim()
+        pileon = [m for m in sim.mentions() if "-po" in m["author"]["id"]]
+        young = sum(
+            _days(m["created_at"]) - _days(m["author"]["created_at"]) < 7 for m in pileon
+        )
+        assert young / len(pileon) > 0.6
+
+    def test_invalid_messages_cover_each_kind(self) -> None:
+        messages = invalid_messages("amara", END)
+        assert len(messages) >= 6
+        assert any(key == b"nobody" for key, _ in messages)
+        assert orjson.loads(messages[-1][1]).get("person") is None
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _days(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() / 86400

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kafka import KafkaAdminClient
+
+from pileon.broker import EmbeddedBroker
+from pileon.settings import KafkaSettings
+from pileon.topics import TopicNames, TopicSetupError, ensure_topics
+
+
+class TestTopicNames:
+    def test_prefix_applies_to_every_topic(self) -> None:
+        names = TopicNames.from_settings(KafkaSettings(topic_prefix="nr1."))
+        assert names.all() == (
+            "nr1.mentions.raw", "nr1.mentions.clean", "nr1.mentions.invalid", "nr1.alerts"
+        )
+
+
+class TestEnsureTopics:
+    def test_creates_all_topics_with_partitions(self, embedded_broker: EmbeddedBroker) -> None:
+        prefix = f"t{uuid.uuid4().hex[:8]}."
+        names = ensure_topics(embedded_broker.bootstrap, KafkaSettings(topic_prefix=prefix))
+        admin = KafkaAdminClient(bootstrap_servers=embedded_broker.bootstrap)
+        topics = admin.describe_topics(list(names.all()))
+        described = {t["name"]: len(t["partitions"]) for t in topics}
+        admin.close()
+        assert described == dict.fromkeys(names.all(), 4)
+
+    def test_is_idempotent(self, embedded_broker: EmbeddedBroker) -> None:
+        kafka = KafkaSettings(topic_prefix=f"t{uuid.uuid4().hex[:8]}.")
+        assert ensure_topics(embedded_broker.bootstrap, kafka) == ensure_topics(
+            embedded_broker.bootstrap, kafka
+        )
+
+    def test_partition_mismatch_stops_start_up(self, embedded_broker: EmbeddedBroker) -> None:
+        prefix = f"t{uuid.uuid4().hex[:8]}."
+        ensure_topics(embedded_broker.bootstrap, KafkaSettings(topic_prefix=prefix, partitions=2))
+        with pytest.raises(TopicSetupError, match="has 2 partitions, settings say 4"):
+            ensure_topics(embedded_broker.bootstrap, KafkaSettings(topic_prefix=prefix))
+
+    def test_unreachable_broker_is_a_clear_error(self) -> None:
+        from pileon.broker import free_port
+
+        with pytest.raises(TopicSetupError, match="not reachable"):
+            ensure_topics(f"127.0.0.1:{free_port()}", KafkaSettings(), timeout=1.0)

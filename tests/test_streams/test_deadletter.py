@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import orjson
+
+from streams.deadletter import Origin, dead_letter, original_value
+from streams.mention import Reason
+
+
+class TestDeadLetter:
+    def test_non_utf8_bytes_survive_the_round_trip(self) -> None:
+        value = b"\xff\x00\xfe"
+        letter = dead_letter(b"k", value, Reason.NOT_UTF8, "bad", Origin("t", 1, 2))
+        assert original_value(letter) == value
+
+    def test_error_class_is_recorded(self) -> None:
+        letter = dead_letter(None, b"{}", Reason.PROCESSING_ERROR, "boom", Origin("t", 0, 0),
+                             error_class="builtins.ZeroDivisionError")
+        body = orjson.loads(letter)
+        assert body["error_class"] == "builtins.ZeroDivisionError"
+        assert body["key_b64"] is None
+        assert body["schema"] == "pileon.dead_letter/v1"
+
+    def test_tombstone_keeps_a_null_value(self) -> None:
+        letter = dead_letter(b"k", None, Reason.NOT_JSON, "empty", Origin("t", 0, 0))
+        assert original_value(letter) is None

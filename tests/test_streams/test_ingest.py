@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+
+from pileon.settings import IngestSettings
+from streams.deadletter import Origin, original_value
+from streams.ingest import Clean, DeadLetter, Duplicate, Ingestor
+from tests.factories import NOW, mention
+
+ORIGIN = Origin("mentions.raw", 0, 42, 1.0)
+
+
+def _ingestor(store: dict[bytes, bytes] | None = None) -> Ingestor:
+    return Ingestor(frozenset({"amara"}), IngestSettings(), {} if store is None else store)
+
+
+class TestIngestor:
+    def test_valid_mention_is_clean_and_canonical(self) -> None:
+        outcome = _ingestor().process(b"amara", orjson.dumps(mention()), ORIGIN, NOW)
+        assert isinstance(outcome, Clean)
+        assert orjson.loads(outcome.value)["person"] == "amara"
+
+    def test_same_id_twice_is_a_duplicate(self) -> None:
+        ingestor = _ingestor()
+        body = orjson.dumps(mention())
+        assert isinstance(ingestor.process(b"amara", body, ORIGIN, NOW), Clean)
+        assert isinstance(ingestor.process(b"amara", body, ORIGIN, NOW), Duplicate)
+
+    def test_dedup_survives_a_restart_through_the_table(self) -> None:
+        store: dict[bytes, bytes] = {}
+        body = orjson.dumps(mention())
+        _ingestor(store).process(b"amara", body, ORIGIN, NOW)
+        assert isinstance(_ingestor(store).process(b"amara", body, ORIGIN, NOW), Duplicate)
+
+    def test_seen_ids_expire_after_the_dedup_horizon(self) -> None:
+        store: dict[bytes, bytes] = {}
+        ingestor = _ingestor(store)
+        for hours in range(0, 60, 6):
+            at = NOW - timedelta(days=3) + timedelta(hours=hours)
+            ingestor.process(b"amara", orjson.dumps(mention(at=at)), ORIGIN, NOW)
+        assert len(store) <= 48 // 6 + 1
+
+    def test_invalid_message_is_a_dead_letter_keeping_the_bytes(self) -> None:
+        outcome = _ingestor().process(b"amara", b"{oops", ORIGIN, NOW)
+        assert isinstance(outcome, DeadLetter)
+        letter = orjson.loads(outcome.value)
+        assert letter["reason"] == "not_json"
+        assert letter["origin"] == {"topic": "mentions.raw", "partition": 0, "offset": 42,
+                                    "timestamp": 1.0}
+        assert original_value(outcome.value) == b"{oops"

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from streams.neardup import ClusterIndex, Signer, normalise_tokens
+
+SIGNER = Signer(b"k" * 32)
+TEMPLATE = "why does anyone still trust amara biased hack journalism unfollow and report"
+
+
+def _sig(text: str):  # type: ignore[no-untyped-def]
+    return SIGNER.minhash(normalise_tokens(text))
+
+
+class TestClusterIndex:
+    def test_edited_copies_join_the_template(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        idx.add("m0", "m0", 0.0, "a0", True, _sig(TEMPLATE))
+        match = idx.match(_sig(TEMPLATE.replace("hack", "hасk") + " lol"))
+        assert match == "m0"
+
+    def test_different_text_starts_its_own_cluster(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        idx.add("m0", "m0", 0.0, "a0", False, _sig(TEMPLATE))
+        assert idx.match(_sig("lovely piece on the transit strike, well reported")) is None
+
+    def test_cluster_counts_members_authors_and_young(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        idx.add("m0", "m0", 0.0, "a0", True, _sig(TEMPLATE))
+        idx.add("m1", "m0", 5.0, "a1", False)
+        idx.add("m2", "m0", 9.0, "a1", True)
+        c = idx.clusters["m0"]
+        assert (c.size, c.distinct_authors, c.young, c.first_seen, c.last_seen) == (
+            3, 2, 2, 0.0, 9.0
+        )
+
+    def test_removing_the_carrier_hands_over_the_template(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        idx.add("m0", "m0", 0.0, "a0", False, _sig(TEMPLATE))
+        idx.add("m1", "m0", 1.0, "a1", False)
+        assert idx.remove("m0", "a0", False) == "m1"
+        assert idx.match(_sig(TEMPLATE)) == "m0"
+
+    def test_last_member_leaving_removes_the_cluster(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        idx.add("m0", "m0", 0.0, "a0", False, _sig(TEMPLATE))
+        idx.remove("m0", "a0", False)
+        assert idx.match(_sig(TEMPLATE)) is None
+        assert len(idx) == 0

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from streams.neardup import normalise_tokens
+
+
+class TestNormaliseTokens:
+    def test_cyrillic_homoglyphs_fold_to_latin(self) -> None:
+        assert normalise_tokens("hасk") == normalise_tokens("hack")
+
+    def test_fullwidth_letters_fold(self) -> None:
+        assert normalise_tokens("\uff2c\uff29\uff21\uff32") == ["liar"]
+
+    def test_zero_width_characters_are_removed(self) -> None:
+        assert normalise_tokens("fr\u200baud") == ["fraud"]
+
+    def test_urls_and_handles_become_placeholders(self) -> None:
+        tokens = normalise_tokens("see https://a.example/x?y=1 and @bob@mastodon.social")
+        assert tokens == ["see", "<url>", "and", "<user>"]
+
+    def test_case_and_punctuation_runs_are_dropped(self) -> None:
+        assert normalise_tokens("RESIGN!!! now...") == ["resign", "now"]
