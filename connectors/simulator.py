@@ -175,8 +175,11 @@ class Simulator:
         span = float(rng.uniform(600, 1800))
         post = f"{person}-post-{next(self._seq)}"
         for i in rng.choice(len(authors), size=replies, replace=False):
-            yield self._mention(person, name, t0 + float(rng.uniform(0, span)), authors[int(i)],
-                                self._chatter(name), "reply", in_reply_to=post)
+            t = t0 + float(rng.uniform(0, span))
+            text = self._chatter(name)  # drawn even when dropped: same seed, same stream
+            if t <= self.end:  # a thread near the end is cut off: nothing from the future
+                yield self._mention(person, name, t, authors[int(i)], text, "reply",
+                                    in_reply_to=post)
 
     def _chatter(self, name: str) -> str:
         rng = self._rng

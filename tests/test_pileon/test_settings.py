@@ -53,11 +53,11 @@ class TestLoadSettings:
     def test_unknown_field_is_rejected(self, tmp_path: Path) -> None:
         config = tmp_path / "pileon.yaml"
         config.write_text("kafka:\n  bootstrp: x:1\n")
-        with pytest.raises(ConfigError, match="kafka.bootstrp"):
+        with pytest.raises(ConfigError, match=r"kafka\.bootstrp"):
             load_settings(config)
 
     def test_escalate_below_open_is_rejected(self) -> None:
-        with pytest.raises(ConfigError, match="detection.escalate_score"):
+        with pytest.raises(ConfigError, match=r"detection\.escalate_score"):
             load_settings(detection={"open_score": 10, "escalate_score": 5})
 
     def test_missing_config_file_is_one_clear_error(self, tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ class TestLoadWatchlist:
         assert watchlist.get("amara").handles["bluesky"]  # type: ignore[union-attr]
 
     def test_duplicate_keys_are_rejected(self, tmp_path: Path) -> None:
-        path = _write(tmp_path, "persons:\n- {key: a, display_name: A}\n- {key: a, display_name: B}\n")
+        text = "persons:\n- {key: a, display_name: A}\n- {key: a, display_name: B}\n"
+        path = _write(tmp_path, text)
         with pytest.raises(ConfigError, match="duplicate person key"):
             load_watchlist(path)
 
@@ -47,14 +48,16 @@ class TestLoadWatchlist:
 
 class TestPersonDetection:
     def test_thresholds_override_defaults(self, tmp_path: Path) -> None:
-        path = _write(tmp_path, "persons:\n- {key: a, display_name: A, thresholds: {min_excess: 99}}\n")
+        text = "persons:\n- {key: a, display_name: A, thresholds: {min_excess: 99}}\n"
+        path = _write(tmp_path, text)
         person = load_watchlist(path).persons[0]
         cfg = person.detection(DetectionSettings())
         assert cfg.min_excess == 99
         assert cfg.open_score == DetectionSettings().open_score
 
     def test_invalid_override_value_fails(self, tmp_path: Path) -> None:
-        path = _write(tmp_path, "persons:\n- {key: a, display_name: A, thresholds: {bin_seconds: 1}}\n")
+        text = "persons:\n- {key: a, display_name: A, thresholds: {bin_seconds: 1}}\n"
+        path = _write(tmp_path, text)
         person = load_watchlist(path).persons[0]
         with pytest.raises(ValueError, match="bin_seconds"):
             person.detection(DetectionSettings())

@@ -1,0 +1,130 @@
+"""The real worker process against the embedded broker, fed by the simulator connector."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from connectors.producer import MentionProducer
+from connectors.simulator import PileOnScript, Simulator, SimulatorConnector, invalid_messages
+from pileon.broker import EmbeddedBroker
+from pileon.settings import KafkaSettings
+from pileon.topics import ensure_topics
+from pileon.watchlist import Watchlist
+from tests.test_integration.worker import WorkerProcess, metric_value
+
+pytestmark = pytest.mark.slow
+
+
+def _consume(bootstrap: str, topic: str, until: int, timeout: float) -> list[Any]:
+    """Read a topic from the start without a consumer group (no join delay)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=1000)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(records) < until and time.monotonic() < deadline:
+        records.extend(consumer)
+    consumer.close()
+    return records
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.fixture(scope="module")
+def run(
+    embedded_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    from pileon.watchlist import load_watchlist
+    from tests.conftest import EXAMPLE_WATCHLIST
+
+    watchlist: Watchlist = load_watchlist(EXAMPLE_WATCHLIST)
+    tmp = tmp_path_factory.mktemp("pipeline")
+    prefix = f"it{uuid.uuid4().hex[:6]}."
+    bootstrap = embedded_broker.bootstrap
+    names = ensure_topics(bootstrap, KafkaSettings(topic_prefix=prefix))
+    end = time.time()
+    sim = Simulator({p.key: p.display_name for p in watchlist.persons}, end=end, days=2,
+                    seed=5, pileon=PileOnScript("amara"))
+    with WorkerProcess(bootstrap, tmp, prefix, f"pileon-{prefix}") as worker:
+        connector = SimulatorConnector(bootstrap, names.raw, sim, invalid=True)
+        connector.start()
+        connector.run()
+        twin = Simulator({p.key: p.display_name for p in watchlist.persons}, end=end, days=2,
+                         seed=5, pileon=PileOnScript("amara"))
+        mentions = twin.mentions()  # same seed: the mentions the connector sent
+        # Re-send some mentions with the same ids: exact de-duplication must drop them.
+        replay = MentionProducer(bootstrap, names.raw)
+        for m in mentions[-25:]:
+            replay.send(m)
+        replay.flush()
+        replay.close()
+        invalid = invalid_messages("amara", end)
+        clean = _consume(bootstrap, names.clean, len(mentions), timeout=180)
+        letters = _consume(bootstrap, names.invalid, len(invalid), timeout=30)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the analyser trails the ingest stage
+            text = worker.metrics()
+            done = metric_value(text, "pileon_processing_seconds_count", stage="analyse")
+            if done >= len(clean):
+                break
+            time.sleep(1)
+        alerts = _consume(bootstrap, names.alerts, 1, timeout=10)
+        metrics_text = worker.metrics()
+    return {
+        "names": names, "sent": mentions, "truth": sim.ground_truth(), "clean": clean,
+        "letters": letters, "alerts": [orjson.loads(r.value) for r in alerts],
+        "metrics": metrics_text, "invalid_sent": invalid, "worker_log": worker.log_path,
+    }
+
+
+class TestPipelineOnEmbeddedBroker:
+    def test_every_valid_mention_is_in_clean_exactly_once(self, run: dict[str, Any]) -> None:
+        ids = Counter(orjson.loads(r.value)["id"] for r in run["clean"])
+        assert set(ids) == {m["id"] for m in run["sent"]}
+        assert max(ids.values()) == 1  # the 25 re-sent ids were dropped
+
+    def test_clean_mentions_are_keyed_by_person(self, run: dict[str, Any]) -> None:
+        assert all(r.key == orjson.loads(r.value)["person"].encode() for r in run["clean"])
+
+    def test_invalid_inputs_are_dead_letters_with_reasons(self, run: dict[str, Any]) -> None:
+        letters = [orjson.loads(r.value) for r in run["letters"]]
+        assert len(letters) == len(run["invalid_sent"])
+        assert {x["reason"] for x in letters} == {
+            "not_json", "not_utf8", "schema", "unknown_person", "from_future"
+        }
+        assert all(x["detail"] and x["value_b64"] for x in letters)
+
+    def test_incident_opens_for_the_target_soon_after_onset(self, run: dict[str, Any]) -> None:
+        opened = [a for a in run["alerts"] if a["transition"] == "opened"]
+        assert [a["person"] for a in opened] == ["amara"]
+        delay = _ts(opened[0]["at"]) - _ts(run["truth"].onset)
+        assert 0 < delay <= 15 * 60
+
+    def test_no_alert_for_calm_persons(self, run: dict[str, Any]) -> None:
+        assert {a["person"] for a in run["alerts"]} == {"amara"}
+
+    def test_metrics_carry_person_keys_not_text(self, run: dict[str, Any]) -> None:
+        text = run["metrics"]
+        assert metric_value(text, "pileon_mentions_total", person="amara") > 0
+        assert metric_value(text, "pileon_dead_letters_total", reason="not_json") == 1
+        assert metric_value(text, "pileon_duplicate_mentions_total") == 25
+        assert metric_value(text, "pileon_incidents_open", person="amara") == 1
+        assert 'pileon_pileon_score{person="amara"}' in text
+        assert metric_value(text, "pileon_processing_seconds_count", stage="ingest") > 0
+        assert "Amara" not in text and ".example" not in text
+
+    def test_worker_log_holds_no_text_or_handles(self, run: dict[str, Any]) -> None:
+        log = Path(run["worker_log"]).read_text()
+        assert "fraud" not in log and ".example" not in log

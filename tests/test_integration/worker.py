@@ -1,0 +1,88 @@
+"""Run ``pileon worker`` as a real process against a broker, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from pileon.broker import free_port
+
+
+class WorkerProcess:
+    """A ``pileon worker`` subprocess with its own app id, topic prefix and web port."""
+
+    def __init__(self, bootstrap: str | None, tmp: Path, prefix: str, app_id: str) -> None:
+        self.port = free_port()
+        self.log_path = tmp / f"worker-{self.port}.log"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PILEON_")},
+            "PILEON_KAFKA__TOPIC_PREFIX": prefix,
+            "PILEON_WORKER__APP_ID": app_id,
+            "PILEON_WORKER__WEB_PORT": str(self.port),
+            "PILEON_WORKER__DATA_DIR": str(tmp / "data"),
+            "PILEON_WORKER__SESSION_TIMEOUT_SECONDS": "10",
+        }
+        if bootstrap:
+            self.env["PILEON_KAFKA__BOOTSTRAP"] = bootstrap
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_timeout: float = 90.0) -> WorkerProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pileon", "worker"], env=self.env, stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:  # noqa: S310
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as r:  # noqa: S310
+            return str(r.read().decode())
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include ``labels`` (0 if absent)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
