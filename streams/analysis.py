@@ -2,9 +2,9 @@
 
 State lives in two changelog-backed mappings (Faust tables in the worker):
 
-* ``window``: one compact record per mention in the sliding window (event time, author id,
-  young-account flag, cluster id, and the template signature for the mention that carries its
-  cluster's), from which the cluster index and open bins are rebuilt after a restart;
+* ``window``: one compact record per mention in the sliding window
+  (:class:`~streams.neardup.window.NearDupWindow`), from which the cluster index and the open
+  bins are rebuilt after a restart;
 * ``state``: one small value per person (detector baseline, open incident, closed bins),
   written when a bin closes.
 
@@ -15,7 +15,6 @@ as evidence and in clusters but not counted in rates (``pileon_late_mentions_tot
 
 from __future__ import annotations
 
-import base64
 import math
 from collections import Counter, deque
 from collections.abc import MutableMapping
@@ -31,8 +30,7 @@ from streams import metrics
 from streams.detectors import BinObservation, RateDetector, RateExplanation
 from streams.incidents import Decision, IncidentState, Severity, Transition, decide
 from streams.mention import Mention
-from streams.neardup import ClusterIndex, Signer, normalise_tokens
-from streams.window_store import WindowStore
+from streams.neardup import NearDupWindow, Signer
 
 ALERT_SCHEMA = "pileon.alert/v1"
 _MAX_CATCHUP_BINS = 24 * 60
@@ -53,7 +51,6 @@ class PersonRuntime:
     detector: RateDetector
     incident: IncidentState
     closed_until: float | None
-    clusters: ClusterIndex
     baselines: dict[str, float]
     pending: Counter[float] = field(default_factory=Counter)
     recent: deque[_Recent] = field(default_factory=deque)
@@ -74,9 +71,8 @@ class PersonAnalyser:
     ) -> None:
         self._watchlist = watchlist
         self._cfg = {p.key: p.detection(detection) for p in watchlist.persons}
-        self._neardup = neardup
         self._signer = signer
-        self._window = WindowStore(window, neardup.window_hours * 3600, neardup.max_per_person)
+        self._neardup = NearDupWindow(neardup, signer, window)
         self._state = state
         self._persons: dict[str, PersonRuntime] = {}
 
@@ -84,13 +80,15 @@ class PersonAnalyser:
     def process(self, mention: Mention) -> list[dict[str, Any]]:
         person = mention.person
         rt = self._runtime(person)
-        if self._window.contains(person, mention.id):
+        if self._neardup.seen(person, mention.id):
             return []  # redelivered after a restart: already analysed
         cfg = self._cfg[person]
         t = mention.event_time
         age = mention.author_age_days()
         young = age is not None and age < cfg.young_account_days
-        cluster_id = self._cluster(rt, person, mention, t, young)
+        tokens = self._neardup.tokens(mention.text)
+        signature = self._signer.signature(tokens) if tokens is not None else None
+        cluster_id = self._neardup.add(person, mention.id, t, mention.author.id, young, signature)
         rt.recent.append(_Recent(t, mention.author.id, young, cluster_id))
         if rt.closed_until is None:
             rt.closed_until = self._bin_start(t, cfg)
@@ -100,48 +98,16 @@ class PersonAnalyser:
             rt.pending[self._bin_start(t, cfg)] += 1
         rt.watermark = max(rt.watermark, t)
         events = self._close_bins(person, rt, cfg)
-        self._expire(person, rt)
+        self._neardup.expire(person, rt.watermark)
         return events
 
     def forget_cache(self) -> None:
         """Drop in-memory state after a rebalance; it is rebuilt from the tables on use."""
         self._persons.clear()
-        self._window.forget_cache()
+        self._neardup.forget_cache()
 
     def runtime(self, person: str) -> PersonRuntime:
         return self._runtime(person)
-
-    # -- near-duplicates ----------------------------------------------------------------
-    def _cluster(
-        self, rt: PersonRuntime, person: str, mention: Mention, t: float, young: bool
-    ) -> str | None:
-        record: dict[str, Any] = {"t": t, "a": mention.author.id, "y": int(young), "c": None}
-        tokens = normalise_tokens(mention.text)
-        if len(tokens) >= self._neardup.min_tokens:
-            signature = self._signer.minhash(tokens)
-            cluster_id = rt.clusters.match(signature)
-            if cluster_id is None:
-                cluster_id = mention.id
-                record["h"] = _b64(Signer.to_bytes(signature))
-            rt.clusters.add(mention.id, cluster_id, t, mention.author.id, young, signature)
-            record["c"] = cluster_id
-        self._window.put(person, mention.id, record)
-        return record["c"]
-
-    def _expire(self, person: str, rt: PersonRuntime) -> None:
-        removed, capped = self._window.expire(person, rt.watermark)
-        if capped:
-            metrics.WINDOW_CAPPED.labels(person).inc(capped)
-        for mention_id, record in removed:
-            carrier = rt.clusters.remove(mention_id, record["a"], bool(record["y"]))
-            if carrier is not None:
-                self._move_signature(person, rt, carrier, record["c"])
-
-    def _move_signature(self, person: str, rt: PersonRuntime, carrier: str, cluster: str) -> None:
-        record = self._window.get(person, carrier)
-        if record is not None:
-            record["h"] = _b64(Signer.to_bytes(rt.clusters.signature(cluster)))
-            self._window.put(person, carrier, record)
 
     # -- bins, detection, incidents -----------------------------------------------------
     @staticmethod
@@ -217,7 +183,7 @@ class PersonAnalyser:
         window: dict[str, Any],
     ) -> dict[str, Any]:
         at = rt.closed_until + cfg.bin_seconds if rt.closed_until is not None else 0.0
-        top = self._top_clusters(rt, window["clusters"])
+        top = self._top_clusters(person, window["clusters"])
         indicators = _coordination_indicators(window, top)
         metrics.INCIDENT_TRANSITIONS.labels(person, decision.transition).inc()
         return {
@@ -259,11 +225,11 @@ class PersonAnalyser:
             },
         }
 
-    @staticmethod
-    def _top_clusters(rt: PersonRuntime, per_cluster: Counter[str]) -> list[dict[str, Any]]:
+    def _top_clusters(self, person: str, per_cluster: Counter[str]) -> list[dict[str, Any]]:
+        clusters = self._neardup.index(person).clusters
         top = []
         for cluster_id, in_window in per_cluster.most_common(3):
-            cluster = rt.clusters.clusters.get(cluster_id)
+            cluster = clusters.get(cluster_id)
             if cluster is None or cluster.size < 2:
                 continue
             top.append(
@@ -272,7 +238,7 @@ class PersonAnalyser:
                     "in_window": in_window,
                     "size": cluster.size,
                     "distinct_authors": cluster.distinct_authors,
-                    "young_share": round(cluster.young / cluster.size, 3),
+                    "young_share": round(cluster.young_share, 3),
                     "first_seen": _iso(cluster.first_seen),
                 }
             )
@@ -315,11 +281,10 @@ class PersonAnalyser:
     def _load(self, person: str) -> PersonRuntime:
         cfg = self._cfg[person]
         params = self._detector_params(cfg)
-        clusters = ClusterIndex(self._neardup.threshold, self._signer.num_perm)
         raw = self._state.get(person.encode())
         if raw is None:
             rt = PersonRuntime(
-                RateDetector(**params), IncidentState(), None, clusters,
+                RateDetector(**params), IncidentState(), None,
                 {"n": 0.0, "distinct_authors": 0.0, "young_share": 0.0},
             )
         else:
@@ -328,26 +293,19 @@ class PersonAnalyser:
                 RateDetector.from_state(saved["detector"], **params),
                 IncidentState.from_state(saved["incident"]),
                 saved["closed_until"],
-                clusters,
                 saved["baselines"],
             )
         self._rebuild_from_window(person, rt, cfg)
         return rt
 
     def _rebuild_from_window(self, person: str, rt: PersonRuntime, cfg: DetectionSettings) -> None:
-        records = list(self._window.records(person))
+        """Recent mentions and not-yet-closed bins, from the window's records."""
+        records = list(self._neardup.records(person))
         if rt.closed_until is None and records:  # no bin closed yet: count them all
             rt.closed_until = self._bin_start(float(records[0][1]["t"]), cfg)
-        signatures = {
-            r["c"]: self._signer.from_hashvalues(base64.b64decode(r["h"]))
-            for _, r in records
-            if "h" in r
-        }
-        for mention_id, r in records:
-            t, young = float(r["t"]), bool(r["y"])
-            if r["c"] is not None and r["c"] in signatures:
-                rt.clusters.add(mention_id, r["c"], t, r["a"], young, signatures[r["c"]])
-            rt.recent.append(_Recent(t, r["a"], young, r["c"]))
+        for _, r in records:
+            t = float(r["t"])
+            rt.recent.append(_Recent(t, r["a"], bool(r["y"]), r["c"]))
             if rt.closed_until is not None and t >= rt.closed_until:
                 rt.pending[self._bin_start(t, cfg)] += 1
             rt.watermark = max(rt.watermark, t)
@@ -371,10 +329,6 @@ def _coordination_indicators(window: dict[str, Any], top: list[dict[str, Any]]) 
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 __all__ = ["ALERT_SCHEMA", "PersonAnalyser", "Transition"]

@@ -2,6 +2,10 @@
 
 from streams.neardup.clusters import Cluster, ClusterIndex
 from streams.neardup.normalize import normalise_tokens
-from streams.neardup.signature import Signer
+from streams.neardup.signature import Signature, Signer, jaccard
+from streams.neardup.window import NearDupWindow
 
-__all__ = ["Cluster", "ClusterIndex", "Signer", "normalise_tokens"]
+__all__ = [
+    "Cluster", "ClusterIndex", "NearDupWindow", "Signature", "Signer", "jaccard",
+    "normalise_tokens",
+]

@@ -1,20 +1,45 @@
-"""Per-person near-duplicate clusters over MinHash LSH (Indyk & Motwani 1998; datasketch).
+"""Per-person near-duplicate clusters over MinHash LSH (Indyk & Motwani 1998).
 
 Only one signature per cluster, its template's, sits in the LSH index: a new mention is
 compared with templates, joins the most similar one at or above the threshold, or starts a
 cluster of its own. A cluster keeps its template signature while it has members, even after
 the template mention itself has left the window; the caller re-stores that signature with the
 oldest surviving member (``remove`` says which), so a rebuild from stored records in time order
-yields the same clusters as live running. Cost per mention: one LSH query (``b`` bucket
-look-ups) plus one Jaccard estimate per candidate template.
+yields the same clusters as live running.
+
+Banding uses datasketch's choice of ``b`` bands of ``r`` rows for the threshold (the ``(b, r)``
+minimising its weighted false-positive and false-negative probabilities). A band's key is its
+``4 r`` bytes, sliced from one ``tobytes()`` of the signature, and looked up in plain dicts:
+datasketch's ``MinHashLSH.query`` converts each band separately and alone costs ~50 µs a
+mention, which would cap a worker below 20,000 mentions/s (see docs/benchmarks.md). A bucket
+holds one cluster id, or a tuple of them on a collision: most buckets hold one, and a set per
+bucket would cost more memory than the signature itself.
+
+Cost per mention: one band-key computation, ``b`` dict look-ups, and one vectorised Jaccard
+estimate over the candidate templates.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from functools import cache
 
-from datasketch import MinHash, MinHashLSH
+import numpy as np
+from datasketch import MinHashLSH
+
+from streams.neardup.signature import Signature
+
+Bucket = str | tuple[str, ...]
+
+
+@cache
+def band_params(
+    threshold: float, num_perm: int, weights: tuple[float, float] = (0.5, 0.5)
+) -> tuple[int, int]:
+    """``(bands, rows)`` that datasketch's LSH picks for this threshold, width and weights."""
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=weights)
+    return int(lsh.b), int(lsh.r)
 
 
 @dataclass
@@ -36,27 +61,53 @@ class Cluster:
     def distinct_authors(self) -> int:
         return len(self.authors)
 
+    @property
+    def young_share(self) -> float:
+        return self.young / self.size if self.members else 0.0
+
 
 class ClusterIndex:
     """Clusters of one person's mentions inside the sliding window."""
 
-    def __init__(self, threshold: float, num_perm: int) -> None:
-        self._threshold = threshold
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self._signatures: dict[str, MinHash] = {}  # cluster id -> template signature
+    def __init__(
+        self, threshold: float, num_perm: int, weights: tuple[float, float] = (0.5, 0.5)
+    ) -> None:
+        self.threshold = threshold
+        self.bands, self.rows = band_params(threshold, num_perm, weights)
+        self._width = 4 * self.rows  # bytes per band
+        self._buckets: list[dict[bytes, Bucket]] = [{} for _ in range(self.bands)]
+        self._signatures: dict[str, Signature] = {}  # cluster id -> template signature
         self._cluster_of: dict[str, str] = {}  # member id -> cluster id
         self.clusters: dict[str, Cluster] = {}
 
-    def match(self, signature: MinHash) -> str | None:
+    def band_keys(self, signature: Signature) -> list[bytes]:
+        data, w = signature.tobytes(), self._width
+        return [data[i : i + w] for i in range(0, self.bands * w, w)]
+
+    def candidates(self, signature: Signature) -> set[str]:
+        """Templates that share at least one band with ``signature``."""
+        found: set[str] = set()
+        for bucket, key in zip(self._buckets, self.band_keys(signature), strict=True):
+            hit = bucket.get(key)
+            if hit is None:
+                continue
+            if isinstance(hit, str):
+                found.add(hit)
+            else:
+                found.update(hit)
+        return found
+
+    def match(self, signature: Signature) -> str | None:
         """The cluster a new signature belongs to, or None if it starts its own."""
-        best, best_j = None, self._threshold
-        for cluster_id in self._lsh.query(signature):
-            j = signature.jaccard(self._signatures[cluster_id])
-            if j >= best_j:
-                best, best_j = cluster_id, j
+        best, best_similarity = None, self.threshold
+        for cluster_id in sorted(self.candidates(signature)):  # sorted: same ties everywhere
+            template = self._signatures[cluster_id]
+            similarity = np.count_nonzero(template == signature) / signature.size
+            if similarity > best_similarity or (best is None and similarity >= self.threshold):
+                best, best_similarity = cluster_id, similarity
         return best
 
-    def signature(self, cluster_id: str) -> MinHash:
+    def signature(self, cluster_id: str) -> Signature:
         return self._signatures[cluster_id]
 
     def add(
@@ -66,7 +117,7 @@ class ClusterIndex:
         t: float,
         author: str,
         young: bool,
-        signature: MinHash | None = None,
+        signature: Signature | None = None,
     ) -> Cluster:
         """Record a member, new or replayed from storage in time order.
 
@@ -77,8 +128,7 @@ class ClusterIndex:
             if signature is None:
                 raise ValueError(f"cluster {cluster_id} is new: its template signature is needed")
             cluster = self.clusters[cluster_id] = Cluster(cluster_id, t, t)
-            self._signatures[cluster_id] = signature
-            self._lsh.insert(cluster_id, signature, check_duplication=False)
+            self._index(cluster_id, signature)
         cluster.members.append(mention_id)
         cluster.authors[author] += 1
         cluster.young += int(young)
@@ -108,13 +158,38 @@ class ClusterIndex:
         cluster.young -= int(young)
         if not cluster.members:
             del self.clusters[cluster_id]
-            del self._signatures[cluster_id]
-            self._lsh.remove(cluster_id)
+            self._unindex(cluster_id)
             return None
         return cluster.members[0] if carrier_left else None
 
     def cluster_of(self, mention_id: str) -> str | None:
         return self._cluster_of.get(mention_id)
 
+    def largest(self, n: int) -> list[Cluster]:
+        """The ``n`` clusters with the most members (two or more)."""
+        multi = [c for c in self.clusters.values() if c.size >= 2]
+        return sorted(multi, key=lambda c: (-c.size, c.first_seen))[:n]
+
     def __len__(self) -> int:
         return len(self._cluster_of)
+
+    def _index(self, cluster_id: str, signature: Signature) -> None:
+        for bucket, key in zip(self._buckets, self.band_keys(signature), strict=True):
+            hit = bucket.get(key)
+            if hit is None:
+                bucket[key] = cluster_id
+            elif isinstance(hit, str):
+                bucket[key] = (hit, cluster_id)
+            else:
+                bucket[key] = (*hit, cluster_id)
+        self._signatures[cluster_id] = signature
+
+    def _unindex(self, cluster_id: str) -> None:
+        signature = self._signatures.pop(cluster_id)
+        for bucket, key in zip(self._buckets, self.band_keys(signature), strict=True):
+            hit = bucket[key]
+            rest = () if isinstance(hit, str) else tuple(c for c in hit if c != cluster_id)
+            if not rest:
+                del bucket[key]
+            else:
+                bucket[key] = rest[0] if len(rest) == 1 else rest

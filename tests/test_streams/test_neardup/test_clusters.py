@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from streams.neardup import ClusterIndex, Signer, normalise_tokens
+from streams.neardup import ClusterIndex, Signature, Signer, normalise_tokens
 
 SIGNER = Signer(b"k" * 32)
 TEMPLATE = "why does anyone still trust amara biased hack journalism unfollow and report"
 
 
-def _sig(text: str):  # type: ignore[no-untyped-def]
-    return SIGNER.minhash(normalise_tokens(text))
+def _sig(text: str) -> Signature:
+    return SIGNER.signature(normalise_tokens(text))
 
 
 class TestClusterIndex:
@@ -45,3 +45,24 @@ class TestClusterIndex:
         idx.remove("m0", "a0", False)
         assert idx.match(_sig(TEMPLATE)) is None
         assert len(idx) == 0
+
+    def test_ties_break_the_same_way_in_every_process(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        sig = _sig(TEMPLATE)
+        idx.add("b", "b", 0.0, "a0", False, sig)
+        idx.add("a", "a", 1.0, "a1", False, sig.copy())
+        assert idx.match(sig) == "a"
+
+    def test_band_parameters_come_from_datasketch(self) -> None:
+        from datasketch import MinHashLSH
+
+        lsh = MinHashLSH(threshold=0.5, num_perm=128)
+        idx = ClusterIndex(0.5, 128)
+        assert (idx.bands, idx.rows) == (lsh.b, lsh.r)
+
+    def test_largest_lists_multi_member_clusters_by_size(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        idx.add("m0", "m0", 0.0, "a0", False, _sig(TEMPLATE))
+        idx.add("m1", "m0", 1.0, "a1", False)
+        idx.add("x", "x", 2.0, "a2", False, _sig("a completely different reply about transit"))
+        assert [c.id for c in idx.largest(5)] == ["m0"]

@@ -19,3 +19,15 @@ class TestNormaliseTokens:
 
     def test_case_and_punctuation_runs_are_dropped(self) -> None:
         assert normalise_tokens("RESIGN!!! now...") == ["resign", "now"]
+
+    def test_leetspeak_inside_words_folds(self) -> None:
+        assert normalise_tokens("l1ar fr4ud h4ck") == ["liar", "fraud", "hack"]
+
+    def test_numbers_stay_numbers(self) -> None:
+        assert normalise_tokens("since 2026 at 10") == ["since", "2026", "at", "10"]
+
+    def test_greek_look_alikes_fold(self) -> None:
+        assert normalise_tokens("ραid ιiar") == ["paid", "iiar"]
+
+    def test_folding_can_be_turned_off_for_comparison(self) -> None:
+        assert normalise_tokens("hасk", fold_confusables=False) != ["hack"]

@@ -1,0 +1,366 @@
+"""Near-duplicate clustering: accuracy, speed and memory, against baselines in the same run.
+
+    python bench/neardup.py            # full run (a few minutes on 2 cores)
+    python bench/neardup.py --quick    # smaller sizes, for a smoke test
+
+Data: English sentences from the docstrings of Python's standard library (real prose,
+reproducible offline). Some become campaign *templates*, copied with the edits that evade
+filters: inserted fillers and emoji, deleted and swapped words, Cyrillic/Greek homoglyphs,
+leetspeak, zero-width characters, case changes, appended links and @-handles. The rest is
+background, each sentence a text of its own.
+
+Accuracy (at the configured threshold): pairwise precision and recall of pileon's MinHash LSH
+(a pair is found when it shares an LSH band and its estimated Jaccard is at or above the
+threshold) against exact Jaccard of the normalised shingle sets; the adjusted Rand index of
+pileon's online clusters against the true templates (Hubert & Arabie 1985), with and without
+homoglyph/leetspeak folding, and for a baseline that groups exact copies of the normalised text.
+
+Speed: mentions per second on one core for the near-duplicate step (normalise, sign, match,
+record, expire) against computing the signatures alone, and against the same step built on
+datasketch's ``MinHash`` and ``MinHashLSH`` objects.
+
+Memory: one person receiving 1,000 mentions a minute for 24 hours of event time, run in a
+child process: peak RSS, bytes per mention held in the window, and evictions by the cap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import pydoc
+import random
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+from scipy.special import comb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pileon.settings import NearDupSettings
+from streams.neardup import ClusterIndex, NearDupWindow, Signer, normalise_tokens
+
+KEY = b"bench-key-0123456789abcdef"
+FILLERS = ["lol", "fr", "smh", "!!!", "😂", "🤡", "seriously", "again", "period", "👀"]
+HOMOGLYPHS = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "i": "і", "y": "у"}
+LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
+
+
+# -- data -------------------------------------------------------------------------------
+def sentences(limit: int) -> list[str]:
+    """Distinct sentences of 8-30 words from stdlib docstrings, in a fixed order."""
+    import collections
+    import email
+    import http.client
+    import json
+    import logging
+    import os
+    import pathlib
+    import string
+    import subprocess as sp
+    import threading
+    import unittest
+    import urllib.request
+
+    seen: set[str] = set()
+    out: list[str] = []
+    for module in (os, collections, logging, json, pathlib, threading, unittest, email,
+                   http.client, urllib.request, string, sp, random, argparse, inspect):
+        for _, obj in sorted(inspect.getmembers(module)):
+            doc = pydoc.getdoc(obj) if callable(obj) or inspect.isclass(obj) else ""
+            for s in re.split(r"(?<=[.!?])\s+", doc.replace("\n", " ")):
+                words = re.findall(r"[A-Za-z][A-Za-z']+", s)
+                if 8 <= len(words) <= 30:
+                    text = " ".join(words).lower()
+                    if text not in seen:
+                        seen.add(text)
+                        out.append(text)
+    return out[:limit]
+
+
+def evade(text: str, rng: random.Random) -> str:
+    """One to four filter-evading edits."""
+    words = text.split()
+    for _ in range(rng.randint(1, 4)):
+        op, i = rng.randrange(9), rng.randrange(len(words))
+        if op == 0:
+            words.insert(i, rng.choice(FILLERS))
+        elif op == 1 and len(words) > 8:
+            del words[i]
+        elif op == 2 and i + 1 < len(words):
+            words[i], words[i + 1] = words[i + 1], words[i]
+        elif op == 3:
+            words[i] = "".join(HOMOGLYPHS.get(c, c) for c in words[i])
+        elif op == 4:
+            words[i] = "".join(LEET.get(c, c) if rng.random() < 0.5 else c for c in words[i])
+        elif op == 5:
+            words[i] = words[i][:1] + "\u200b" + words[i][1:]
+        elif op == 6:
+            words[i] = words[i].upper()
+        elif op == 7:
+            words.append(f"https://t.example/{rng.randrange(10**6)}")
+        else:
+            words.insert(0, f"@user{rng.randrange(10**4)}")
+    return " ".join(words)
+
+
+def labelled_set(n_templates: int, copies: int, background: int, seed: int = 1):  # type: ignore[no-untyped-def]
+    pool = sentences(n_templates + background)
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for k, template in enumerate(pool[:n_templates]):
+        for _ in range(copies):
+            texts.append(evade(template, rng))
+            labels.append(k)
+    for j, text in enumerate(pool[n_templates:]):
+        texts.append(text)
+        labels.append(n_templates + j)
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    return [texts[i] for i in order], [labels[i] for i in order]
+
+
+# -- accuracy ---------------------------------------------------------------------------
+def adjusted_rand_index(truth: list[int], found: list[object]) -> float:
+    """ARI from the contingency table (Hubert & Arabie 1985)."""
+    pairs = Counter(zip(truth, found, strict=True))
+    sum_ij = sum(comb(n, 2) for n in pairs.values())
+    sum_a = sum(comb(n, 2) for n in Counter(truth).values())
+    sum_b = sum(comb(n, 2) for n in Counter(found).values())
+    expected = sum_a * sum_b / comb(len(truth), 2)
+    return float((sum_ij - expected) / ((sum_a + sum_b) / 2 - expected))
+
+
+def exact_pairs(shingles: list[set[bytes]], threshold: float) -> set[tuple[int, int]]:
+    """Pairs whose exact Jaccard is at or above ``threshold`` (via an inverted index)."""
+    postings: dict[bytes, list[int]] = defaultdict(list)
+    for i, s in enumerate(shingles):
+        for sh in s:
+            postings[sh].append(i)
+    shared: Counter[tuple[int, int]] = Counter()
+    for ids in postings.values():
+        if len(ids) < 400:  # a shingle in hundreds of texts: counted by the pairs below
+            shared.update(combinations(ids, 2))
+    out = set()
+    for (i, j), _ in shared.items():
+        a, b = shingles[i], shingles[j]
+        if len(a & b) / len(a | b) >= threshold:
+            out.add((i, j))
+    return out
+
+
+def lsh_pairs(signatures: np.ndarray, index: ClusterIndex) -> set[tuple[int, int]]:
+    """Pairs that share an LSH band and whose estimated Jaccard reaches the threshold."""
+    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, sig in enumerate(signatures):
+        for band, key in enumerate(index.band_keys(sig)):
+            buckets[band, key].append(i)
+    candidates = {p for ids in buckets.values() for p in combinations(ids, 2)}
+    return {
+        (i, j) for i, j in candidates
+        if np.count_nonzero(signatures[i] == signatures[j]) / signatures.shape[1]
+        >= index.threshold
+    }
+
+
+def cluster_online(texts: list[str], fold: bool, settings: NearDupSettings) -> list[object]:
+    signer = Signer(KEY, settings.num_perm, settings.shingle_words)
+    index = ClusterIndex(settings.threshold, settings.num_perm)
+    labels: list[object] = []
+    for i, text in enumerate(texts):
+        sig = signer.signature(normalise_tokens(text, fold_confusables=fold))
+        cluster = index.match(sig) or f"c{i}"
+        index.add(str(i), cluster, float(i), "a", False, sig)
+        labels.append(cluster)
+    return labels
+
+
+def template_pair_scores(truth: list[int], found: list[object]) -> tuple[float, float]:
+    """Precision and recall of 'same cluster' against 'same template'."""
+    same_found = Counter(found)
+    pairs_found = sum(comb(n, 2) for n in same_found.values())
+    pairs_true = sum(comb(n, 2) for n in Counter(truth).values())
+    both = sum(comb(n, 2) for n in Counter(zip(truth, found, strict=True)).values())
+    return float(both / pairs_found) if pairs_found else 1.0, float(both / pairs_true)
+
+
+def accuracy(quick: bool) -> dict[str, float]:
+    settings = NearDupSettings()
+    texts, truth = labelled_set(30 if quick else 60, 20 if quick else 30,
+                                500 if quick else 2000)
+    signer = Signer(KEY, settings.num_perm, settings.shingle_words)
+    tokens = [normalise_tokens(t) for t in texts]
+    shingles = [signer.shingles(t) for t in tokens]
+    sigs = signer.signatures(tokens)
+    exact = exact_pairs(shingles, settings.threshold)
+    found = lsh_pairs(sigs, ClusterIndex(settings.threshold, settings.num_perm))
+    tp = len(exact & found)
+    results = {
+        "texts": len(texts), "threshold": settings.threshold,
+        "pair_precision": tp / len(found) if found else 1.0,
+        "pair_recall": tp / len(exact) if exact else 1.0,
+    }
+    print(f"\naccuracy on {len(texts)} texts ({len(set(truth))} true groups), "
+          f"threshold {settings.threshold}, {len(exact)} pairs at or above it (exact Jaccard)")
+    print(f"  pileon MinHash LSH vs exact Jaccard: precision {results['pair_precision']:.4f} "
+          f"recall {results['pair_recall']:.4f}")
+    print(f"  {'clustering':<38} {'ARI':>7} {'tmpl-prec':>10} {'tmpl-recall':>12}")
+    exact_copy = [" ".join(t) for t in tokens]
+    rows = [
+        ("pileon (folding on)", cluster_online(texts, True, settings)),
+        ("pileon without homoglyph/leet folding", cluster_online(texts, False, settings)),
+        ("baseline: exact copies after folding", exact_copy),
+    ]
+    for name, labels in rows:
+        ari = adjusted_rand_index(truth, labels)
+        p, r = template_pair_scores(truth, labels)
+        print(f"  {name:<38} {ari:7.3f} {p:10.3f} {r:12.3f}")
+        results[name] = ari
+    results["ari"] = results.pop("pileon (folding on)")
+    results["ari_nofold"] = results.pop("pileon without homoglyph/leet folding")
+    results["ari_exact"] = results.pop("baseline: exact copies after folding")
+    return results
+
+
+# -- speed --------------------------------------------------------------------------------
+def stream(n: int, seed: int = 2) -> list[str]:
+    """A person's traffic: two thirds background sentences, one third campaign copies."""
+    pool = sentences(3000)
+    rng = random.Random(seed)
+    templates = pool[:20]
+    return [evade(rng.choice(templates), rng) if rng.random() < 1 / 3 else rng.choice(pool[20:])
+            for _ in range(n)]
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def speed(quick: bool) -> dict[str, float]:
+    settings = NearDupSettings()
+    texts = stream(20_000 if quick else 60_000)
+    n = len(texts)
+    signer = Signer(KEY, settings.num_perm, settings.shingle_words)
+    tokens = [normalise_tokens(t) for t in texts]
+
+    t0 = time.perf_counter()
+    for tk in tokens:
+        signer.signature(tk)
+    sign_one = rate(n, time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    for i in range(0, n, 500):
+        signer.signatures(tokens[i : i + 500])
+    sign_batch = rate(n, time.perf_counter() - t0)
+
+    window = NearDupWindow(settings, signer, {})
+    t0 = time.perf_counter()
+    for i, text in enumerate(texts):
+        tk = window.tokens(text)
+        sig = signer.signature(tk) if tk is not None else None
+        window.add("p", f"m{i}", float(i), f"a{i % 5000}", False, sig)
+        window.expire("p", float(i))
+    step = rate(n, time.perf_counter() - t0)
+
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm)
+    reference: dict[int, MinHash] = {}
+    t0 = time.perf_counter()
+    for i, text in enumerate(texts):
+        tk = normalise_tokens(text)
+        m = MinHash(num_perm=settings.num_perm, permutations=signer.permutations,
+                    scheme="affine32", hashfunc=signer.hash_shingle)
+        m.update_batch(signer.shingles(tk))
+        best = max(lsh.query(m), key=lambda k: m.jaccard(reference[k]), default=None)
+        if best is None or m.jaccard(reference[best]) < settings.threshold:
+            lsh.insert(i, m)
+            reference[i] = m
+    datasketch_step = rate(n, time.perf_counter() - t0)
+
+    print(f"\nspeed on {n} tweet-length texts (mean {np.mean([len(t) for t in texts]):.0f} "
+          "characters), one core, mentions/s")
+    print(f"  signatures alone, one at a time             {sign_one:>10,.0f}")
+    print(f"  signatures alone, batches of 500            {sign_batch:>10,.0f}")
+    print(f"  pileon near-dup step (normalise..expire)    {step:>10,.0f}"
+          f"   = {step / sign_one:.2f} x signatures alone")
+    print(f"  same step on datasketch MinHash+MinHashLSH  {datasketch_step:>10,.0f}")
+    return {"step_per_s": step, "sign_per_s": sign_one, "sign_batch_per_s": sign_batch,
+            "step_vs_sign": step / sign_one, "datasketch_step_per_s": datasketch_step}
+
+
+# -- memory -------------------------------------------------------------------------------
+def memory_child(per_minute: int, hours: float) -> None:
+    """Run in a child process: print peak RSS and window figures as key=value."""
+    settings = NearDupSettings()
+    signer = Signer(KEY, settings.num_perm, settings.shingle_words)
+    pool = stream(5000, seed=3)
+    store: dict[bytes, bytes] = {}
+    window = NearDupWindow(settings, signer, store)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    n = int(per_minute * 60 * hours)
+    step = 60.0 / per_minute
+    at_cap_rss = 0
+    for i in range(n):
+        tk = window.tokens(pool[i % len(pool)])
+        sig = signer.signature(tk) if tk is not None else None
+        window.add("p", f"m{i}", i * step, f"a{i % 20_000}", i % 3 == 0, sig)
+        window.expire("p", i * step)
+        if i == settings.max_per_person * 2:
+            at_cap_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    held = window.store.count("p")
+    print(f"mentions={n} held={held} peak_rss={peak} base_rss={rss0} at_cap_rss={at_cap_rss} "
+          f"clusters={len(window.index('p').clusters)}")
+
+
+def memory(quick: bool) -> dict[str, float]:
+    hours = 4.0 if quick else 24.0
+    out = subprocess.run(  # noqa: S603 - this very script
+        [sys.executable, __file__, "--memory-child", "1000", str(hours)],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    figures = {k: float(v) for k, v in (item.split("=") for item in out)}
+    cap = NearDupSettings().max_per_person
+    per_mention = (figures["peak_rss"] - figures["base_rss"]) / max(figures["held"], 1)
+    print(f"\nmemory: one person, 1,000 mentions/min for {hours:g} h of event time "
+          f"({figures['mentions']:,.0f} mentions), cap {cap:,} per person")
+    print(f"  held in window at the end  {figures['held']:>12,.0f}")
+    print(f"  peak RSS                   {figures['peak_rss'] / 2**20:>12,.1f} MiB "
+          f"(interpreter and libraries: {figures['base_rss'] / 2**20:.1f} MiB)")
+    print(f"  bytes per held mention     {per_mention:>12,.0f}")
+    return {"peak_rss_mib": figures["peak_rss"] / 2**20, "bytes_per_mention": per_mention,
+            "held": figures["held"], "cap": cap}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--memory-child", nargs=2, metavar=("PER_MIN", "HOURS"))
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(int(args.memory_child[0]), float(args.memory_child[1]))
+        return
+    acc = accuracy(args.quick)
+    spd = speed(args.quick)
+    mem = memory(args.quick)
+    print(
+        f"\nRESULT pair_precision={acc['pair_precision']:.4f} "
+        f"pair_recall={acc['pair_recall']:.4f} ari={acc['ari']:.3f} "
+        f"ari_nofold={acc['ari_nofold']:.3f} ari_exact_baseline={acc['ari_exact']:.3f} "
+        f"step_per_s={spd['step_per_s']:.0f} sign_per_s={spd['sign_per_s']:.0f} "
+        f"step_vs_sign={spd['step_vs_sign']:.2f} "
+        f"datasketch_step_per_s={spd['datasketch_step_per_s']:.0f} "
+        f"peak_rss_mib={mem['peak_rss_mib']:.0f} bytes_per_mention={mem['bytes_per_mention']:.0f} "
+        f"held={mem['held']:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
