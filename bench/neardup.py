@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from itertools import combinations
+from itertools import combinations, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pileon.settings import NearDupSettings
 from streams.neardup import ClusterIndex, NearDupWindow, Signer, normalise_tokens
+from streams.neardup.window import new_index
 
 KEY = b"bench-key-0123456789abcdef"
 FILLERS = ["lol", "fr", "smh", "!!!", "😂", "🤡", "seriously", "again", "period", "👀"]
@@ -55,33 +56,71 @@ LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
 # -- data -------------------------------------------------------------------------------
 def sentences(limit: int) -> list[str]:
     """Distinct sentences of 8-30 words from stdlib docstrings, in a fixed order."""
+    import asyncio
     import collections
+    import configparser
+    import csv
+    import datetime
+    import decimal
+    import difflib
     import email
+    import ftplib
     import http.client
+    import imaplib
     import json
     import logging
+    import mailbox
     import os
     import pathlib
+    import shutil
+    import smtplib
+    import socket
+    import sqlite3
+    import ssl
     import string
     import subprocess as sp
+    import tarfile
+    import tempfile
     import threading
+    import typing
     import unittest
     import urllib.request
+    import xml.dom.minidom
+    import zipfile
 
-    seen: set[str] = set()
     out: list[str] = []
+    kept: list[set[str]] = []
+    postings: dict[str, list[int]] = defaultdict(list)
     for module in (os, collections, logging, json, pathlib, threading, unittest, email,
-                   http.client, urllib.request, string, sp, random, argparse, inspect):
+                   http.client, urllib.request, string, sp, random, argparse, inspect, asyncio,
+                   configparser, csv, datetime, decimal, difflib, ftplib, imaplib, mailbox,
+                   shutil, smtplib, socket, sqlite3, ssl, tarfile, tempfile, typing,
+                   xml.dom.minidom, zipfile):
         for _, obj in sorted(inspect.getmembers(module)):
             doc = pydoc.getdoc(obj) if callable(obj) or inspect.isclass(obj) else ""
             for s in re.split(r"(?<=[.!?])\s+", doc.replace("\n", " ")):
                 words = re.findall(r"[A-Za-z][A-Za-z']+", s)
-                if 8 <= len(words) <= 30:
-                    text = " ".join(words).lower()
-                    if text not in seen:
-                        seen.add(text)
-                        out.append(text)
-    return out[:limit]
+                if 8 <= len(words) <= 30 and _distinct(words, kept, postings):
+                    out.append(" ".join(words).lower())
+                    if len(out) == limit:
+                        return out
+    return out
+
+
+def _distinct(words: list[str], kept: list[set[str]], postings: dict[str, list[int]]) -> bool:
+    """Keep a sentence only if it shares under 25% of its words and word pairs (Jaccard) with
+    every sentence kept so far: distinct labels must mean dissimilar texts (docstrings repeat
+    phrasing such as "Return a new ... of the ...")."""
+    lower = [w.lower() for w in words]
+    grams = set(lower) | {f"{a} {b}" for a, b in pairwise(lower)}
+    near = {i for g in grams if " " in g for i in postings.get(g, ())}
+    if any(len(grams & kept[i]) / len(grams | kept[i]) >= 0.25 for i in near):
+        return False
+    for g in grams:
+        if " " in g:
+            postings[g].append(len(kept))
+    kept.append(grams)
+    return True
 
 
 def evade(text: str, rng: random.Random) -> str:
@@ -137,9 +176,9 @@ def adjusted_rand_index(truth: list[int], found: list[object]) -> float:
     return float((sum_ij - expected) / ((sum_a + sum_b) / 2 - expected))
 
 
-def exact_pairs(shingles: list[set[bytes]], threshold: float) -> set[tuple[int, int]]:
+def exact_pairs(shingles: list[set[str]], threshold: float) -> set[tuple[int, int]]:
     """Pairs whose exact Jaccard is at or above ``threshold`` (via an inverted index)."""
-    postings: dict[bytes, list[int]] = defaultdict(list)
+    postings: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(shingles):
         for sh in s:
             postings[sh].append(i)
@@ -157,9 +196,9 @@ def exact_pairs(shingles: list[set[bytes]], threshold: float) -> set[tuple[int, 
 
 def lsh_pairs(signatures: np.ndarray, index: ClusterIndex) -> set[tuple[int, int]]:
     """Pairs that share an LSH band and whose estimated Jaccard reaches the threshold."""
-    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
     for i, sig in enumerate(signatures):
-        for band, key in enumerate(index.band_keys(sig)):
+        for band, key in enumerate(index.band_keys(sig)):  # keys carry their band already
             buckets[band, key].append(i)
     candidates = {p for ids in buckets.values() for p in combinations(ids, 2)}
     return {
@@ -171,7 +210,7 @@ def lsh_pairs(signatures: np.ndarray, index: ClusterIndex) -> set[tuple[int, int
 
 def cluster_online(texts: list[str], fold: bool, settings: NearDupSettings) -> list[object]:
     signer = Signer(KEY, settings.num_perm, settings.shingle_words)
-    index = ClusterIndex(settings.threshold, settings.num_perm)
+    index = new_index(settings, settings.num_perm)
     labels: list[object] = []
     for i, text in enumerate(texts):
         sig = signer.signature(normalise_tokens(text, fold_confusables=fold))
@@ -193,13 +232,13 @@ def template_pair_scores(truth: list[int], found: list[object]) -> tuple[float, 
 def accuracy(quick: bool) -> dict[str, float]:
     settings = NearDupSettings()
     texts, truth = labelled_set(30 if quick else 60, 20 if quick else 30,
-                                500 if quick else 2000)
+                                500 if quick else 1300)
     signer = Signer(KEY, settings.num_perm, settings.shingle_words)
     tokens = [normalise_tokens(t) for t in texts]
     shingles = [signer.shingles(t) for t in tokens]
     sigs = signer.signatures(tokens)
     exact = exact_pairs(shingles, settings.threshold)
-    found = lsh_pairs(sigs, ClusterIndex(settings.threshold, settings.num_perm))
+    found = lsh_pairs(sigs, new_index(settings, settings.num_perm))
     tp = len(exact & found)
     results = {
         "texts": len(texts), "threshold": settings.threshold,
@@ -270,14 +309,16 @@ def speed(quick: bool) -> dict[str, float]:
 
     from datasketch import MinHash, MinHashLSH
 
-    lsh = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm)
+    fn = settings.lsh_false_negative_weight
+    lsh = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm,
+                     weights=(1 - fn, fn))
     reference: dict[int, MinHash] = {}
     t0 = time.perf_counter()
     for i, text in enumerate(texts):
         tk = normalise_tokens(text)
         m = MinHash(num_perm=settings.num_perm, permutations=signer.permutations,
-                    scheme="affine32", hashfunc=signer.hash_shingle)
-        m.update_batch(signer.shingles(tk))
+                    scheme="affine32", hashfunc=int)
+        m.update_batch(signer.shingle_hashes(tk).tolist())
         best = max(lsh.query(m), key=lambda k: m.jaccard(reference[k]), default=None)
         if best is None or m.jaccard(reference[best]) < settings.threshold:
             lsh.insert(i, m)

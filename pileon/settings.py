@@ -79,9 +79,14 @@ class DetectionSettings(_Section):
 
 
 class NearDupSettings(_Section):
-    threshold: float = Field(default=0.5, gt=0, lt=1)
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="estimated Jaccard to join")
     num_perm: int = Field(default=128, ge=16, le=1024)
-    shingle_words: int = Field(default=2, ge=1, le=5)
+    shingle_words: int = Field(default=2, ge=1, le=5, description="word n-grams, n = 1 .. this")
+    lsh_false_negative_weight: float = Field(
+        default=0.8, gt=0, lt=1,
+        description="weight of missed pairs vs spurious candidates when choosing LSH bands; "
+        "spurious candidates cost one Jaccard estimate each, missed copies are lost",
+    )
     min_tokens: int = Field(default=4, ge=1)
     window_hours: float = Field(default=24.0, gt=0)
     max_per_person: int = Field(default=200_000, ge=100)

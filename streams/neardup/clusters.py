@@ -9,7 +9,8 @@ yields the same clusters as live running.
 
 Banding uses datasketch's choice of ``b`` bands of ``r`` rows for the threshold (the ``(b, r)``
 minimising its weighted false-positive and false-negative probabilities). A band's key is its
-``4 r`` bytes, sliced from one ``tobytes()`` of the signature, and looked up in plain dicts:
+``4 r`` bytes followed by the band's number, sliced from one ``tobytes()``, and all bands are
+looked up in one dict with a C-level ``map``:
 datasketch's ``MinHashLSH.query`` converts each band separately and alone costs ~50 µs a
 mention, which would cap a worker below 20,000 mentions/s (see docs/benchmarks.md). A bucket
 holds one cluster id, or a tuple of them on a collision: most buckets hold one, and a set per
@@ -74,33 +75,45 @@ class ClusterIndex:
     ) -> None:
         self.threshold = threshold
         self.bands, self.rows = band_params(threshold, num_perm, weights)
-        self._width = 4 * self.rows  # bytes per band
-        self._buckets: list[dict[bytes, Bucket]] = [{} for _ in range(self.bands)]
+        self._band_column = np.arange(self.bands, dtype=np.uint32).reshape(-1, 1)
+        self._width = 4 * (self.rows + 1)  # bytes per band key: its rows and its number
+        self._buckets: dict[bytes, Bucket] = {}
         self._signatures: dict[str, Signature] = {}  # cluster id -> template signature
         self._cluster_of: dict[str, str] = {}  # member id -> cluster id
         self.clusters: dict[str, Cluster] = {}
 
     def band_keys(self, signature: Signature) -> list[bytes]:
-        data, w = signature.tobytes(), self._width
+        rows = signature[: self.bands * self.rows].reshape(self.bands, self.rows)
+        data, w = np.hstack((rows, self._band_column)).tobytes(), self._width
         return [data[i : i + w] for i in range(0, self.bands * w, w)]
 
-    def candidates(self, signature: Signature) -> set[str]:
+    def candidates(self, signature: Signature, keys: list[bytes] | None = None) -> set[str]:
         """Templates that share at least one band with ``signature``."""
         found: set[str] = set()
-        for bucket, key in zip(self._buckets, self.band_keys(signature), strict=True):
-            hit = bucket.get(key)
-            if hit is None:
-                continue
+        keys = self.band_keys(signature) if keys is None else keys
+        for hit in [h for h in map(self._buckets.get, keys) if h]:
             if isinstance(hit, str):
                 found.add(hit)
             else:
                 found.update(hit)
         return found
 
-    def match(self, signature: Signature) -> str | None:
+    def assign(
+        self, mention_id: str, t: float, author: str, young: bool, signature: Signature
+    ) -> tuple[str, bool]:
+        """Add a new mention to its best cluster or a new one; returns (cluster id, is new)."""
+        keys = self.band_keys(signature)
+        cluster_id = self.match(signature, keys)
+        if cluster_id is not None:
+            self.add(mention_id, cluster_id, t, author, young)
+            return cluster_id, False
+        self.add(mention_id, mention_id, t, author, young, signature, keys)
+        return mention_id, True
+
+    def match(self, signature: Signature, keys: list[bytes] | None = None) -> str | None:
         """The cluster a new signature belongs to, or None if it starts its own."""
         best, best_similarity = None, self.threshold
-        for cluster_id in sorted(self.candidates(signature)):  # sorted: same ties everywhere
+        for cluster_id in sorted(self.candidates(signature, keys)):  # sorted: same ties anywhere
             template = self._signatures[cluster_id]
             similarity = np.count_nonzero(template == signature) / signature.size
             if similarity > best_similarity or (best is None and similarity >= self.threshold):
@@ -118,6 +131,7 @@ class ClusterIndex:
         author: str,
         young: bool,
         signature: Signature | None = None,
+        keys: list[bytes] | None = None,
     ) -> Cluster:
         """Record a member, new or replayed from storage in time order.
 
@@ -128,7 +142,7 @@ class ClusterIndex:
             if signature is None:
                 raise ValueError(f"cluster {cluster_id} is new: its template signature is needed")
             cluster = self.clusters[cluster_id] = Cluster(cluster_id, t, t)
-            self._index(cluster_id, signature)
+            self._index(cluster_id, signature, keys)
         cluster.members.append(mention_id)
         cluster.authors[author] += 1
         cluster.young += int(young)
@@ -173,23 +187,24 @@ class ClusterIndex:
     def __len__(self) -> int:
         return len(self._cluster_of)
 
-    def _index(self, cluster_id: str, signature: Signature) -> None:
-        for bucket, key in zip(self._buckets, self.band_keys(signature), strict=True):
-            hit = bucket.get(key)
+    def _index(self, cluster_id: str, signature: Signature, keys: list[bytes] | None) -> None:
+        buckets = self._buckets
+        for key in self.band_keys(signature) if keys is None else keys:
+            hit = buckets.get(key)
             if hit is None:
-                bucket[key] = cluster_id
+                buckets[key] = cluster_id
             elif isinstance(hit, str):
-                bucket[key] = (hit, cluster_id)
+                buckets[key] = (hit, cluster_id)
             else:
-                bucket[key] = (*hit, cluster_id)
+                buckets[key] = (*hit, cluster_id)
         self._signatures[cluster_id] = signature
 
     def _unindex(self, cluster_id: str) -> None:
-        signature = self._signatures.pop(cluster_id)
-        for bucket, key in zip(self._buckets, self.band_keys(signature), strict=True):
-            hit = bucket[key]
+        signature, buckets = self._signatures.pop(cluster_id), self._buckets
+        for key in self.band_keys(signature):
+            hit = buckets[key]
             rest = () if isinstance(hit, str) else tuple(c for c in hit if c != cluster_id)
             if not rest:
-                del bucket[key]
+                del buckets[key]
             else:
-                bucket[key] = rest[0] if len(rest) == 1 else rest
+                buckets[key] = rest[0] if len(rest) == 1 else rest

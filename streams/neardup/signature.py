@@ -1,14 +1,22 @@
 """Keyed MinHash signatures (Broder 1997, "On the resemblance and containment of documents").
 
-Shingles are hashed with BLAKE2b keyed by a secret (RFC 7693 keyed mode) before datasketch's
-``affine32`` permutations, so a stored signature cannot be tested against guessed texts without
-the key. Signatures are plain ``uint32`` arrays, bit for bit what ``datasketch.MinHash`` with
-the same permutations computes (a test holds us to that). They are not ``MinHash`` objects:
-building one costs more than hashing a tweet. :meth:`Signer.signatures` signs many texts with
-one vectorised permutation step and one ``np.minimum.reduceat``.
+A text's shingles are all its word n-grams for n = 1 .. ``shingle_words`` (w-shingling with the
+single words included: one inserted word then breaks a few shingles, not a third of them).
+Each word is hashed once with BLAKE2b keyed by a secret (RFC 7693 keyed mode); an n-gram's hash
+is derived from its words' keyed hashes with the MurmurHash3 finalizer, so no shingle hash, and
+no stored signature, can be computed or tested against guessed texts without the key. Texts
+with fewer words than ``shingle_words`` use character 3-grams instead.
 
-Cost per text: one keyed BLAKE2b call per shingle, plus a ``num_perm``-wide multiply-add and
-minimum per shingle in numpy. A signature takes ``4 * num_perm`` bytes.
+The shingle hashes then go through datasketch's ``affine32`` permutations: signatures are plain
+``uint32`` arrays, bit for bit what ``datasketch.MinHash.update_batch`` computes from the same
+hash values (a test holds us to that), but not ``MinHash`` objects, whose construction costs
+more than signing a tweet. :meth:`Signer.signatures` signs many texts with one vectorised
+permutation step and one ``np.minimum.reduceat``.
+
+Cost per text: one keyed BLAKE2b call per word not in a bounded cache of recent words' keyed
+hashes (``_WORD_CACHE`` entries, held in memory only, like the texts being processed), a few
+vector operations per n-gram order, and a ``num_perm``-wide multiply-add and minimum per
+shingle. A signature takes ``4 * num_perm`` bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from datasketch.minhash import _fmix  # the MurmurHash3 finalizer of the affine3
 
 SCHEME = "affine32"
 Signature = np.ndarray  # shape (num_perm,), dtype uint32
+_NGRAM_MULT = np.uint32(0x9E3779B1)  # odd: multiplying is a bijection mod 2^32
+_NGRAM_SALT = [np.uint32(0x85EBCA6B * k & 0xFFFFFFFF) for k in range(1, 8)]
+_WORD_CACHE = 100_000
 
 
 class Signer:
@@ -37,46 +48,62 @@ class Signer:
         self.permutations = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
         a, b = self.permutations
         self._a, self._b = a.reshape(1, -1), b.reshape(1, -1)
+        self._word_hashes: dict[str, int] = {}
 
-    def hash_shingle(self, shingle: bytes) -> int:
-        """The keyed 32-bit hash of one shingle (datasketch's ``hashfunc``)."""
-        digest = hashlib.blake2b(shingle, digest_size=4, key=self._key).digest()
-        return int.from_bytes(digest, "little")
-
-    def shingles(self, tokens: Sequence[str]) -> set[bytes]:
-        """Word n-grams; texts shorter than n fall back to character 3-grams."""
-        n = self.shingle_words
-        if len(tokens) >= n:
-            return {" ".join(tokens[i : i + n]).encode() for i in range(len(tokens) - n + 1)}
+    def units(self, tokens: Sequence[str]) -> tuple[list[str], int]:
+        """The units that get keyed hashes and the longest n-gram built from them."""
+        if len(tokens) >= self.shingle_words:
+            return list(tokens), self.shingle_words
         joined = " ".join(tokens)
-        return {joined[i : i + 3].encode() for i in range(max(1, len(joined) - 2))}
+        return [joined[i : i + 3] for i in range(max(1, len(joined) - 2))], 1
+
+    def shingles(self, tokens: Sequence[str]) -> set[str]:
+        """The shingle set a signature stands for (for exact Jaccard in tests and benches)."""
+        units, n = self.units(tokens)
+        return {" ".join(units[i : i + k]) for k in range(1, n + 1)
+                for i in range(len(units) - k + 1)}
+
+    def shingle_hashes(self, tokens: Sequence[str]) -> np.ndarray:
+        """Keyed 32-bit hashes of the text's shingles (one per n-gram occurrence)."""
+        units, n = self.units(tokens)
+        words = np.array(self._keyed(units), dtype=np.uint32)
+        orders, gram = [words], words
+        for k in range(1, n):  # (k+1)-grams from k-grams and the next word's keyed hash
+            gram = _fmix(gram[:-1] * _NGRAM_MULT + words[k:] + _NGRAM_SALT[k - 1], 32)
+            orders.append(gram)
+        return np.concatenate(orders) if n > 1 else words
+
+    def _keyed(self, units: list[str]) -> list[int]:
+        cache, blake2b, key = self._word_hashes, hashlib.blake2b, self._key
+        out = []
+        for u in units:
+            h = cache.get(u)
+            if h is None:
+                h = int.from_bytes(blake2b(u.encode(), digest_size=4, key=key).digest(), "little")
+                if len(cache) >= _WORD_CACHE:
+                    cache.clear()
+                cache[u] = h
+            out.append(h)
+        return out
 
     def signature(self, tokens: Sequence[str]) -> Signature:
-        return self.signatures([tokens])[0]
+        hv = _fmix(self.shingle_hashes(tokens).reshape(-1, 1), 32)
+        result: Signature = (hv * self._a + self._b).min(axis=0)
+        return result
 
     def signatures(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
         """Signatures of many token lists at once: an array of shape (len(texts), num_perm)."""
-        hashes: list[int] = []
-        starts = np.empty(len(texts), dtype=np.int64)
-        blake2b, key = hashlib.blake2b, self._key
-        for i, tokens in enumerate(texts):
-            starts[i] = len(hashes)
-            hashes.extend(
-                int.from_bytes(blake2b(s, digest_size=4, key=key).digest(), "little")
-                for s in self.shingles(tokens)
-            )
         if not texts:
             return np.empty((0, self.num_perm), dtype=np.uint32)
-        hv = _fmix(np.asarray(hashes, dtype=np.uint32).reshape(-1, 1), 32)
+        parts = [self.shingle_hashes(tokens) for tokens in texts]
+        starts = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        hv = _fmix(np.concatenate(parts).reshape(-1, 1), 32)
         permuted = hv * self._a + self._b  # uint32 wrap-around is the scheme's modulo 2^32
         return np.minimum.reduceat(permuted, starts, axis=0)
 
     def to_minhash(self, signature: Signature) -> MinHash:
         """The datasketch object for a signature (for its API; not needed on the hot path)."""
-        return MinHash(
-            hashvalues=signature, permutations=self.permutations, scheme=SCHEME,
-            hashfunc=self.hash_shingle,
-        )
+        return MinHash(hashvalues=signature, permutations=self.permutations, scheme=SCHEME)
 
     @staticmethod
     def to_bytes(signature: Signature) -> bytes:

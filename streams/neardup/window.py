@@ -57,12 +57,9 @@ class NearDupWindow:
         """Record a mention (``signature`` None: too short to cluster); returns its cluster."""
         record: Record = {"t": t, "a": author, "y": int(young), "c": None}
         if signature is not None:
-            index = self.index(person)
-            cluster_id = index.match(signature)
-            if cluster_id is None:
-                cluster_id = mention_id
+            cluster_id, new = self.index(person).assign(mention_id, t, author, young, signature)
+            if new:  # this mention carries its cluster's template signature
                 record["h"] = _b64(Signer.to_bytes(signature))
-            index.add(mention_id, cluster_id, t, author, young, signature)
             record["c"] = cluster_id
         self.store.put(person, mention_id, record)
         return record["c"]
@@ -98,7 +95,7 @@ class NearDupWindow:
         self.store.forget_cache()
 
     def _rebuild(self, person: str) -> ClusterIndex:
-        index = ClusterIndex(self.settings.threshold, self.signer.num_perm)
+        index = new_index(self.settings, self.signer.num_perm)
         records = list(self.store.records(person))
         templates = {
             r["c"]: self.signer.from_bytes(base64.b64decode(r["h"])) for _, r in records if "h" in r
@@ -108,6 +105,11 @@ class NearDupWindow:
                 index.add(mention_id, r["c"], float(r["t"]), r["a"], bool(r["y"]),
                           templates[r["c"]])
         return index
+
+
+def new_index(settings: NearDupSettings, num_perm: int) -> ClusterIndex:
+    fn = settings.lsh_false_negative_weight
+    return ClusterIndex(settings.threshold, num_perm, (1.0 - fn, fn))
 
 
 def _b64(data: bytes) -> str:

@@ -40,7 +40,17 @@ class TestSigner:
             Signer(KEY, num_perm=128).from_bytes(b"\0" * 64)
 
     def test_short_texts_fall_back_to_characters(self) -> None:
-        assert Signer(KEY, shingle_words=3).shingles(["liar"]) == {b"lia", b"iar"}
+        assert Signer(KEY, shingle_words=3).shingles(["liar"]) == {"lia", "iar"}
+
+    def test_shingles_are_words_and_word_pairs(self) -> None:
+        assert Signer(KEY).shingles(["a", "b", "c"]) == {"a", "b", "c", "a b", "b c"}
+
+    def test_one_hash_per_shingle_occurrence(self) -> None:
+        assert len(Signer(KEY, shingle_words=3).shingle_hashes(["a", "b", "c", "d"])) == 9
+
+    def test_word_order_matters_through_the_pairs(self) -> None:
+        s = Signer(KEY)
+        assert jaccard(s.signature(["a", "b", "c", "d"]), s.signature(["d", "c", "b", "a"])) < 1
 
     def test_batch_equals_one_at_a_time(self) -> None:
         s = Signer(KEY)
@@ -62,9 +72,13 @@ class TestDatasketchEquivalence:
         ours = s.signatures(texts)
         for row, tokens in zip(ours, texts, strict=True):
             m = MinHash(num_perm=64, permutations=s.permutations, scheme="affine32",
-                        hashfunc=s.hash_shingle)
-            m.update_batch(s.shingles(tokens))
+                        hashfunc=int)
+            m.update_batch(s.shingle_hashes(tokens).tolist())
             assert np.array_equal(row, m.hashvalues)
+
+    def test_equal_shingle_sets_give_equal_signatures(self) -> None:
+        s = Signer(KEY)
+        assert np.array_equal(s.signature(["x", "y", "x", "y", "x"]), s.signature(["x", "y", "x"]))
 
     def test_jaccard_matches_datasketch(self) -> None:
         s = Signer(KEY)
