@@ -89,6 +89,11 @@ class NearDupSettings(_Section):
     )
     min_tokens: int = Field(default=4, ge=1)
     window_hours: float = Field(default=24.0, gt=0)
+    singleton_hours: float = Field(
+        default=2.0, gt=0,
+        description="a text nobody copied within this many hours stops being a template (a "
+        "later copy starts a new cluster); keeps the LSH index to live clusters and recent texts",
+    )
     max_per_person: int = Field(default=200_000, ge=100)
     key_file: Path | None = Field(
         default=None, description="secret for keyed hashing; default <data_dir>/neardup.key"

@@ -7,9 +7,16 @@ the template mention itself has left the window; the caller re-stores that signa
 oldest surviving member (``remove`` says which), so a rebuild from stored records in time order
 yields the same clusters as live running.
 
+Most texts are never copied. A template that is still alone ``singleton_hours`` after it
+arrived is forgotten (:meth:`ClusterIndex.forget_lonely`): without that, the LSH candidates of
+every query grow with the number of texts in the window (unrelated mentions of one person share
+its name and common words, so spurious band collisions at Jaccard 0.1-0.2 add up), and a day at
+1,000 mentions a minute would cost ~100 Jaccard estimates per mention.
+
 Banding uses datasketch's choice of ``b`` bands of ``r`` rows for the threshold (the ``(b, r)``
-minimising its weighted false-positive and false-negative probabilities). A band's key is its
-``4 r`` bytes followed by the band's number, sliced from one ``tobytes()``, and all bands are
+minimising its weighted false-positive and false-negative probabilities). A band's key is a
+64-bit hash of its ``r`` values and its number (a wrapping multiply-add in numpy; a rare
+collision only adds a candidate that the Jaccard estimate then rejects), and all bands are
 looked up in one dict with a C-level ``map``:
 datasketch's ``MinHashLSH.query`` converts each band separately and alone costs ~50 µs a
 mention, which would cap a worker below 20,000 mentions/s (see docs/benchmarks.md). A bucket
@@ -22,7 +29,7 @@ estimate over the candidate templates.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -32,6 +39,9 @@ from datasketch import MinHashLSH
 from streams.neardup.signature import Signature
 
 Bucket = str | tuple[str, ...]
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5,
+                 0x85EBCA77C2B2AE63, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB],
+                dtype=np.uint64)
 
 
 @cache
@@ -43,16 +53,25 @@ def band_params(
     return int(lsh.b), int(lsh.r)
 
 
-@dataclass
+@dataclass(slots=True)
 class Cluster:
-    """A template with its members (oldest first), distinct authors and young-account count."""
+    """A template with its members (oldest first), distinct authors and young-account count.
+
+    Members and authors are plain dicts (insertion-ordered, O(1) removal): most clusters hold
+    one text, and a deque and a Counter would triple what a lone text costs.
+    """
 
     id: str
     first_seen: float
     last_seen: float
-    members: deque[str] = field(default_factory=deque)
-    authors: Counter[str] = field(default_factory=Counter)
+    members: dict[str, None] = field(default_factory=dict)
+    authors: dict[str, int] = field(default_factory=dict)
     young: int = 0
+
+    @property
+    def carrier(self) -> str:
+        """The oldest member: the one whose stored record holds the template signature."""
+        return next(iter(self.members))
 
     @property
     def size(self) -> int:
@@ -75,19 +94,20 @@ class ClusterIndex:
     ) -> None:
         self.threshold = threshold
         self.bands, self.rows = band_params(threshold, num_perm, weights)
-        self._band_column = np.arange(self.bands, dtype=np.uint32).reshape(-1, 1)
-        self._width = 4 * (self.rows + 1)  # bytes per band key: its rows and its number
-        self._buckets: dict[bytes, Bucket] = {}
+        self._mix = _MIX[: self.rows]
+        self._salt = np.arange(1, self.bands + 1, dtype=np.uint64) * _MIX[-1]
+        self._buckets: dict[int, Bucket] = {}
         self._signatures: dict[str, Signature] = {}  # cluster id -> template signature
+        self._fresh: deque[tuple[float, str]] = deque()  # new templates, oldest first
         self._cluster_of: dict[str, str] = {}  # member id -> cluster id
         self.clusters: dict[str, Cluster] = {}
 
-    def band_keys(self, signature: Signature) -> list[bytes]:
+    def band_keys(self, signature: Signature) -> list[int]:
         rows = signature[: self.bands * self.rows].reshape(self.bands, self.rows)
-        data, w = np.hstack((rows, self._band_column)).tobytes(), self._width
-        return [data[i : i + w] for i in range(0, self.bands * w, w)]
+        keys: list[int] = ((rows * self._mix).sum(axis=1) + self._salt).tolist()
+        return keys
 
-    def candidates(self, signature: Signature, keys: list[bytes] | None = None) -> set[str]:
+    def candidates(self, signature: Signature, keys: list[int] | None = None) -> set[str]:
         """Templates that share at least one band with ``signature``."""
         found: set[str] = set()
         keys = self.band_keys(signature) if keys is None else keys
@@ -110,14 +130,16 @@ class ClusterIndex:
         self.add(mention_id, mention_id, t, author, young, signature, keys)
         return mention_id, True
 
-    def match(self, signature: Signature, keys: list[bytes] | None = None) -> str | None:
+    def match(self, signature: Signature, keys: list[int] | None = None) -> str | None:
         """The cluster a new signature belongs to, or None if it starts its own."""
-        best, best_similarity = None, self.threshold
+        # One comparison per candidate: with a handful of candidates, stacking them into one
+        # array costs more in numpy call overhead than it saves.
+        best, best_equal = None, float(self.threshold * signature.size)
+        count_nonzero, templates = np.count_nonzero, self._signatures
         for cluster_id in sorted(self.candidates(signature, keys)):  # sorted: same ties anywhere
-            template = self._signatures[cluster_id]
-            similarity = np.count_nonzero(template == signature) / signature.size
-            if similarity > best_similarity or (best is None and similarity >= self.threshold):
-                best, best_similarity = cluster_id, similarity
+            equal = int(count_nonzero(templates[cluster_id] == signature))
+            if equal > best_equal or (best is None and equal >= best_equal):
+                best, best_equal = cluster_id, equal
         return best
 
     def signature(self, cluster_id: str) -> Signature:
@@ -131,7 +153,7 @@ class ClusterIndex:
         author: str,
         young: bool,
         signature: Signature | None = None,
-        keys: list[bytes] | None = None,
+        keys: list[int] | None = None,
     ) -> Cluster:
         """Record a member, new or replayed from storage in time order.
 
@@ -143,8 +165,9 @@ class ClusterIndex:
                 raise ValueError(f"cluster {cluster_id} is new: its template signature is needed")
             cluster = self.clusters[cluster_id] = Cluster(cluster_id, t, t)
             self._index(cluster_id, signature, keys)
-        cluster.members.append(mention_id)
-        cluster.authors[author] += 1
+            self._fresh.append((t, cluster_id))
+        cluster.members[mention_id] = None
+        cluster.authors[author] = cluster.authors.get(author, 0) + 1
         cluster.young += int(young)
         cluster.first_seen = min(cluster.first_seen, t)
         cluster.last_seen = max(cluster.last_seen, t)
@@ -161,11 +184,8 @@ class ClusterIndex:
         if cluster_id is None:
             return None
         cluster = self.clusters[cluster_id]
-        carrier_left = cluster.members[0] == mention_id
-        if carrier_left:
-            cluster.members.popleft()
-        else:
-            cluster.members.remove(mention_id)
+        carrier_left = cluster.carrier == mention_id
+        del cluster.members[mention_id]
         cluster.authors[author] -= 1
         if cluster.authors[author] <= 0:
             del cluster.authors[author]
@@ -174,7 +194,24 @@ class ClusterIndex:
             del self.clusters[cluster_id]
             self._unindex(cluster_id)
             return None
-        return cluster.members[0] if carrier_left else None
+        return cluster.carrier if carrier_left else None
+
+    def forget_lonely(self, before: float) -> list[str]:
+        """Forget templates created before ``before`` that nobody copied.
+
+        Returns the members that carried them (their stored signatures are no longer needed).
+        """
+        forgotten = []
+        while self._fresh and self._fresh[0][0] < before:
+            _, cluster_id = self._fresh.popleft()
+            cluster = self.clusters.get(cluster_id)
+            if cluster is not None and cluster.size == 1:
+                carrier = cluster.carrier
+                del self.clusters[cluster_id]
+                del self._cluster_of[carrier]
+                self._unindex(cluster_id)
+                forgotten.append(carrier)
+        return forgotten
 
     def cluster_of(self, mention_id: str) -> str | None:
         return self._cluster_of.get(mention_id)
@@ -187,7 +224,7 @@ class ClusterIndex:
     def __len__(self) -> int:
         return len(self._cluster_of)
 
-    def _index(self, cluster_id: str, signature: Signature, keys: list[bytes] | None) -> None:
+    def _index(self, cluster_id: str, signature: Signature, keys: list[int] | None) -> None:
         buckets = self._buckets
         for key in self.band_keys(signature) if keys is None else keys:
             hit = buckets.get(key)

@@ -67,6 +67,7 @@ class NearDupWindow:
     def expire(self, person: str, watermark: float) -> int:
         """Drop records that left the window or exceed the cap; returns how many left."""
         index = self.index(person)
+        self._forget_lonely(person, index, watermark)
         removed, capped = self.store.expire(person, watermark)
         if capped:
             metrics.WINDOW_CAPPED.labels(person).inc(capped)
@@ -89,6 +90,13 @@ class NearDupWindow:
         """The person's records in event-time order."""
         return self.store.records(person)
 
+    def _forget_lonely(self, person: str, index: ClusterIndex, watermark: float) -> None:
+        for lonely in index.forget_lonely(watermark - self.settings.singleton_hours * 3600):
+            record = self.store.get(person, lonely)
+            if record is not None and "h" in record:  # nothing can join it: dead weight
+                del record["h"]
+                self.store.update(person, lonely, record)
+
     def forget_cache(self) -> None:
         """Drop derived indexes after a rebalance; rebuilt from the store on use."""
         self._indexes.clear()
@@ -104,6 +112,8 @@ class NearDupWindow:
             if r["c"] is not None and r["c"] in templates:
                 index.add(mention_id, r["c"], float(r["t"]), r["a"], bool(r["y"]),
                           templates[r["c"]])
+        if records:  # as live running did by the latest event time seen
+            self._forget_lonely(person, index, max(float(r["t"]) for _, r in records))
         return index
 
 

@@ -66,3 +66,14 @@ class TestClusterIndex:
         idx.add("m1", "m0", 1.0, "a1", False)
         idx.add("x", "x", 2.0, "a2", False, _sig("a completely different reply about transit"))
         assert [c.id for c in idx.largest(5)] == ["m0"]
+
+    def test_uncopied_templates_are_forgotten_after_a_while(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        idx.add("m0", "m0", 0.0, "a0", False, _sig(TEMPLATE))
+        idx.add("x", "x", 0.0, "a2", False, _sig("a completely different reply about transit"))
+        idx.add("x1", "x", 1.0, "a3", False)
+        assert idx.forget_lonely(before=100.0) == ["m0"]
+        assert idx.match(_sig(TEMPLATE)) is None
+        assert idx.cluster_of("m0") is None
+        assert "x" in idx.clusters  # copied: stays a template for the whole window
+        assert idx.remove("m0", "a0", False) is None  # its record leaving later is harmless

@@ -64,3 +64,23 @@ class TestNearDupWindow:
             SIGNER.signature(w.tokens(TEMPLATE) or [])
         ) == "m0"
         assert w.store.count("amara") == 3  # the handover rewrote m2 without a second entry
+
+    def test_rebuild_forgets_the_same_lonely_templates(self) -> None:
+        store: dict[bytes, bytes] = {}
+        w = _window(store, singleton_hours=1.0)
+        _add(w, "lonely", 0.0, "a text about the transit strike that nobody copied at all")
+        _add(w, "m0", 10.0)
+        _add(w, "m1", 20.0)
+        _add(w, "late", 7200.0, "another reply about the housing report and its numbers today")
+        w.expire("amara", watermark=7200.0)
+        rebuilt = _window(store, singleton_hours=1.0).index("amara")
+        assert set(rebuilt.clusters) == set(w.index("amara").clusters) == {"m0", "late"}
+
+    def test_forgotten_template_drops_its_stored_signature(self) -> None:
+        store: dict[bytes, bytes] = {}
+        w = _window(store, singleton_hours=1.0)
+        _add(w, "lonely", 0.0, "a text about the transit strike that nobody copied at all")
+        assert "h" in (w.store.get("amara", "lonely") or {})
+        w.expire("amara", watermark=7200.0)
+        assert "h" not in (w.store.get("amara", "lonely") or {})
+        assert w.seen("amara", "lonely")  # still counted in the window, just not a template
