@@ -30,7 +30,6 @@ import inspect
 import pydoc
 import random
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -366,7 +365,7 @@ def memory_child(per_minute: int, hours: float) -> None:
     traffic = Traffic(seed=3)
     store: dict[bytes, bytes] = {}
     window = NearDupWindow(settings, signer, store)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss0 = _proc_status("VmRSS")
     started = time.perf_counter()
     n = int(per_minute * 60 * hours)
     step = 60.0 / per_minute
@@ -376,12 +375,21 @@ def memory_child(per_minute: int, hours: float) -> None:
         sig = signer.signature(tk) if tk is not None else None
         window.add("p", f"m{i}", i * step, f"a{i % 20_000}", i % 3 == 0, sig)
         window.expire("p", i * step)
-        if i == settings.max_per_person * 2:
-            at_cap_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if i == n // 2:
+            at_cap_rss = _proc_status("VmRSS")
+    peak = _proc_status("VmHWM")
     held = window.store.count("p")
     print(f"mentions={n} held={held} peak_rss={peak} base_rss={rss0} at_cap_rss={at_cap_rss} "
           f"clusters={len(window.index('p').clusters)} seconds={time.perf_counter() - started}")
+
+
+def _proc_status(field: str) -> int:
+    """A size from /proc/self/status in bytes. (getrusage's ru_maxrss survives execve, so a
+    child would report its parent's peak.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
 
 
 def memory(quick: bool) -> dict[str, float]:
@@ -397,7 +405,8 @@ def memory(quick: bool) -> dict[str, float]:
           f"({figures['mentions']:,.0f} mentions), cap {cap:,} per person")
     print(f"  held in window at the end  {figures['held']:>12,.0f}")
     print(f"  peak RSS                   {figures['peak_rss'] / 2**20:>12,.1f} MiB "
-          f"(interpreter and libraries: {figures['base_rss'] / 2**20:.1f} MiB)")
+          f"(interpreter, libraries and text generator: {figures['base_rss'] / 2**20:.1f} MiB)")
+    print(f"  RSS half-way               {figures['at_cap_rss'] / 2**20:>12,.1f} MiB")
     print(f"  bytes per held mention     {per_mention:>12,.0f}")
     print(f"  clusters at the end        {figures['clusters']:>12,.0f}")
     print(f"  wall time                  {figures['seconds']:>12,.1f} s "

@@ -94,7 +94,10 @@ class NearDupSettings(_Section):
         description="a text nobody copied within this many hours stops being a template (a "
         "later copy starts a new cluster); keeps the LSH index to live clusters and recent texts",
     )
-    max_per_person: int = Field(default=200_000, ge=100)
+    max_per_person: int = Field(
+        default=100_000, ge=100,
+        description="hard cap of mentions held per person (2-4 KB each with their index)",
+    )
     key_file: Path | None = Field(
         default=None, description="secret for keyed hashing; default <data_dir>/neardup.key"
     )

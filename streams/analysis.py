@@ -248,6 +248,9 @@ class PersonAnalyser:
         metrics.SCORE.labels(person).set(rate.score)
         metrics.WINDOW_MENTIONS.labels(person).set(rate.count)
         metrics.WINDOW_EXPECTED.labels(person).set(rate.expected)
+        index = self._neardup.index(person)
+        metrics.NEARDUP_CLUSTERS.labels(person).set(index.copied)
+        metrics.NEARDUP_TOP_AUTHORS.labels(person).set(index.most_authors())
         for severity in Severity:
             is_open = rt.incident.is_open and rt.incident.severity is severity
             metrics.INCIDENTS_OPEN.labels(person, severity).set(int(is_open))

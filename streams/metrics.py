@@ -43,6 +43,10 @@ WINDOW_EXPECTED = Gauge(
 NEARDUP_CLUSTERS = Gauge(
     "pileon_neardup_clusters", "Near-duplicate clusters with two or more members", ["person"]
 )
+NEARDUP_TOP_AUTHORS = Gauge(
+    "pileon_neardup_largest_cluster_authors",
+    "Distinct authors of the near-duplicate cluster with the most of them", ["person"],
+)
 PROCESSING_SECONDS = Histogram(
     "pileon_processing_seconds", "Worker time to process one message, by stage", ["stage"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),

@@ -99,6 +99,7 @@ class ClusterIndex:
         self._buckets: dict[int, Bucket] = {}
         self._signatures: dict[str, Signature] = {}  # cluster id -> template signature
         self._fresh: deque[tuple[float, str]] = deque()  # new templates, oldest first
+        self._copied: set[str] = set()  # clusters with two or more members
         self._cluster_of: dict[str, str] = {}  # member id -> cluster id
         self.clusters: dict[str, Cluster] = {}
 
@@ -167,6 +168,8 @@ class ClusterIndex:
             self._index(cluster_id, signature, keys)
             self._fresh.append((t, cluster_id))
         cluster.members[mention_id] = None
+        if len(cluster.members) == 2:
+            self._copied.add(cluster_id)
         cluster.authors[author] = cluster.authors.get(author, 0) + 1
         cluster.young += int(young)
         cluster.first_seen = min(cluster.first_seen, t)
@@ -190,6 +193,8 @@ class ClusterIndex:
         if cluster.authors[author] <= 0:
             del cluster.authors[author]
         cluster.young -= int(young)
+        if len(cluster.members) < 2:
+            self._copied.discard(cluster_id)
         if not cluster.members:
             del self.clusters[cluster_id]
             self._unindex(cluster_id)
@@ -218,8 +223,17 @@ class ClusterIndex:
 
     def largest(self, n: int) -> list[Cluster]:
         """The ``n`` clusters with the most members (two or more)."""
-        multi = [c for c in self.clusters.values() if c.size >= 2]
-        return sorted(multi, key=lambda c: (-c.size, c.first_seen))[:n]
+        multi = [self.clusters[c] for c in self._copied]
+        return sorted(multi, key=lambda c: (-c.size, c.first_seen, c.id))[:n]
+
+    @property
+    def copied(self) -> int:
+        """How many clusters have two or more members (copypasta, or a shared text)."""
+        return len(self._copied)
+
+    def most_authors(self) -> int:
+        """Distinct authors of the cluster that has the most of them (0 if none is copied)."""
+        return max((self.clusters[c].distinct_authors for c in self._copied), default=0)
 
     def __len__(self) -> int:
         return len(self._cluster_of)

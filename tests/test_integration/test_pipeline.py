@@ -122,6 +122,8 @@ class TestPipelineOnEmbeddedBroker:
         assert metric_value(text, "pileon_duplicate_mentions_total") == 25
         assert metric_value(text, "pileon_incidents_open", person="amara") == 1
         assert 'pileon_pileon_score{person="amara"}' in text
+        assert metric_value(text, "pileon_neardup_clusters", person="amara") >= 3
+        assert metric_value(text, "pileon_neardup_largest_cluster_authors", person="amara") > 20
         assert metric_value(text, "pileon_processing_seconds_count", stage="ingest") > 0
         assert "Amara" not in text and ".example" not in text
 

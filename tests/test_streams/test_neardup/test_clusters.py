@@ -77,3 +77,14 @@ class TestClusterIndex:
         assert idx.cluster_of("m0") is None
         assert "x" in idx.clusters  # copied: stays a template for the whole window
         assert idx.remove("m0", "a0", False) is None  # its record leaving later is harmless
+
+    def test_copied_count_follows_members_joining_and_leaving(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        idx.add("m0", "m0", 0.0, "a0", False, _sig(TEMPLATE))
+        assert (idx.copied, idx.most_authors()) == (0, 0)
+        idx.add("m1", "m0", 1.0, "a1", False)
+        idx.add("m2", "m0", 2.0, "a1", False)
+        assert (idx.copied, idx.most_authors()) == (1, 2)
+        idx.remove("m0", "a0", False)
+        idx.remove("m1", "a1", False)
+        assert idx.copied == 0
