@@ -10,6 +10,7 @@ import pytest
 from pileon.broker import EmbeddedBroker
 from pileon.settings import Settings, load_settings
 from pileon.watchlist import Watchlist, load_watchlist
+from tests.kafka.broker import ApacheKafka
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_WATCHLIST = REPO / "config" / "watchlist.example.yaml"
@@ -32,3 +33,21 @@ def embedded_broker() -> Iterator[EmbeddedBroker]:
     """One Tansu broker for the session (it starts in milliseconds, memory only)."""
     with EmbeddedBroker() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]:
+    """One Apache Kafka (KRaft) node for the session, fetched from Maven Central once."""
+    kafka = ApacheKafka(tmp_path_factory.mktemp("kafka")).start()
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
+
+
+@pytest.fixture(scope="module", params=["tansu", "apache-kafka"])
+def bootstrap(request: pytest.FixtureRequest) -> str:
+    """Each integration test module runs against both brokers."""
+    name = "embedded_broker" if request.param == "tansu" else "apache_kafka"
+    broker = request.getfixturevalue(name)
+    return str(broker.bootstrap)

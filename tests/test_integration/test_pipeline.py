@@ -1,4 +1,5 @@
-"""The real worker process against the embedded broker, fed by the simulator connector."""
+"""The real worker process against each broker (the embedded Tansu and Apache Kafka), fed by
+the simulator connector."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from kafka import KafkaConsumer, TopicPartition
 
 from connectors.producer import MentionProducer
 from connectors.simulator import PileOnScript, Simulator, SimulatorConnector, invalid_messages
-from pileon.broker import EmbeddedBroker
 from pileon.settings import KafkaSettings
 from pileon.topics import ensure_topics
 from pileon.watchlist import Watchlist
@@ -43,16 +43,13 @@ def _ts(iso: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def run(
-    embedded_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
+def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from pileon.watchlist import load_watchlist
     from tests.conftest import EXAMPLE_WATCHLIST
 
     watchlist: Watchlist = load_watchlist(EXAMPLE_WATCHLIST)
     tmp = tmp_path_factory.mktemp("pipeline")
     prefix = f"it{uuid.uuid4().hex[:6]}."
-    bootstrap = embedded_broker.bootstrap
     names = ensure_topics(bootstrap, KafkaSettings(topic_prefix=prefix))
     end = time.time()
     sim = Simulator({p.key: p.display_name for p in watchlist.persons}, end=end, days=2,
@@ -89,7 +86,7 @@ def run(
     }
 
 
-class TestPipelineOnEmbeddedBroker:
+class TestPipeline:
     def test_every_valid_mention_is_in_clean_exactly_once(self, run: dict[str, Any]) -> None:
         ids = Counter(orjson.loads(r.value)["id"] for r in run["clean"])
         assert set(ids) == {m["id"] for m in run["sent"]}

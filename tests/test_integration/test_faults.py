@@ -1,0 +1,132 @@
+"""Fault tests (the Kafka system-test oracle): every acknowledged mention is processed.
+
+Each test produces a simulated day with a pile-on, injects a fault mid-stream, and checks that
+every acknowledged mention reached ``mentions.clean``, counting duplicates, and that the
+incident opened once (alert events carry an idempotency key a consumer de-duplicates on).
+Figures are printed (``-s``) and recorded in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from connectors.simulator import PileOnScript, Simulator, SimulatorConnector
+from pileon.settings import KafkaSettings
+from pileon.topics import TopicNames, ensure_topics
+from pileon.watchlist import load_watchlist
+from tests.conftest import EXAMPLE_WATCHLIST
+from tests.kafka.broker import ApacheKafka
+from tests.test_integration.worker import WorkerProcess, metric_value
+
+pytestmark = pytest.mark.slow
+
+
+def _read_all(bootstrap: str, topic: str) -> list[Any]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=2000)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records = list(consumer)
+    consumer.close()
+    return records
+
+
+def _simulation(end: float) -> tuple[Simulator, list[dict[str, Any]]]:
+    watchlist = load_watchlist(EXAMPLE_WATCHLIST)
+    persons = {p.key: p.display_name for p in watchlist.persons}
+    make = lambda: Simulator(persons, end=end, days=1, seed=9, pileon=PileOnScript("amara"))  # noqa: E731
+    return make(), make().mentions()
+
+
+def _wait_processed(worker: WorkerProcess, at_least: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    done = 0.0
+    while time.monotonic() < deadline:
+        try:
+            done = metric_value(worker.metrics(), "pileon_processing_seconds_count",
+                                stage="ingest")
+        except OSError:
+            done = 0.0
+        if done >= at_least:
+            return done
+        time.sleep(0.2)
+    return done
+
+
+def _wait_clean(bootstrap: str, names: TopicNames, ids: set[str], timeout: float) -> Counter[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = Counter(orjson.loads(r.value)["id"] for r in _read_all(bootstrap, names.clean))
+        if ids <= set(seen) or time.monotonic() > deadline:
+            return seen
+        time.sleep(2)
+
+
+def _report(name: str, produced: int, seen: Counter[str], ids: set[str], seconds: float) -> None:
+    lost = len(ids - set(seen))
+    dup = sum(n - 1 for n in seen.values() if n > 1)
+    print(f"\nFAULT {name}: produced={produced} lost={lost} duplicated={dup} "
+          f"recovered_in={seconds:.1f}s")
+
+
+def _opened_keys(bootstrap: str, names: TopicNames) -> Counter[str]:
+    alerts = [orjson.loads(r.value) for r in _read_all(bootstrap, names.alerts)]
+    return Counter(a["idempotency_key"] for a in alerts if a["transition"] == "opened")
+
+
+def test_worker_killed_mid_stream_loses_nothing(bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"kill{uuid.uuid4().hex[:6]}."
+    names = ensure_topics(bootstrap, KafkaSettings(topic_prefix=prefix))
+    sim, mentions = _simulation(time.time())
+    ids = {m["id"] for m in mentions}
+    worker = WorkerProcess(bootstrap, tmp_path, prefix, f"pileon-{prefix}").start()
+    connector = SimulatorConnector(bootstrap, names.raw, sim)
+    connector.start()
+    connector.run()  # every mention acknowledged by the broker (acks=all)
+    _wait_processed(worker, len(mentions) // 3, timeout=120)
+    assert worker.proc is not None
+    worker.proc.send_signal(signal.SIGKILL)
+    worker.proc.wait()
+    killed_at = time.monotonic()
+    restarted = WorkerProcess(bootstrap, tmp_path, prefix, f"pileon-{prefix}")
+    with restarted.start():
+        seen = _wait_clean(bootstrap, names, ids, timeout=240)
+        recovered = time.monotonic() - killed_at
+    _report("worker kill -9", len(mentions), seen, ids, recovered)
+    assert ids <= set(seen), f"{len(ids - set(seen))} acknowledged mentions lost"
+    opened = _opened_keys(bootstrap, names)
+    assert len(opened) == 1, f"incident opened as {sorted(opened)}"
+
+
+def test_apache_kafka_restart_is_survived(
+    apache_kafka: ApacheKafka, tmp_path: Path
+) -> None:
+    bootstrap = apache_kafka.bootstrap
+    prefix = f"bounce{uuid.uuid4().hex[:6]}."
+    names = ensure_topics(bootstrap, KafkaSettings(topic_prefix=prefix))
+    sim, mentions = _simulation(time.time())
+    ids = {m["id"] for m in mentions}
+    with WorkerProcess(bootstrap, tmp_path, prefix, f"pileon-{prefix}") as worker:
+        connector = SimulatorConnector(bootstrap, names.raw, sim)
+        connector.start()
+        connector.run()
+        _wait_processed(worker, len(mentions) // 3, timeout=120)
+        apache_kafka.stop()
+        time.sleep(3)
+        stopped_at = time.monotonic()
+        apache_kafka.start()
+        seen = _wait_clean(bootstrap, names, ids, timeout=240)
+        recovered = time.monotonic() - stopped_at
+        assert worker.proc is not None and worker.proc.poll() is None, "worker died"
+    _report("Apache Kafka restart", len(mentions), seen, ids, recovered)
+    assert ids <= set(seen), f"{len(ids - set(seen))} acknowledged mentions lost"
+    assert len(_opened_keys(bootstrap, names)) == 1
