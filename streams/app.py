@@ -60,10 +60,11 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
     alerts = _topic(app, names.alerts, partitions)
 
     def table(name: str, help_: str) -> Any:
-        schema: faust.Schema = faust.Schema(
-            key_type=bytes, value_type=bytes, key_serializer=_RAW, value_serializer=_RAW
-        )
-        return app.Table(name, partitions=partitions, help=help_, schema=schema)
+        # Faust derives a table's changelog codec from key_type/value_type only ("raw" for
+        # bytes): a schema= argument is used for writing but ignored by recovery, which then
+        # decodes as JSON and silently drops every record (found by the kill -9 fault test).
+        return app.Table(name, partitions=partitions, help=help_, key_type=bytes,
+                         value_type=bytes)
 
     seen = table("seen", "mention ids seen recently, per person (exact de-duplication)")
     window = table("window", "compact per-mention records in the near-duplicate window")

@@ -3,6 +3,12 @@
 Each raw message becomes exactly one of: a clean mention (re-serialised in canonical form), a
 duplicate (same mention id already seen within ``dedup_hours`` of event time; counted, not
 forwarded), or a dead letter with a reason.
+
+The dedup record and the clean mention are two separate writes to Kafka, and a crash can make
+the first durable without the second. So the record keeps where the mention was first read
+(partition and offset of ``mentions.raw``): reading that same message again is a redelivery
+after a crash, and it is forwarded again (at least once: the analyser and the evidence archiver
+de-duplicate by id). Only another message with the same id is a duplicate.
 """
 
 from __future__ import annotations
@@ -62,10 +68,15 @@ class Ingestor:
             metrics.DEAD_LETTERS.labels(exc.reason).inc()
             return DeadLetter(dead_letter(key, value, exc.reason, exc.detail, origin), exc.reason)
         person = mention.person
-        if self._seen.contains(person, mention.id):
+        first = self._seen.get(person, mention.id)
+        here = [origin.partition, origin.offset]
+        if first is not None and first.get("o") != here:
             metrics.DUPLICATES.labels(person).inc()
             return Duplicate(mention.id)
-        self._seen.put(person, mention.id, {"t": mention.event_time})
+        if first is not None:
+            metrics.REDELIVERED.labels(person).inc()
+            return Clean(mention, mention.to_json())
+        self._seen.put(person, mention.id, {"t": mention.event_time, "o": here})
         self._seen.expire(person, mention.event_time)
         metrics.MENTIONS.labels(person, mention.platform).inc()
         return Clean(mention, mention.to_json())

@@ -12,6 +12,11 @@ DUPLICATES = Counter(
     "pileon_duplicate_mentions_total", "Mentions dropped as exact duplicates (same id)",
     ["person"],
 )
+REDELIVERED = Counter(
+    "pileon_redelivered_mentions_total",
+    "Mentions read again after a crash or rebalance and forwarded again (at least once)",
+    ["person"],
+)
 DEAD_LETTERS = Counter(
     "pileon_dead_letters_total", "Messages sent to the dead-letter topic, by reason", ["reason"]
 )
