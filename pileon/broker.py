@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from pileon.process import terminate
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -111,14 +113,8 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            terminate(proc, timeout=5)
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -59,6 +59,14 @@ def kafka_bootstrap(settings: Settings) -> Iterator[str]:
         log.info("embedded broker stopped")
 
 
+def _required_bootstrap(args: argparse.Namespace, settings: Settings, command: str) -> str:
+    """The broker a command that does not start one must be given."""
+    bootstrap: str | None = args.bootstrap or settings.kafka.bootstrap
+    if not bootstrap:
+        raise ConfigError(f"{command} needs a broker: --bootstrap or PILEON_KAFKA__BOOTSTRAP")
+    return bootstrap
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -82,9 +90,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
 def cmd_simulate(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from connectors.simulator import SimulatorConnector
 
-    bootstrap = args.bootstrap or settings.kafka.bootstrap
-    if not bootstrap:
-        raise ConfigError("simulate needs a broker: --bootstrap or PILEON_KAFKA__BOOTSTRAP")
+    bootstrap = _required_bootstrap(args, settings, "simulate")
     names = ensure_topics(bootstrap, settings.kafka)
     connector = SimulatorConnector.from_watchlist(
         bootstrap, names.raw, watchlist, days=args.days, seed=args.seed, target=args.target,
@@ -104,9 +110,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings, watchlist: Watchl
 def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from pileon.evidence.archiver import Archiver
 
-    bootstrap = args.bootstrap or settings.kafka.bootstrap
-    if not bootstrap:
-        raise ConfigError("archive needs a broker: --bootstrap or PILEON_KAFKA__BOOTSTRAP")
+    bootstrap = _required_bootstrap(args, settings, "archive")
     names = ensure_topics(bootstrap, settings.kafka)
     archiver = Archiver(bootstrap, names, args.out)
     signal.signal(signal.SIGTERM, lambda *_: archiver.stop())
@@ -124,9 +128,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, watchlist: Watchlist)
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
-    bootstrap = args.bootstrap or settings.kafka.bootstrap
-    if not bootstrap:
-        raise ConfigError("topics needs a broker: --bootstrap or PILEON_KAFKA__BOOTSTRAP")
+    bootstrap = _required_bootstrap(args, settings, "topics")
     names = ensure_topics(bootstrap, settings.kafka)
     print("\n".join(names.all()))
     return 0

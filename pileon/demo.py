@@ -26,6 +26,7 @@ from pileon.broker import free_port
 from pileon.cli import kafka_bootstrap
 from pileon.evidence import verify_bundle
 from pileon.evidence.archiver import Archiver
+from pileon.process import terminate
 from pileon.settings import Settings
 from pileon.topics import ensure_topics
 from pileon.watchlist import Watchlist
@@ -66,7 +67,7 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
         finally:
             archiver.stop()
             archiving.join(timeout=10)
-            _stop(worker)
+            terminate(worker, timeout=20)
 
 
 def _start_worker(settings: Settings, bootstrap: str, out: Path) -> subprocess.Popen[bytes]:
@@ -155,16 +156,6 @@ def _texts(archiver: Archiver, person: str, ids: set[str]) -> dict[str, str]:
         for r in archiver.log.records(person)
         if r["mention"]["id"] in ids
     }
-
-
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 def _say(started: float, message: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 from pileon.broker import free_port
+from pileon.process import terminate
 
 
 class WorkerProcess:
@@ -58,14 +59,7 @@ class WorkerProcess:
             return str(r.read().decode())
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return terminate(self.proc, timeout) if self.proc is not None else None
 
     def __enter__(self) -> WorkerProcess:
         return self.start()
