@@ -55,6 +55,12 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
     sim = Simulator({p.key: p.display_name for p in watchlist.persons}, end=end, days=2,
                     seed=5, pileon=PileOnScript("amara"))
     with WorkerProcess(bootstrap, tmp, prefix, f"pileon-{prefix}") as worker:
+        # A record in mentions.clean that is not a mention makes the analyse agent raise: it
+        # must be dead-lettered with its error class, and the stream must go on.
+        poison = MentionProducer(bootstrap, names.clean)
+        poison.send_raw(b"amara", b'{"id": "bluesky:not-a-mention", "person": "amara"}')
+        poison.flush()
+        poison.close()
         connector = SimulatorConnector(bootstrap, names.raw, sim, invalid=True)
         connector.start()
         connector.run()
@@ -69,7 +75,7 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
         replay.close()
         invalid = invalid_messages("amara", end)
         clean = _consume(bootstrap, names.clean, len(mentions), timeout=180)
-        letters = _consume(bootstrap, names.invalid, len(invalid), timeout=30)
+        letters = _consume(bootstrap, names.invalid, len(invalid) + 1, timeout=30)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # the analyser trails the ingest stage
             text = worker.metrics()
@@ -89,6 +95,7 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
 class TestPipeline:
     def test_every_valid_mention_is_in_clean_exactly_once(self, run: dict[str, Any]) -> None:
         ids = Counter(orjson.loads(r.value)["id"] for r in run["clean"])
+        del ids["bluesky:not-a-mention"]  # the poison record the test wrote itself
         assert set(ids) == {m["id"] for m in run["sent"]}
         assert max(ids.values()) == 1  # the 25 re-sent ids were dropped
 
@@ -96,12 +103,24 @@ class TestPipeline:
         assert all(r.key == orjson.loads(r.value)["person"].encode() for r in run["clean"])
 
     def test_invalid_inputs_are_dead_letters_with_reasons(self, run: dict[str, Any]) -> None:
-        letters = [orjson.loads(r.value) for r in run["letters"]]
+        letters = [orjson.loads(r.value) for r in run["letters"]
+                   if r.value and orjson.loads(r.value)["reason"] != "processing_error"]
         assert len(letters) == len(run["invalid_sent"])
         assert {x["reason"] for x in letters} == {
             "not_json", "not_utf8", "schema", "unknown_person", "from_future"
         }
         assert all(x["detail"] and x["value_b64"] for x in letters)
+
+    def test_record_that_makes_an_agent_raise_is_dead_lettered_with_its_class(
+        self, run: dict[str, Any]
+    ) -> None:
+        failed = [orjson.loads(r.value) for r in run["letters"]
+                  if orjson.loads(r.value)["reason"] == "processing_error"]
+        assert len(failed) == 1
+        assert failed[0]["error_class"].endswith("ValidationError")
+        assert failed[0]["origin"]["topic"] == run["names"].clean
+        assert metric_value(run["metrics"], "pileon_dead_letters_total",
+                            reason="processing_error") == 1
 
     def test_incident_opens_for_the_target_soon_after_onset(self, run: dict[str, Any]) -> None:
         opened = [a for a in run["alerts"] if a["transition"] == "opened"]
