@@ -1,4 +1,4 @@
-"""The ``pileon`` command: worker, simulate, archive, demo, topics, verify, check-config."""
+"""The ``pileon`` command: worker, simulate, archive, demo, topics, check, verify, check-config."""
 
 from __future__ import annotations
 
@@ -134,6 +134,14 @@ def cmd_topics(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
     return 0
 
 
+def cmd_check(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.check import check
+
+    report = check(_required_bootstrap(args, settings, "check"), settings)
+    print("\n".join(report.lines), flush=True)
+    return 1 if report.problems else 0
+
+
 def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from pileon.evidence import verify_bundle, verify_records
     from pileon.evidence.chain import EvidenceLog
@@ -191,6 +199,10 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("topics", help="create pileon's topics")
     s.add_argument("--bootstrap")
     s.set_defaults(func=cmd_topics)
+
+    s = sub.add_parser("check", help="broker reachability, topics, partitions and worker lag")
+    s.add_argument("--bootstrap")
+    s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("verify", help="verify an evidence bundle or chain file")
     s.add_argument("path", type=Path)

@@ -3,6 +3,8 @@ the simulator connector."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -85,10 +87,14 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
             time.sleep(1)
         alerts = _consume(bootstrap, names.alerts, 1, timeout=10)
         metrics_text = worker.metrics()
+        time.sleep(4)  # Faust commits offsets every 2.8 s
+        check = subprocess.run([sys.executable, "-m", "pileon", "check"], env=worker.env,
+                               capture_output=True, text=True, timeout=60)
     return {
         "names": names, "sent": mentions, "truth": sim.ground_truth(), "clean": clean,
         "letters": letters, "alerts": [orjson.loads(r.value) for r in alerts],
         "metrics": metrics_text, "invalid_sent": invalid, "worker_log": worker.log_path,
+        "check": check,
     }
 
 
@@ -146,3 +152,10 @@ class TestPipeline:
     def test_worker_log_holds_no_text_or_handles(self, run: dict[str, Any]) -> None:
         log = Path(run["worker_log"]).read_text()
         assert "fraud" not in log and ".example" not in log
+
+    def test_check_reports_topics_and_a_caught_up_worker(self, run: dict[str, Any]) -> None:
+        check = run["check"]
+        assert check.returncode == 0, check.stdout + check.stderr
+        for topic in run["names"].all():
+            assert f"ok    topic {topic}: 4 partitions" in check.stdout
+        assert f"on {run['names'].raw}: lag 0 " in check.stdout
