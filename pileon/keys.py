@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from pathlib import Path
 
 from pileon.settings import ConfigError, Settings
 
@@ -34,7 +33,3 @@ def neardup_key(settings: Settings) -> bytes:
     log.info("created a near-duplicate hashing key at %s", path)
     return key
 
-
-def ensure_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -36,6 +36,7 @@ _RAW = "raw"  # keys and values are bytes: pileon parses and validates them itse
 
 def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust.App:
     kafka, worker = settings.kafka, settings.worker
+    (worker.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # also with a key_file set
     app = faust.App(
         worker.app_id,
         broker=f"kafka://{bootstrap}",

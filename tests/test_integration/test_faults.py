@@ -139,3 +139,47 @@ def test_apache_kafka_restart_is_survived(
     _report("Apache Kafka restart", len(mentions), seen, ids, recovered)
     assert ids <= set(seen), f"{len(ids - set(seen))} acknowledged mentions lost"
     assert len(opened) == 1, f"incident opened as {sorted(opened)}"
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="known issue, issue 4: after one of two workers is killed, the survivor "
+    "rebalances and restores but some partitions stall (2 of 3 runs: 24 of 6,431 on Tansu, "
+    "2,201 of 6,404 on Apache Kafka still missing after 240 s; the third run: 0 lost in 20 s)",
+)
+def test_one_of_two_workers_killed_loses_nothing(bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"pair{uuid.uuid4().hex[:6]}."
+    names = ensure_topics(bootstrap, KafkaSettings(topic_prefix=prefix))
+    key = tmp_path / "neardup.key"  # replicas share the hashing key (a mounted secret)
+    key.write_text(uuid.uuid4().hex * 2)
+    workers = []
+    for n in (1, 2):
+        w = WorkerProcess(bootstrap, tmp_path / f"w{n}", prefix, f"pileon-{prefix}")
+        w.env["PILEON_NEARDUP__KEY_FILE"] = str(key)
+        w.log_path.parent.mkdir(parents=True, exist_ok=True)
+        workers.append(w.start())
+    victim = workers[1]
+    try:
+        sim, mentions = _simulation(time.time())
+        ids = {m["id"] for m in mentions}
+        connector = SimulatorConnector(bootstrap, names.raw, sim)
+        connector.start()
+        connector.run()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # both must be working before one dies
+            done = [_wait_processed(w, 1, timeout=1) for w in workers]
+            if min(done) > 0 and sum(done) >= len(mentions) // 3:
+                break
+        assert victim.proc is not None
+        victim.proc.send_signal(signal.SIGKILL)
+        victim.proc.wait()
+        killed_at = time.monotonic()
+        seen = _wait_clean(bootstrap, names, ids, timeout=90)
+        recovered = time.monotonic() - killed_at
+        opened = _opened_keys(bootstrap, names, timeout=30)
+    finally:
+        for w in workers:
+            w.stop()
+    _report("one of two workers kill -9", len(mentions), seen, ids, recovered)
+    assert ids <= set(seen), f"{len(ids - set(seen))} acknowledged mentions lost"
+    assert len(opened) == 1, f"incident opened as {sorted(opened)}"
