@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,10 @@ class Archiver:
             max_poll_records=5000,
         )
         self._consumer.subscribe([topics.alerts])
-        self._clean.subscribe([topics.clean])
+        # Assigned, not subscribed: a bundle must hold every mention an alert counted, and a
+        # group join can take seconds, during which "drain up to the end" would cover nothing.
+        # Offsets are still committed under the group, so a restart resumes where it stopped.
+        self._clean.assign(_partitions(self._clean, topics.clean))
         self.archived = 0
 
     def run(self) -> None:
@@ -105,9 +109,20 @@ class Archiver:
         if any(e["idempotency_key"] == event["idempotency_key"] for e in events):
             return  # re-delivered transition
         events.append(event)
-        partitions = self._clean.assignment() or set()
-        self._drain_clean(timeout_ms=100, until=self._clean.end_offsets(list(partitions)))
+        partitions = list(self._clean.assignment())
+        self._drain_clean(timeout_ms=100, until=self._clean.end_offsets(partitions))
         folder = export_bundle(self.log, events, self.incidents_dir / event["incident_id"])
         log.info("incident %s %s: bundle at %s", event["incident_id"], event["transition"], folder)
         if self._on_bundle is not None:
             self._on_bundle(event, folder)
+
+
+def _partitions(consumer: KafkaConsumer, topic: str, timeout: float = 30.0) -> list[TopicPartition]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topic {topic} has no partitions: run `pileon topics` first")
+        time.sleep(0.2)

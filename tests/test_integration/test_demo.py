@@ -29,9 +29,12 @@ def test_demo_shows_the_incident_and_leaves_verified_evidence(tmp_path: Path) ->
                 "near-duplicate template", "not a verdict"):
         assert why in stdout
     assert "EMBEDDED broker" in result.stderr
+    assert '"?"' not in stdout  # every template's text was found in the evidence chain
     bundles = list((out / "evidence" / "incidents").iterdir())
     assert len(bundles) == 1
     verify = subprocess.run([sys.executable, "-m", "pileon", "verify", str(bundles[0])],
                             capture_output=True, text=True, timeout=60, env=env)
     assert verify.returncode == 0 and verify.stdout.startswith("OK")
+    held = int(re.search(r"(\d+) records", verify.stdout).group(1))  # type: ignore[union-attr]
+    assert held > 500  # the hour before the incident and the pile-on itself
     assert (out / "ground_truth.json").is_file()
