@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from pileon.settings import Settings
-from pileon.topics import TopicNames
+from pileon.topics import TopicNames, partition_counts
 
 
 @dataclass
@@ -54,10 +54,7 @@ def check(bootstrap: str, settings: Settings, timeout: float = 10.0) -> Report:
 def _check_topics(
     admin: KafkaAdminClient, names: TopicNames, expected: int, report: Report
 ) -> dict[str, int]:
-    existing = set(admin.list_topics())
-    found: dict[str, int] = {}
-    for meta in admin.describe_topics([n for n in names.all() if n in existing]):
-        found[str(meta.get("name") or meta.get("topic"))] = len(meta.get("partitions") or [])
+    found = partition_counts(admin, names)
     for name in names.all():
         if name not in found:
             report.bad(f"topic {name}: missing (create it with `pileon topics`)")

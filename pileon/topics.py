@@ -55,12 +55,20 @@ def ensure_topics(bootstrap: str, kafka: KafkaSettings, timeout: float = 30.0) -
     return names
 
 
+def partition_counts(admin: KafkaAdminClient, names: TopicNames) -> dict[str, int]:
+    """Partitions of each of pileon's topics that exists."""
+    existing = set(admin.list_topics())
+    counts: dict[str, int] = {}
+    for meta in admin.describe_topics([n for n in names.all() if n in existing]):
+        name = meta.get("name") or meta.get("topic")  # kafka-python 3.x says "name"
+        counts[str(name)] = len(meta.get("partitions") or [])
+    return counts
+
+
 def _check_partitions(admin: KafkaAdminClient, names: TopicNames, partitions: int) -> None:
     # The stream and its tables are co-partitioned by person: counts must agree.
-    for meta in admin.describe_topics(list(names.all())):
-        got = len(meta.get("partitions") or [])
+    for name, got in partition_counts(admin, names).items():
         if got and got != partitions:
-            name = meta.get("name") or meta.get("topic")  # kafka-python 3.x says "name"
             raise TopicSetupError(
                 f"topic {name} has {got} partitions, settings say {partitions}"
             )

@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from connectors.simulator import PileOnScript, Simulator, SimulatorConnector
 from pileon.settings import KafkaSettings
@@ -25,19 +24,9 @@ from pileon.topics import TopicNames, ensure_topics
 from pileon.watchlist import load_watchlist
 from tests.conftest import EXAMPLE_WATCHLIST
 from tests.kafka.broker import ApacheKafka
-from tests.test_integration.worker import WorkerProcess, metric_value
+from tests.test_integration.worker import WorkerProcess, metric_value, read_topic
 
 pytestmark = pytest.mark.slow
-
-
-def _read_all(bootstrap: str, topic: str) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=2000)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    records = list(consumer)
-    consumer.close()
-    return records
 
 
 def _simulation(end: float) -> tuple[Simulator, list[dict[str, Any]]]:
@@ -65,7 +54,7 @@ def _wait_processed(worker: WorkerProcess, at_least: int, timeout: float) -> flo
 def _wait_clean(bootstrap: str, names: TopicNames, ids: set[str], timeout: float) -> Counter[str]:
     deadline = time.monotonic() + timeout
     while True:
-        seen = Counter(orjson.loads(r.value)["id"] for r in _read_all(bootstrap, names.clean))
+        seen = Counter(orjson.loads(r.value)["id"] for r in read_topic(bootstrap, names.clean))
         if ids <= set(seen) or time.monotonic() > deadline:
             return seen
         time.sleep(2)
@@ -82,11 +71,11 @@ def _opened_keys(bootstrap: str, names: TopicNames, timeout: float = 90) -> Coun
     """Idempotency keys of 'opened' alerts, once the analyser has caught up and sent one."""
     deadline = time.monotonic() + timeout
     while True:
-        alerts = [orjson.loads(r.value) for r in _read_all(bootstrap, names.alerts)]
+        alerts = [orjson.loads(r.value) for r in read_topic(bootstrap, names.alerts)]
         opened = Counter(a["idempotency_key"] for a in alerts if a["transition"] == "opened")
         if opened or time.monotonic() > deadline:
             time.sleep(5)  # a second, different 'opened' would show up soon after the first
-            alerts = [orjson.loads(r.value) for r in _read_all(bootstrap, names.alerts)]
+            alerts = [orjson.loads(r.value) for r in read_topic(bootstrap, names.alerts)]
             return Counter(a["idempotency_key"] for a in alerts if a["transition"] == "opened")
         time.sleep(2)
 

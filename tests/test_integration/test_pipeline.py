@@ -14,30 +14,15 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from connectors.producer import MentionProducer
 from connectors.simulator import PileOnScript, Simulator, SimulatorConnector, invalid_messages
 from pileon.settings import KafkaSettings
 from pileon.topics import ensure_topics
 from pileon.watchlist import Watchlist
-from tests.test_integration.worker import WorkerProcess, metric_value
+from tests.test_integration.worker import WorkerProcess, metric_value, read_topic
 
 pytestmark = pytest.mark.slow
-
-
-def _consume(bootstrap: str, topic: str, until: int, timeout: float) -> list[Any]:
-    """Read a topic from the start without a consumer group (no join delay)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=1000)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while len(records) < until and time.monotonic() < deadline:
-        records.extend(consumer)
-    consumer.close()
-    return records
 
 
 def _ts(iso: str) -> float:
@@ -76,8 +61,8 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
         replay.flush()
         replay.close()
         invalid = invalid_messages("amara", end)
-        clean = _consume(bootstrap, names.clean, len(mentions), timeout=180)
-        letters = _consume(bootstrap, names.invalid, len(invalid) + 1, timeout=30)
+        clean = read_topic(bootstrap, names.clean, len(mentions), timeout=180)
+        letters = read_topic(bootstrap, names.invalid, len(invalid) + 1, timeout=30)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # the analyser trails the ingest stage
             text = worker.metrics()
@@ -85,7 +70,7 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
             if done >= len(clean):
                 break
             time.sleep(1)
-        alerts = _consume(bootstrap, names.alerts, 1, timeout=10)
+        alerts = read_topic(bootstrap, names.alerts, 1, timeout=10)
         metrics_text = worker.metrics()
         time.sleep(4)  # Faust commits offsets every 2.8 s
         check = subprocess.run([sys.executable, "-m", "pileon", "check"], env=worker.env,

@@ -9,6 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from pileon.broker import free_port
 from pileon.process import terminate
@@ -80,3 +81,20 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in head for k, v in labels.items()):
             total += float(value)
     return total
+
+
+def read_topic(bootstrap: str, topic: str, until: int = 0, timeout: float = 0.0) -> list[Any]:
+    """Records of a topic from its start, without a consumer group (no join delay); keeps
+    reading until ``until`` records arrived or ``timeout`` seconds passed."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=2000)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records = list(consumer)
+    deadline = time.monotonic() + timeout
+    while len(records) < until and time.monotonic() < deadline:
+        records.extend(consumer)
+    consumer.close()
+    return records
