@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+
+from streams.deadletter import Origin, dead_letter
+from streams.mention import Reason
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +21,24 @@ class DeliveryError(Exception):
     checkpoint past them, and should stop or retry."""
 
 
-class MentionProducer:
-    """Publishes mentions to ``mentions.raw``; :meth:`flush` raises if any send failed."""
+class MentionTooLarge(ValueError):
+    """A mention is over the producer's request size and no dead-letter topic was given."""
 
-    def __init__(self, bootstrap: str, topic: str, **config: Any) -> None:
+
+class MentionProducer:
+    """Publishes mentions to ``mentions.raw``; :meth:`flush` raises if any send failed.
+
+    A mention over ``max_request_size`` (1 MiB by default, the broker's default record limit)
+    cannot be written to Kafka: with ``invalid_topic`` it becomes a dead letter with reason
+    ``too_large`` (head, SHA-256 and length of the original), else :class:`MentionTooLarge`.
+    """
+
+    def __init__(
+        self, bootstrap: str, topic: str, *, invalid_topic: str | None = None, **config: Any
+    ) -> None:
         self.topic = topic
+        self.invalid_topic = invalid_topic
+        self.max_bytes = int(config.get("max_request_size", 1_048_576)) - 1024  # headers
         defaults: dict[str, Any] = {
             "acks": "all",
             "retries": 10,
@@ -40,7 +57,16 @@ class MentionProducer:
         self.send_raw(str(mention["person"]).encode(), orjson.dumps(mention))
 
     def send_raw(self, key: bytes | None, value: bytes) -> None:
-        future = self._producer.send(self.topic, key=key, value=value)
+        topic = self.topic
+        if len(value) > self.max_bytes:
+            if self.invalid_topic is None:
+                raise MentionTooLarge(f"{len(value)} bytes, limit {self.max_bytes}")
+            detail = f"{len(value)} bytes, over the producer limit {self.max_bytes}"
+            topic, value = self.invalid_topic, dead_letter(
+                key, value, Reason.TOO_LARGE, detail, Origin(self.topic, -1, -1, time.time())
+            )
+            log.warning("mention over %d bytes dead-lettered by the connector", self.max_bytes)
+        future = self._producer.send(topic, key=key, value=value)
         future.add_errback(self._failures.append)
         self.sent += 1
 

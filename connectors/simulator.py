@@ -301,6 +301,8 @@ def invalid_messages(person: str, now: float) -> list[tuple[bytes | None, bytes]
         (b"nobody", body(person="nobody")),
         (key, body(created_at=_iso(now + 86400))),
         (key, orjson.dumps({k: v for k, v in good.items() if k != "person"})),
+        (key, body(created_at=_iso(now - 400 * 86400))),
+        (key, body(text="x" * 1_020_000)),  # fits a Kafka record, over the ingest limit
     ]
 
 
@@ -319,10 +321,11 @@ class SimulatorConnector:
 
     def __init__(
         self, bootstrap: str, topic: str, simulator: Simulator, *, speed: float = 0.0,
-        invalid: bool = False,
+        invalid: bool = False, invalid_topic: str | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
+        self._invalid_topic = invalid_topic
         self._simulator = simulator
         self._speed = speed
         self._invalid = invalid
@@ -334,7 +337,7 @@ class SimulatorConnector:
     def from_watchlist(
         cls, bootstrap: str, topic: str, watchlist: Any, *, days: float, seed: int,
         target: str | None, speed: float = 0.0, invalid: bool = False,
-        end: float | None = None,
+        end: float | None = None, invalid_topic: str | None = None,
     ) -> SimulatorConnector:
         persons = {p.key: p.display_name for p in watchlist.persons}
         target = target or next(iter(persons))
@@ -342,12 +345,15 @@ class SimulatorConnector:
             persons, end=end if end is not None else time.time(), days=days, seed=seed,
             pileon=PileOnScript(target),
         )
-        return cls(bootstrap, topic, simulator, speed=speed, invalid=invalid)
+        return cls(bootstrap, topic, simulator, speed=speed, invalid=invalid,
+                   invalid_topic=invalid_topic)
 
     def start(self) -> None:
         from connectors.producer import MentionProducer
 
-        self._producer = MentionProducer(self._bootstrap, self._topic)
+        self._producer = MentionProducer(
+            self._bootstrap, self._topic, invalid_topic=self._invalid_topic
+        )
 
     def run(self) -> int:
         try:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from pileon.lag import LagProbe
 from pileon.settings import Settings
 from pileon.topics import TopicNames, partition_counts
 
@@ -45,7 +46,7 @@ def check(bootstrap: str, settings: Settings, timeout: float = 10.0) -> Report:
         report.ok(f"broker {bootstrap}: reachable in {time.monotonic() - started:.2f}s, "
                   f"{brokers} broker(s)")
         partitions = _check_topics(admin, names, settings.kafka.partitions, report)
-        _check_lag(admin, bootstrap, settings.worker.app_id, names, partitions, report)
+        _check_lag(bootstrap, settings.worker.app_id, names, partitions, report)
     finally:
         admin.close()
     return report
@@ -66,35 +67,20 @@ def _check_topics(
 
 
 def _check_lag(
-    admin: KafkaAdminClient,
-    bootstrap: str,
-    group: str,
-    names: TopicNames,
-    partitions: dict[str, int],
-    report: Report,
+    bootstrap: str, group: str, names: TopicNames, partitions: dict[str, int], report: Report
 ) -> None:
-    sources = [t for t in (names.raw, names.clean) if t in partitions]
-    tps = [TopicPartition(t, p) for t in sources for p in range(partitions[t])]
-    if not tps:
+    sources = {t: partitions[t] for t in (names.raw, names.clean) if t in partitions}
+    if not sources:
         return
-    offsets = admin.list_group_offsets({group: tps}).get(group, {})  # kafka-python 3 API
-    committed = {tp: meta.offset for tp, meta in offsets.items() if meta and meta.offset >= 0}
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="pileon-check",
-                             enable_auto_commit=False)
-    try:
-        ends = consumer.end_offsets(tps)
-    finally:
-        consumer.close()
+    with LagProbe(bootstrap, group, sources) as probe:
+        lags = probe.read()
     for topic in sources:
-        raw_lags = [ends[tp] - committed.get(tp, 0) for tp in tps if tp.topic == topic]
-        # The embedded broker (Tansu 0.6) can report an end offset below a committed one.
-        lags = [max(0, lag) for lag in raw_lags]
-        detail = " ".join(f"p{i}={lag}" for i, lag in enumerate(lags))
-        if min(raw_lags) < 0:
+        mine = [p for p in lags if p.topic == topic]
+        detail = " ".join(f"p{p.partition}={p.lag}" for p in mine)
+        if any(p.end_below_committed for p in mine):
             detail += "; the broker reports end offsets below committed ones"
-        never = [i for i in range(partitions[topic])
-                 if TopicPartition(topic, i) not in committed and ends[TopicPartition(topic, i)]]
-        line = f"group {group} on {topic}: lag {sum(lags)} ({detail})"
+        never = [p.partition for p in mine if p.committed is None and p.end]
+        line = f"group {group} on {topic}: lag {sum(p.lag for p in mine)} ({detail})"
         if never:
             report.bad(f"{line}; no commit yet on partition(s) {never}: is a worker running?")
         else:

@@ -1,4 +1,5 @@
-"""The ``pileon`` command: worker, simulate, archive, demo, topics, check, verify, check-config."""
+"""The ``pileon`` command: worker, simulate, archive, notify, demo, topics, check, verify,
+check-config, dashboards."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import orjson
 from pileon.broker import BrokerStartError, EmbeddedBroker
 from pileon.evidence.chain import ChainError
 from pileon.settings import ConfigError, Settings, load_settings
-from pileon.topics import TopicSetupError, ensure_topics
+from pileon.topics import TopicSetupError, ensure_changelogs, ensure_topics
 from pileon.watchlist import Watchlist, load_watchlist
 
 log = logging.getLogger("pileon")
@@ -78,6 +79,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
 
     with kafka_bootstrap(settings) as bootstrap:
         ensure_topics(bootstrap, settings.kafka)
+        ensure_changelogs(bootstrap, settings.kafka, settings.worker.app_id)
         if not settings.kafka.bootstrap:
             print(f"pileon worker: embedded broker at {bootstrap} "
                   f"(point connectors at it with --bootstrap {bootstrap})", flush=True)
@@ -94,7 +96,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings, watchlist: Watchl
     names = ensure_topics(bootstrap, settings.kafka)
     connector = SimulatorConnector.from_watchlist(
         bootstrap, names.raw, watchlist, days=args.days, seed=args.seed, target=args.target,
-        speed=args.speed, invalid=args.invalid,
+        speed=args.speed, invalid=args.invalid, invalid_topic=names.invalid,
     )
     connector.start()
     connector.run()
@@ -118,6 +120,34 @@ def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchli
         archiver.run()
     except KeyboardInterrupt:
         archiver.stop()
+    return 0
+
+
+def cmd_notify(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from pileon.alerting.notifier import Notifier
+    from pileon.alerting.sinks import sinks_from_settings
+
+    bootstrap = _required_bootstrap(args, settings, "notify")
+    names = ensure_topics(bootstrap, settings.kafka)
+    cfg = settings.alerting
+    sinks = sinks_from_settings(cfg)
+    if not sinks:
+        raise ConfigError("notify needs a sink: set alerting.alertmanager_urls or "
+                          "alerting.webhook_url")
+    if cfg.metrics_port:
+        start_http_server(cfg.metrics_port, cfg.metrics_bind)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"pileon notify: {', '.join(s.name for s in sinks)}; metrics on "
+          f"{cfg.metrics_bind}:{cfg.metrics_port}", flush=True)
+    try:
+        Notifier(bootstrap, names.alerts, cfg, sinks).run(stop)
+    except KeyboardInterrupt:
+        stop.set()
     return 0
 
 
@@ -187,6 +217,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--bootstrap")
     s.add_argument("--out", type=Path, default=Path("pileon-evidence"))
     s.set_defaults(func=cmd_archive)
+
+    s = sub.add_parser("notify", help="deliver alerts to Alertmanager and webhooks")
+    s.add_argument("--bootstrap")
+    s.set_defaults(func=cmd_notify)
 
     s = sub.add_parser("demo", help="broker, worker, simulated pile-on, alert and evidence")
     s.add_argument("--out", type=Path, default=Path("pileon-demo"))

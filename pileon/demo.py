@@ -51,7 +51,7 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
             target = watchlist.persons[0].key
             connector = SimulatorConnector.from_watchlist(
                 bootstrap, names.raw, watchlist, days=args.days, seed=args.seed, target=target,
-                invalid=True,
+                invalid=True, invalid_topic=names.invalid,
             )
             connector.start()
             sent = connector.run()

@@ -47,6 +47,12 @@ class WorkerSettings(_Section):
     web_port: int = Field(default=6066, ge=1, le=65535)
     data_dir: Path = Path(".pileon")
     session_timeout_seconds: float = Field(default=30.0, gt=0)
+    standby_replicas: int = Field(
+        default=0, ge=0, le=3,
+        description="Faust standby table replicas; 0 because faust-streaming 0.15 can hang "
+        "taking over a standby partition (docs/reliability.md)",
+    )
+    lag_interval_seconds: float = Field(default=15.0, gt=0, description="lag metrics refresh")
 
 
 class IngestSettings(_Section):
@@ -103,6 +109,39 @@ class NearDupSettings(_Section):
     )
 
 
+class AlertingSettings(_Section):
+    """``pileon notify``: delivers alert events to Alertmanager and webhooks."""
+
+    alertmanager_urls: list[str] = Field(
+        default_factory=list, description="Alertmanager base URLs (each gets every alert)"
+    )
+    webhook_url: str | None = None
+    webhook_format: str = Field(default="json", pattern=r"^(json|slack)$")
+    webhook_token_file: Path | None = Field(
+        default=None, description="bearer token for the webhook, read from this file"
+    )
+    dashboard_url: str = Field(
+        default="http://localhost:3000/d/pileon-person/pileon-person",
+        description="Grafana person dashboard; ?var-person=<key> is appended",
+    )
+    evidence_url: str = Field(
+        default="http://localhost:6066/evidence",
+        description="evidence base URL; /<person>?from=&to= is appended",
+    )
+    runbook_url: str = "https://github.com/pileon-dev/pileon/blob/main/docs/runbook.md"
+    resend_seconds: float = Field(
+        default=60.0, gt=0, description="re-send open incidents to Alertmanager this often"
+    )
+    queue_size: int = Field(default=1000, ge=1, description="per-sink queue; full pauses reading")
+    max_retry_seconds: float = Field(
+        default=86_400.0, gt=0, description="a failing receiver is retried this long"
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    group_id: str = Field(default="pileon-notify", pattern=r"^[A-Za-z0-9._-]+$")
+    metrics_bind: str = "127.0.0.1"
+    metrics_port: int = Field(default=6067, ge=0, le=65535)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PILEON_", env_nested_delimiter="__", extra="forbid"
@@ -115,6 +154,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     detection: DetectionSettings = DetectionSettings()
     neardup: NearDupSettings = NearDupSettings()
+    alerting: AlertingSettings = AlertingSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -30,6 +30,14 @@ class TopicNames:
         return (self.raw, self.clean, self.invalid, self.alerts)
 
 
+# The worker's Faust tables; each has a compacted changelog topic "<app_id>-<table>-changelog".
+TABLES = ("seen", "window", "person-state")
+
+
+def changelog_topics(app_id: str) -> tuple[str, ...]:
+    return tuple(f"{app_id}-{table}-changelog" for table in TABLES)
+
+
 class TopicSetupError(Exception):
     """Topics could not be created or have the wrong partition count: pileon does not start."""
 
@@ -53,6 +61,34 @@ def ensure_topics(bootstrap: str, kafka: KafkaSettings, timeout: float = 30.0) -
     finally:
         admin.close()
     return names
+
+
+def ensure_changelogs(
+    bootstrap: str, kafka: KafkaSettings, app_id: str, timeout: float = 30.0
+) -> tuple[str, ...]:
+    """Create the worker's table changelogs (compacted) before Faust subscribes to them.
+
+    A changelog that Faust creates itself appears after its consumer subscribed; on Apache
+    Kafka the consumer's metadata then shows it with 0 partitions until the next refresh
+    (5 min), and every table write fails meanwhile with ``PartitionsMismatch``.
+    """
+    topics = changelog_topics(app_id)
+    admin = _admin(bootstrap, timeout)
+    try:
+        missing = [t for t in topics if t not in set(admin.list_topics())]
+        if missing:
+            try:
+                admin.create_topics([
+                    NewTopic(t, kafka.partitions, kafka.replication_factor,
+                             topic_configs={"cleanup.policy": "compact"})
+                    for t in missing
+                ])
+                log.info("created changelog topics %s", ", ".join(missing))
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+    return topics
 
 
 def partition_counts(admin: KafkaAdminClient, names: TopicNames) -> dict[str, int]:

@@ -15,6 +15,7 @@ as evidence and in clusters but not counted in rates (``pileon_late_mentions_tot
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter, deque
 from collections.abc import MutableMapping
@@ -31,6 +32,8 @@ from streams.detectors import BinObservation, RateDetector, RateExplanation
 from streams.incidents import Decision, IncidentState, Severity, Transition, decide
 from streams.mention import Mention
 from streams.neardup import NearDupWindow, Signer
+
+log = logging.getLogger(__name__)
 
 ALERT_SCHEMA = "pileon.alert/v1"
 _MAX_CATCHUP_BINS = 24 * 60
@@ -55,6 +58,7 @@ class PersonRuntime:
     pending: Counter[float] = field(default_factory=Counter)
     recent: deque[_Recent] = field(default_factory=deque)
     watermark: float = -math.inf
+    outbox: list[dict[str, Any]] = field(default_factory=list)
 
 
 class PersonAnalyser:
@@ -78,10 +82,27 @@ class PersonAnalyser:
 
     # -- public -------------------------------------------------------------------------
     def process(self, mention: Mention) -> list[dict[str, Any]]:
+        """Analyse one mention; return every alert of its person not yet delivered.
+
+        Alerts go to an outbox saved in the same table record as the state that caused them,
+        so a crash between saving the state and sending the alert cannot lose the alert: it
+        is returned again (same idempotency key) until :meth:`delivered` confirms it.
+        """
         person = mention.person
         rt = self._runtime(person)
-        if self._neardup.seen(person, mention.id):
-            return []  # redelivered after a restart: already analysed
+        if not self._neardup.seen(person, mention.id):  # else redelivered: already analysed
+            self._analyse(mention, rt)
+        return list(rt.outbox)
+
+    def delivered(self, person: str, count: int) -> None:
+        """The broker acknowledged the first ``count`` alerts of the person's outbox."""
+        if count:
+            rt = self._runtime(person)
+            del rt.outbox[:count]
+            self._save(person, rt)
+
+    def _analyse(self, mention: Mention, rt: PersonRuntime) -> None:
+        person = mention.person
         cfg = self._cfg[person]
         t = mention.event_time
         age = mention.author_age_days()
@@ -97,9 +118,8 @@ class PersonAnalyser:
         else:
             rt.pending[self._bin_start(t, cfg)] += 1
         rt.watermark = max(rt.watermark, t)
-        events = self._close_bins(person, rt, cfg)
+        self._close_bins(person, rt, cfg)
         self._neardup.expire(person, rt.watermark)
-        return events
 
     def forget_cache(self) -> None:
         """Drop in-memory state after a rebalance; it is rebuilt from the tables on use."""
@@ -114,14 +134,11 @@ class PersonAnalyser:
     def _bin_start(t: float, cfg: DetectionSettings) -> float:
         return math.floor(t / cfg.bin_seconds) * cfg.bin_seconds
 
-    def _close_bins(
-        self, person: str, rt: PersonRuntime, cfg: DetectionSettings
-    ) -> list[dict[str, Any]]:
+    def _close_bins(self, person: str, rt: PersonRuntime, cfg: DetectionSettings) -> None:
         assert rt.closed_until is not None  # noqa: S101 - set before the first call
-        events: list[dict[str, Any]] = []
         closable_until = self._bin_start(rt.watermark - cfg.lateness_seconds, cfg)
         if closable_until <= rt.closed_until:
-            return events
+            return
         gap_bins = (closable_until - rt.closed_until) / cfg.bin_seconds
         if gap_bins > _MAX_CATCHUP_BINS:  # a long silence: learn only the last day of zeros
             rt.closed_until = closable_until - _MAX_CATCHUP_BINS * cfg.bin_seconds
@@ -130,10 +147,9 @@ class PersonAnalyser:
             observation = BinObservation(start, rt.pending.pop(start, 0))
             event = self._close_bin(person, rt, cfg, observation)
             if event is not None:
-                events.append(event)
+                rt.outbox.append(event)
             rt.closed_until = start + cfg.bin_seconds
         self._save(person, rt)
-        return events
 
     def _close_bin(
         self, person: str, rt: PersonRuntime, cfg: DetectionSettings, x: BinObservation
@@ -148,7 +164,7 @@ class PersonAnalyser:
         if rate.score < cfg.open_score:
             self._learn_baselines(rt, window)
         rt.detector.learn_one(x)
-        self._export_metrics(person, rt, rate)
+        self._export_metrics(person, rt, cfg, rate, window)
         return event
 
     def _window_stats(
@@ -244,11 +260,21 @@ class PersonAnalyser:
             )
         return top
 
-    def _export_metrics(self, person: str, rt: PersonRuntime, rate: RateExplanation) -> None:
+    def _export_metrics(
+        self, person: str, rt: PersonRuntime, cfg: DetectionSettings, rate: RateExplanation,
+        window: dict[str, Any],
+    ) -> None:
         metrics.SCORE.labels(person).set(rate.score)
         metrics.WINDOW_MENTIONS.labels(person).set(rate.count)
         metrics.WINDOW_EXPECTED.labels(person).set(rate.expected)
+        sd = math.sqrt(rate.expected + rate.expected**2 / cfg.dispersion)  # NB(r) variance
+        metrics.WINDOW_EXPECTED_UPPER.labels(person).set(rate.expected + 3 * sd)
+        metrics.WINDOW_AUTHORS.labels(person).set(window["distinct_authors"])
+        metrics.WINDOW_AUTHORS_BASELINE.labels(person).set(rt.baselines["distinct_authors"])
+        metrics.WINDOW_YOUNG_SHARE.labels(person).set(window["young_share"])
         index = self._neardup.index(person)
+        largest = index.largest(1)
+        metrics.NEARDUP_LARGEST_SIZE.labels(person).set(largest[0].size if largest else 0)
         metrics.NEARDUP_CLUSTERS.labels(person).set(index.copied)
         metrics.NEARDUP_TOP_AUTHORS.labels(person).set(index.most_authors())
         for severity in Severity:
@@ -264,6 +290,8 @@ class PersonAnalyser:
                 "incident": rt.incident.to_state(),
                 "closed_until": rt.closed_until,
                 "baselines": rt.baselines,
+                "outbox": rt.outbox,
+                "key_id": self._signer.key_id,
             }
         )
 
@@ -292,14 +320,26 @@ class PersonAnalyser:
             )
         else:
             saved = orjson.loads(raw)
+            self._check_key(person, saved.get("key_id"))
             rt = PersonRuntime(
                 RateDetector.from_state(saved["detector"], **params),
                 IncidentState.from_state(saved["incident"]),
                 saved["closed_until"],
                 saved["baselines"],
+                outbox=saved.get("outbox", []),
             )
         self._rebuild_from_window(person, rt, cfg)
         return rt
+
+    def _check_key(self, person: str, saved_key_id: str | None) -> None:
+        mismatch = saved_key_id is not None and saved_key_id != self._signer.key_id
+        metrics.NEARDUP_KEY_MISMATCH.labels(person).set(int(mismatch))
+        if mismatch:
+            log.error(
+                "near-duplicate state of %s was signed with another key (id %s, ours %s): "
+                "every worker replica must use the same neardup.key_file", person,
+                saved_key_id, self._signer.key_id,
+            )
 
     def _rebuild_from_window(self, person: str, rt: PersonRuntime, cfg: DetectionSettings) -> None:
         """Recent mentions and not-yet-closed bins, from the window's records."""

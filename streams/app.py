@@ -11,6 +11,7 @@ skipped silently.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -26,6 +27,7 @@ from streams import metrics
 from streams.analysis import PersonAnalyser
 from streams.deadletter import Origin, dead_letter
 from streams.ingest import Clean, DeadLetter, Ingestor
+from streams.lag_metrics import LagExporter
 from streams.mention import Mention, Reason
 from streams.neardup import Signer
 
@@ -52,6 +54,10 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
         broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
         producer_acks=-1,
         table_cleanup_interval=3600.0,
+        # A replica taking over a partition it kept as a standby can hang in recovery
+        # ("No event received for active tp", found by the two-workers fault test); without
+        # standbys it reads the bounded changelog from the start, as a restarted worker does.
+        table_standby_replicas=worker.standby_replicas,
     )
     names = TopicNames.from_settings(kafka)
     partitions = kafka.partitions
@@ -112,8 +118,11 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
             started = time.perf_counter()
             try:
                 mention = Mention.model_validate_json(event.value)
-                for alert in analyser.process(mention):
-                    await alerts.send(key=mention.person.encode(), value=_dumps(alert))
+                outbox = analyser.process(mention)
+                for alert in outbox:  # wait for the broker: only then leave the outbox
+                    sent = await alerts.send(key=mention.person.encode(), value=_dumps(alert))
+                    await sent
+                analyser.delivered(mention.person, len(outbox))
             except Exception as exc:
                 await send_dead_letter(event, exc)
             _observe("analyse", started, event)
@@ -123,6 +132,16 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
         # Another worker may change these persons' state while we do not own them.
         ingestor.forget_cache()
         analyser.forget_cache()
+
+    lag = LagExporter(bootstrap, worker.app_id, {names.raw: partitions, names.clean: partitions})
+
+    @app.timer(worker.lag_interval_seconds, on_leader=True)
+    async def _export_lag() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, lag.export)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def _close_lag(sender: Any, **_: Any) -> None:
+        lag.close()
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

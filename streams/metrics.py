@@ -45,6 +45,26 @@ WINDOW_EXPECTED = Gauge(
     "pileon_window_expected_mentions", "Baseline expectation for the detection window",
     ["person"],
 )
+WINDOW_EXPECTED_UPPER = Gauge(
+    "pileon_window_expected_upper_mentions",
+    "Upper edge of the baseline band: expectation plus 3 negative-binomial standard deviations",
+    ["person"],
+)
+WINDOW_AUTHORS = Gauge(
+    "pileon_window_distinct_authors", "Distinct authors in the detection window", ["person"]
+)
+WINDOW_AUTHORS_BASELINE = Gauge(
+    "pileon_window_distinct_authors_baseline", "Usual distinct authors per detection window",
+    ["person"],
+)
+WINDOW_YOUNG_SHARE = Gauge(
+    "pileon_window_young_account_share", "Share of mentions in the window from young accounts",
+    ["person"],
+)
+NEARDUP_LARGEST_SIZE = Gauge(
+    "pileon_neardup_largest_cluster_size", "Members of the largest near-duplicate cluster",
+    ["person"],
+)
 NEARDUP_CLUSTERS = Gauge(
     "pileon_neardup_clusters", "Near-duplicate clusters with two or more members", ["person"]
 )
@@ -60,4 +80,22 @@ END_TO_END_SECONDS = Histogram(
     "pileon_end_to_end_latency_seconds",
     "Wall time from a message's Kafka timestamp to the end of its processing, by stage",
     ["stage"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+CONSUMER_LAG = Gauge(
+    "pileon_consumer_lag_messages",
+    "Worker group lag per source partition, as the broker sees it (exported by the leader)",
+    ["topic", "partition"],
+)
+COMMITTED_OFFSET = Gauge(
+    "pileon_consumer_committed_offset",
+    "Worker group committed offset per source partition; its rate is commit progress",
+    ["topic", "partition"],
+)
+LAG_PROBE_ERRORS = Counter(
+    "pileon_lag_probe_errors_total", "Failed reads of the worker group's lag from the broker"
+)
+NEARDUP_KEY_MISMATCH = Gauge(
+    "pileon_neardup_key_mismatch",
+    "1 if this person's saved state was signed with another hashing key (replicas must share "
+    "neardup.key_file; copies will not match older templates)", ["person"],
 )

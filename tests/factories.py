@@ -43,3 +43,36 @@ def mention(
     }
     body.update(changes)
     return body
+
+
+def alert_event(
+    person: str = "amara", transition: str = "opened", severity: str = "warning",
+    opened: str = "2026-11-20T12:00:00Z", at: str | None = None,
+) -> dict[str, Any]:
+    """A ``pileon.alert/v1`` event as the analyser emits it (test_analysis checks the keys)."""
+    incident = f"{person}-{opened[:16].replace('-', '').replace(':', '')}Z"
+    return {
+        "schema": "pileon.alert/v1",
+        "idempotency_key": f"{incident}:{transition}:{severity}",
+        "incident_id": incident,
+        "transition": transition,
+        "person": person,
+        "severity": severity,
+        "at": at or opened,
+        "opened_at": opened,
+        "score": 12.5,
+        "signals": {
+            "rate": {"window_minutes": 10.0, "mentions": 240, "expected": 31.0, "ratio": 7.7,
+                     "score": 12.5},
+            "distinct_authors": {"value": 180, "baseline": 20.0},
+            "young_account_share": {"value": 0.64, "baseline": 0.05, "young_means_days": 7.0},
+            "near_duplicate_clusters": [
+                {"template_id": "bluesky:t1", "in_window": 95, "size": 120,
+                 "distinct_authors": 80, "young_share": 0.7, "first_seen": opened},
+            ],
+        },
+        "assessment": "looks coordinated",
+        "indicators": ["young_accounts", "copypasta"],
+        "exemplar_ids": ["bluesky:t1"],
+        "evidence": {"person": person, "from": opened, "to": at or opened},
+    }

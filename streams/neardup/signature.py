@@ -50,6 +50,11 @@ class Signer:
         self._a, self._b = a.reshape(1, -1), b.reshape(1, -1)
         self._word_hashes: dict[str, int] = {}
 
+    @property
+    def key_id(self) -> str:
+        """A public fingerprint of the key: replicas compare it, it reveals nothing."""
+        return hashlib.blake2b(self._key, digest_size=8, person=b"pileon-keyid").hexdigest()
+
     def units(self, tokens: Sequence[str]) -> tuple[list[str], int]:
         """The units that get keyed hashes and the longest n-gram built from them."""
         if len(tokens) >= self.shingle_words:

@@ -48,7 +48,8 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
         poison.send_raw(b"amara", b'{"id": "bluesky:not-a-mention", "person": "amara"}')
         poison.flush()
         poison.close()
-        connector = SimulatorConnector(bootstrap, names.raw, sim, invalid=True)
+        connector = SimulatorConnector(bootstrap, names.raw, sim, invalid=True,
+                                       invalid_topic=names.invalid)
         connector.start()
         connector.run()
         twin = Simulator({p.key: p.display_name for p in watchlist.persons}, end=end, days=2,
@@ -75,11 +76,13 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
         time.sleep(4)  # Faust commits offsets every 2.8 s
         check = subprocess.run([sys.executable, "-m", "pileon", "check"], env=worker.env,
                                capture_output=True, text=True, timeout=60)
+        time.sleep(2)  # the leader exports lag every second in tests
+        lag_metrics = worker.metrics()
     return {
         "names": names, "sent": mentions, "truth": sim.ground_truth(), "clean": clean,
         "letters": letters, "alerts": [orjson.loads(r.value) for r in alerts],
         "metrics": metrics_text, "invalid_sent": invalid, "worker_log": worker.log_path,
-        "check": check,
+        "check": check, "lag_metrics": lag_metrics,
     }
 
 
@@ -98,7 +101,8 @@ class TestPipeline:
                    if r.value and orjson.loads(r.value)["reason"] != "processing_error"]
         assert len(letters) == len(run["invalid_sent"])
         assert {x["reason"] for x in letters} == {
-            "not_json", "not_utf8", "schema", "unknown_person", "from_future"
+            "not_json", "not_utf8", "schema", "unknown_person", "from_future", "too_old",
+            "too_large",
         }
         assert all(x["detail"] and x["value_b64"] for x in letters)
 
@@ -133,6 +137,14 @@ class TestPipeline:
         assert metric_value(text, "pileon_neardup_largest_cluster_authors", person="amara") > 20
         assert metric_value(text, "pileon_processing_seconds_count", stage="ingest") > 0
         assert "Amara" not in text and ".example" not in text
+
+    def test_leader_exports_group_lag_and_committed_offsets(self, run: dict[str, Any]) -> None:
+        text, raw = run["lag_metrics"], run["names"].raw
+        for partition in "0123":
+            assert f'pileon_consumer_lag_messages{{partition="{partition}",topic="{raw}"}} 0.0' \
+                in text
+        committed = metric_value(text, "pileon_consumer_committed_offset", topic=raw)
+        assert committed >= len(run["sent"]) + len(run["invalid_sent"])
 
     def test_worker_log_holds_no_text_or_handles(self, run: dict[str, Any]) -> None:
         log = Path(run["worker_log"]).read_text()

@@ -28,6 +28,7 @@ class WorkerProcess:
             "PILEON_WORKER__WEB_PORT": str(self.port),
             "PILEON_WORKER__DATA_DIR": str(tmp / "data"),
             "PILEON_WORKER__SESSION_TIMEOUT_SECONDS": "10",
+            "PILEON_WORKER__LAG_INTERVAL_SECONDS": "1",
         }
         if bootstrap:
             self.env["PILEON_KAFKA__BOOTSTRAP"] = bootstrap

@@ -6,8 +6,15 @@ import pytest
 from kafka import KafkaAdminClient
 
 from pileon.broker import EmbeddedBroker
-from pileon.settings import KafkaSettings
-from pileon.topics import TopicNames, TopicSetupError, ensure_topics
+from pileon.settings import KafkaSettings, Settings
+from pileon.topics import (
+    TopicNames,
+    TopicSetupError,
+    changelog_topics,
+    ensure_changelogs,
+    ensure_topics,
+)
+from pileon.watchlist import Watchlist
 
 
 class TestTopicNames:
@@ -45,3 +52,25 @@ class TestEnsureTopics:
 
         with pytest.raises(TopicSetupError, match="not reachable"):
             ensure_topics(f"127.0.0.1:{free_port()}", KafkaSettings(), timeout=1.0)
+
+
+class TestEnsureChangelogs:
+    def test_creates_one_changelog_per_worker_table(
+        self, embedded_broker: EmbeddedBroker, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        app_id = f"app{uuid.uuid4().hex[:8]}"
+        topics = ensure_changelogs(embedded_broker.bootstrap, KafkaSettings(), app_id)
+        admin = KafkaAdminClient(bootstrap_servers=embedded_broker.bootstrap)
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(topics))}
+        admin.close()
+        assert described == dict.fromkeys(topics, 4)
+        assert ensure_changelogs(embedded_broker.bootstrap, KafkaSettings(), app_id) == topics
+
+    def test_names_match_the_tables_of_the_faust_app(
+        self, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        from streams.app import build_app
+
+        app = build_app(settings, watchlist, "127.0.0.1:1")
+        names = {t.changelog_topic.get_topic_name() for t in app.tables.values()}
+        assert names == set(changelog_topics(settings.worker.app_id))

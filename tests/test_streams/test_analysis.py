@@ -17,6 +17,7 @@ from streams.deadletter import Origin
 from streams.ingest import Clean, Ingestor
 from streams.mention import Mention
 from streams.neardup import Signer
+from tests.factories import alert_event
 
 END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC).timestamp()
 
@@ -52,7 +53,12 @@ class Tables:
 
 
 def _run(analyser: PersonAnalyser, mentions: list[Mention]) -> list[dict[str, Any]]:
-    return [a for m in mentions for a in analyser.process(m)]
+    alerts = []
+    for m in mentions:
+        outbox = analyser.process(m)
+        alerts += outbox
+        analyser.delivered(m.person, len(outbox))
+    return alerts
 
 
 def _ts(iso: str) -> float:
@@ -78,6 +84,8 @@ class TestPersonAnalyser:
     ) -> None:
         mentions, _ = simulated
         alert = _run(Tables().analyser(settings, watchlist), mentions)[0]
+        assert set(alert) == set(alert_event())  # the factory the alert-sink tests use
+        assert set(alert["signals"]) == set(alert_event()["signals"])
         signals = alert["signals"]
         assert signals["rate"]["mentions"] > signals["rate"]["expected"]
         assert signals["distinct_authors"]["value"] > signals["distinct_authors"]["baseline"]
@@ -100,6 +108,39 @@ class TestPersonAnalyser:
         second = _run(tables.analyser(settings, watchlist), mentions[cut - 50 :])
         key = lambda a: (a["idempotency_key"], a["score"], a["signals"]["rate"]["mentions"])  # noqa: E731
         assert [key(a) for a in first + second] == [key(a) for a in expected]
+
+    def test_alert_not_confirmed_before_a_crash_is_sent_again(
+        self, simulated: tuple[list[Mention], dict[str, Any]], settings: Settings,
+        watchlist: Watchlist,
+    ) -> None:
+        mentions, _ = simulated
+        tables = Tables()
+        analyser = tables.analyser(settings, watchlist)
+        i, outbox = next((i, out) for i, m in enumerate(mentions)
+                         if (out := analyser.process(m)))  # state saved, alert not delivered
+        restarted = tables.analyser(settings, watchlist)  # crash: only the tables survive
+        again = restarted.process(mentions[i])  # the same mention, redelivered
+        assert [a["idempotency_key"] for a in again] == [a["idempotency_key"] for a in outbox]
+        restarted.delivered("amara", len(again))
+        later = next(m for m in mentions[i + 1 :] if m.person == "amara")
+        assert restarted.process(later) == []
+        assert tables.analyser(settings, watchlist).process(later) == []
+
+    def test_state_signed_with_another_key_is_reported(
+        self, simulated: tuple[list[Mention], dict[str, Any]], settings: Settings,
+        watchlist: Watchlist, caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        from streams import metrics
+
+        mentions, _ = simulated
+        tables = Tables()
+        _run(tables.analyser(settings, watchlist), mentions[:3000])
+        other = Signer(b"another-replica-own-key", settings.neardup.num_perm)
+        replica = PersonAnalyser(watchlist, settings.detection, settings.neardup, other,
+                                 tables.window, tables.state)
+        replica.process(next(m for m in mentions[3000:] if m.person == "amara"))
+        assert metrics.NEARDUP_KEY_MISMATCH.labels("amara")._value.get() == 1
+        assert "same neardup.key_file" in caplog.text
 
     def test_window_state_stays_bounded(
         self, simulated: tuple[list[Mention], dict[str, Any]], settings: Settings,

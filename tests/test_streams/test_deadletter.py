@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 
 from streams.deadletter import Origin, dead_letter, original_value
@@ -23,3 +25,12 @@ class TestDeadLetter:
     def test_tombstone_keeps_a_null_value(self) -> None:
         letter = dead_letter(b"k", None, Reason.NOT_JSON, "empty", Origin("t", 0, 0))
         assert original_value(letter) is None
+
+    def test_value_too_big_for_a_record_keeps_head_digest_and_length(self) -> None:
+        value = b"{" + b"x" * 2_000_000
+        letter = dead_letter(b"k", value, Reason.TOO_LARGE, "big", Origin("t", 0, 7))
+        body = orjson.loads(letter)
+        assert len(letter) < 200_000
+        assert body["value_truncated"] is True and body["value_bytes"] == len(value)
+        assert body["value_sha256"] == hashlib.sha256(value).hexdigest()
+        assert value.startswith(original_value(letter) or b"-")

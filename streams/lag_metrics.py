@@ -1,0 +1,45 @@
+"""Export the worker group's lag and committed offsets per partition as Prometheus gauges.
+
+Only the group leader exports (a Faust ``on_leader`` timer), so replicas do not report the same
+series twice. The figures come from the broker (``pileon.lag``), so a partition that no worker
+consumes still shows its lag growing and its committed offset standing still.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kafka.errors import KafkaError
+
+from pileon.lag import LagProbe
+from streams import metrics
+
+log = logging.getLogger(__name__)
+
+
+class LagExporter:
+    def __init__(self, bootstrap: str, group: str, partitions: dict[str, int]) -> None:
+        self._args = (bootstrap, group, partitions)
+        self._probe: LagProbe | None = None
+
+    def export(self) -> None:
+        """Read lag once and set the gauges (blocking: run it in an executor)."""
+        try:
+            if self._probe is None:
+                self._probe = LagProbe(*self._args)
+            lags = self._probe.read()
+        except (KafkaError, OSError) as exc:
+            metrics.LAG_PROBE_ERRORS.inc()
+            log.warning("could not read consumer lag from the broker: %s", type(exc).__name__)
+            self.close()
+            return
+        for p in lags:
+            part = str(p.partition)
+            metrics.CONSUMER_LAG.labels(p.topic, part).set(p.lag)
+            if p.committed is not None:
+                metrics.COMMITTED_OFFSET.labels(p.topic, part).set(p.committed)
+
+    def close(self) -> None:
+        if self._probe is not None:
+            probe, self._probe = self._probe, None
+            probe.close()
