@@ -7,7 +7,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo test test-fast lint typecheck clean
+.PHONY: demo test test-fast lint typecheck tools generate clean
+
+# Prometheus, promtool and Alertmanager from Debian packages, for the tests that run them.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+tools:
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager; }
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pileon needs Python >= 3.11 (set PYTHON=...)")'
@@ -28,8 +36,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Rules and dashboards from pileon/observability (a test checks the files are up to date).
+generate: $(STAMP)
+	$(BIN)/pileon generate
+
 # Everything, slow integration tests included (CI runs exactly this).
-test: lint typecheck
+test: lint typecheck tools
 	$(BIN)/python -m pytest -q --durations=10
 
 # Unit tests only, for the edit-test loop.

@@ -22,6 +22,10 @@ from pileon.watchlist import Watchlist, load_watchlist
 log = logging.getLogger("pileon")
 
 
+class CommandError(Exception):
+    """A command could not do its job; the message says why (exit status 2)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -36,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().setLevel(settings.log_level)
         watchlist = load_watchlist(settings.watchlist)
         return int(args.func(args, settings, watchlist) or 0)
-    except (ConfigError, BrokerStartError, TopicSetupError, ChainError) as exc:
+    except (ConfigError, BrokerStartError, TopicSetupError, ChainError, CommandError) as exc:
         print(f"pileon: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -151,6 +155,39 @@ def cmd_notify(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
     return 0
 
 
+def cmd_generate(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.observability.generate import REPO, write
+
+    written = write(args.root or REPO)
+    print("\n".join(str(p) for p in written) or "up to date")
+    return 0
+
+
+def cmd_dashboards_push(
+    args: argparse.Namespace, settings: Settings, watchlist: Watchlist
+) -> int:
+    import os
+
+    from pileon.observability.generate import REPO
+    from pileon.observability.push import push
+
+    token = os.environ.get("GRAFANA_TOKEN")
+    if args.token_file:
+        token = args.token_file.read_text().strip()
+    files = sorted((args.dir or REPO / "dashboards").glob("*.json"))
+    if not files:
+        raise ConfigError(f"no dashboards in {args.dir or REPO / 'dashboards'}")
+    from grafana_client.client import GrafanaException
+
+    try:
+        pushed = push(args.grafana_url, token, files)
+    except GrafanaException as exc:
+        raise CommandError(f"Grafana at {args.grafana_url}: {exc}") from None
+    print(f"pushed {', '.join(pushed.dashboards)} to folder 'pileon'"
+          f"{' (created)' if pushed.folder_created else ''}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from pileon.demo import run_demo
 
@@ -221,6 +258,18 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("notify", help="deliver alerts to Alertmanager and webhooks")
     s.add_argument("--bootstrap")
     s.set_defaults(func=cmd_notify)
+
+    s = sub.add_parser("generate", help="write dashboards/*.json and prometheus rules")
+    s.add_argument("--root", type=Path, help="repository root (default: this checkout)")
+    s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("dashboards", help="Grafana dashboards")
+    dash = s.add_subparsers(required=True, metavar="action")
+    s = dash.add_parser("push", help="create the folder and upload the dashboards")
+    s.add_argument("--grafana-url", required=True)
+    s.add_argument("--token-file", type=Path, help="API token file (default: $GRAFANA_TOKEN)")
+    s.add_argument("--dir", type=Path, help="dashboard JSON directory (default: dashboards/)")
+    s.set_defaults(func=cmd_dashboards_push)
 
     s = sub.add_parser("demo", help="broker, worker, simulated pile-on, alert and evidence")
     s.add_argument("--out", type=Path, default=Path("pileon-demo"))

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pileon.alerting import notification_from_event
+from pileon.settings import AlertingSettings
+from tests.factories import alert_event
+
+
+class TestNotification:
+    def test_summary_states_the_surge_without_a_verdict(self) -> None:
+        n = notification_from_event(alert_event(), AlertingSettings())
+        assert n.summary == "Possible pile-on against amara opened: mentions at 7.7x their " \
+            "usual rate"
+        assert "looks coordinated" in n.description
+        assert "evidence, not a verdict" in n.description
+        assert n.firing and n.ends_at is None
+
+    def test_resolved_has_an_end(self) -> None:
+        n = notification_from_event(
+            alert_event(transition="resolved", at="2026-11-20T15:00:00Z"), AlertingSettings())
+        assert not n.firing and n.ends_at == "2026-11-20T15:00:00Z"
+        assert n.starts_at == "2026-11-20T12:00:00Z"
+
+    def test_links_come_from_settings(self) -> None:
+        cfg = AlertingSettings(dashboard_url="https://g.example/d/p", evidence_url="https://e/x/")
+        n = notification_from_event(alert_event(), cfg)
+        assert n.dashboard_url == "https://g.example/d/p?var-person=amara"
+        assert n.evidence_url.startswith("https://e/x/amara?from=2026-11-20T12")
