@@ -66,6 +66,9 @@ class SinkWorker:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
         self._depth = metrics.QUEUE_DEPTH.labels(sink.name)
+        metrics.FAILURES.labels(sink.name)  # every series exists from the start, at 0
+        for outcome in ("delivered", "rejected", "expired"):
+            metrics.DELIVERIES.labels(sink.name, outcome)
 
     def start(self) -> SinkWorker:
         self._thread.start()

@@ -149,7 +149,7 @@ def alerts() -> list[Alert]:
 def rule_groups() -> dict[str, Any]:
     return {
         "groups": [
-            {"name": "pileon.recording", "interval": "30s",
+            {"name": "pileon.recording",
              "rules": [{"record": k, "expr": v} for k, v in RECORDING.items()]},
             {"name": "pileon.pipeline", "rules": [a.to_rule() for a in PIPELINE]},
             {"name": "pileon.pileon", "rules": [a.to_rule() for a in PILEON]},
