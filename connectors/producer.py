@@ -10,6 +10,7 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from pileon.kafka_security import client_config
 from streams.deadletter import Origin, dead_letter
 from streams.mention import Reason
 
@@ -47,7 +48,9 @@ class MentionProducer:
             "client_id": "pileon-connector",
         }
         try:
-            self._producer = KafkaProducer(bootstrap_servers=bootstrap, **{**defaults, **config})
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap, **{**client_config(), **defaults, **config}
+            )
         except KafkaError as exc:
             raise DeliveryError(f"Kafka at {bootstrap} is not reachable: {exc}") from exc
         self._failures: list[BaseException] = []

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from pileon.kafka_security import client_config
 from pileon.lag import LagProbe
 from pileon.settings import Settings
 from pileon.topics import TopicNames, partition_counts
@@ -37,6 +38,7 @@ def check(bootstrap: str, settings: Settings, timeout: float = 10.0) -> Report:
     started = time.monotonic()
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="pileon-check",
+                                 **client_config(),
                                  bootstrap_timeout_ms=int(timeout * 1000))
     except KafkaError as exc:
         report.bad(f"broker {bootstrap}: not reachable ({type(exc).__name__})")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from pileon import kafka_security
 from pileon.broker import BrokerStartError, EmbeddedBroker
 from pileon.evidence.chain import ChainError
 from pileon.settings import ConfigError, Settings, load_settings
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     try:
         settings = load_settings(args.config)
+        kafka_security.configure(settings.kafka)
         logging.getLogger().setLevel(settings.log_level)
         watchlist = load_watchlist(settings.watchlist)
         return int(args.func(args, settings, watchlist) or 0)

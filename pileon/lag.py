@@ -12,6 +12,8 @@ from types import TracebackType
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from pileon.kafka_security import client_config
+
 
 @dataclass(frozen=True)
 class PartitionLag:
@@ -39,8 +41,10 @@ class LagProbe:
         self.tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
         ms = int(timeout * 1000)
         self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="pileon-lag",
+                                       **client_config(),
                                        bootstrap_timeout_ms=ms)
         self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="pileon-lag",
+                                       **client_config(),
                                        enable_auto_commit=False, bootstrap_timeout_ms=ms)
 
     def read(self) -> list[PartitionLag]:

@@ -39,6 +39,15 @@ class KafkaSettings(_Section):
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     partitions: int = Field(default=4, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1, le=16)
+    security_protocol: str = Field(
+        default="PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
+    )
+    sasl_mechanism: str = Field(default="PLAIN", pattern=r"^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$")
+    sasl_username: str | None = None
+    sasl_password_file: Path | None = Field(
+        default=None, description="file holding the SASL password (a mounted secret)"
+    )
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers")
 
 
 class WorkerSettings(_Section):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from pileon.kafka_security import client_config
 from pileon.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ def _admin(bootstrap: str, timeout: float) -> KafkaAdminClient:
             return KafkaAdminClient(
                 bootstrap_servers=bootstrap,
                 client_id="pileon-admin",
+                **client_config(),
                 bootstrap_timeout_ms=remaining_ms,
             )
         except KafkaError as exc:

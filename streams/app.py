@@ -21,6 +21,7 @@ from aiohttp.web import Response
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from pileon.kafka_security import faust_credentials
 from pileon.keys import neardup_key
 from pileon.settings import Settings
 from pileon.topics import TopicNames
@@ -44,6 +45,7 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
     app = faust.App(
         worker.app_id,
         broker=f"kafka://{bootstrap}",
+        broker_credentials=faust_credentials(kafka),
         store="memory://",
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,

@@ -23,6 +23,7 @@ from pileon.alerting import metrics
 from pileon.alerting.base import AlertSink
 from pileon.alerting.dispatch import OffsetTracker, SinkWorker, Token
 from pileon.alerting.notification import Notification, notification_from_event
+from pileon.kafka_security import client_config
 from pileon.settings import AlertingSettings
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class Notifier:
 
     def run(self, stop: threading.Event) -> None:
         self._consumer = KafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=self._cfg.group_id,
+            bootstrap_servers=self._bootstrap, group_id=self._cfg.group_id, **client_config(),
             client_id="pileon-notify", enable_auto_commit=False, auto_offset_reset="earliest",
             # poll() runs at least every second (reading pauses instead of blocking), so a
             # replacement for a killed notifier does not wait the default 5 minutes to join.
@@ -109,6 +110,7 @@ class Notifier:
         if not todo:
             return
         reader = KafkaConsumer(bootstrap_servers=self._bootstrap, client_id="pileon-notify",
+                               **client_config(),
                                enable_auto_commit=False)
         try:
             reader.assign(list(todo))

@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from pileon.evidence.bundle import export_bundle
 from pileon.evidence.chain import EvidenceLog
+from pileon.kafka_security import client_config
 from pileon.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Archiver:
             bootstrap_servers=bootstrap,
             group_id=group_id,
             client_id="pileon-archiver",
+            **client_config(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=2000,
@@ -55,6 +57,7 @@ class Archiver:
             bootstrap_servers=bootstrap,
             group_id=f"{group_id}-clean",
             client_id="pileon-archiver-clean",
+            **client_config(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=5000,
