@@ -9,13 +9,17 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12
 
 .PHONY: demo test test-fast lint typecheck tools generate clean
 
-# Prometheus, promtool and Alertmanager from Debian packages, for the tests that run them.
+# Prometheus, promtool and Alertmanager from Debian packages, and Helm built with Go, for the
+# tests that run them.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+HELM_VERSION := v3.22.0
 tools:
 	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	    prometheus prometheus-alertmanager; }
+	@test -x .cache/bin/helm && .cache/bin/helm version --short | grep -q $(HELM_VERSION) || \
+	  GOBIN=$(CURDIR)/.cache/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pileon needs Python >= 3.11 (set PYTHON=...)")'

@@ -125,6 +125,9 @@ class AlertingSettings(_Section):
         default_factory=list, description="Alertmanager base URLs (each gets every alert)"
     )
     webhook_url: str | None = None
+    webhook_url_file: Path | None = Field(
+        default=None, description="read the webhook URL from this file (Slack URLs are secrets)"
+    )
     webhook_format: str = Field(default="json", pattern=r"^(json|slack)$")
     webhook_token_file: Path | None = Field(
         default=None, description="bearer token for the webhook, read from this file"

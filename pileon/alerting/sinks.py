@@ -14,7 +14,8 @@ def sinks_from_settings(cfg: AlertingSettings) -> list[AlertSink]:
     if len(sinks) > 1:  # one queue per Alertmanager, with distinct metric labels
         for i, sink in enumerate(sinks):
             sink.name = f"alertmanager-{i}"
-    if cfg.webhook_url:
-        sinks.append(WebhookSink(cfg.webhook_url, cfg.webhook_format, cfg.webhook_token_file,
+    url = cfg.webhook_url_file.read_text().strip() if cfg.webhook_url_file else cfg.webhook_url
+    if url:
+        sinks.append(WebhookSink(url, cfg.webhook_format, cfg.webhook_token_file,
                                  cfg.timeout_seconds))
     return sinks

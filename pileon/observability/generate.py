@@ -1,5 +1,5 @@
-"""Write the generated monitoring files: ``dashboards/*.json`` and
-``prometheus/pileon-rules.yml`` (a test fails when they differ from this code's output)."""
+"""Write the generated monitoring files: ``dashboards/*.json``, ``prometheus/pileon-rules.yml``
+and their copies in the Helm chart (a test fails when they differ from this code's output)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def outputs(root: Path = REPO) -> dict[Path, str]:
-    files = {root / "dashboards" / f"{name}.json": dashboards.render(name)
-             for name in dashboards.DASHBOARDS}
+    files: dict[Path, str] = {}
+    # The Helm chart can only read files inside its directory: it gets copies.
+    for base in (root, root / "helm" / "pileon" / "files"):
+        for name in dashboards.DASHBOARDS:
+            files[base / "dashboards" / f"{name}.json"] = dashboards.render(name)
     files[root / "prometheus" / "pileon-rules.yml"] = rules.render()
+    files[root / "helm" / "pileon" / "files" / "pileon-rules.yml"] = rules.render()
     return files
 
 

@@ -139,3 +139,15 @@ class TestWebhookSink:
     def test_unknown_format_is_refused(self) -> None:
         with pytest.raises(ValueError, match="json or slack"):
             WebhookSink("http://127.0.0.1:1", "xml")
+
+
+class TestSinksFromSettings:
+    def test_webhook_url_can_come_from_a_secret_file(self, tmp_path: Path) -> None:
+        from pileon.alerting.sinks import sinks_from_settings
+
+        url_file = tmp_path / "url"
+        url_file.write_text("https://hooks.example/secret-path\n")
+        cfg = AlertingSettings(webhook_url_file=url_file, webhook_format="slack",
+                               alertmanager_urls=["http://a:9093", "http://b:9093"])
+        assert [s.name for s in sinks_from_settings(cfg)] == [
+            "alertmanager-0", "alertmanager-1", "webhook-slack"]
