@@ -29,6 +29,7 @@ class Receiver:
         self.fail_first = 0
         self.fail_until = 0.0
         self.retry_after: str | None = None
+        self.fail_path: str | None = None  # only requests to this path fail (None: all)
         self._lock = threading.Lock()
         receiver = self
 
@@ -36,7 +37,7 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
-                status = receiver._status()
+                status = receiver._status(self.path)
                 if status == 200:
                     with receiver._lock:
                         receiver.requests.append(
@@ -56,7 +57,9 @@ class Receiver:
             target=self._server.serve_forever, args=(0.05,), daemon=True)
         self.attempts = 0
 
-    def _status(self) -> int:
+    def _status(self, path: str) -> int:
+        if self.fail_path is not None and path != self.fail_path:
+            return 200
         with self._lock:
             self.attempts += 1
             if self.attempts <= self.fail_first or time.monotonic() < self.fail_until:

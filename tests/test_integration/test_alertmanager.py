@@ -56,7 +56,7 @@ def run(embedded_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactor
     names = ensure_topics(bootstrap, KafkaSettings(topic_prefix=prefix))
     opened = alert_event("amara", "opened", opened="2026-11-25T10:00:00Z")
     with Receiver() as receiver, AlertmanagerServer(tmp, f"{receiver.url}/am") as am:
-        receiver.fail_until = time.monotonic() + 6  # the receiver is down for 6 s at first
+        receiver.fail_path, receiver.fail_first = "/hook", 3  # the webhook is down at first
         notifier = NotifierProcess(bootstrap, tmp, prefix, alertmanager=am.url,
                                    webhook=f"{receiver.url}/hook").start()
         try:
