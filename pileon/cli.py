@@ -190,6 +190,18 @@ def cmd_dashboards_push(
     return 0
 
 
+def cmd_score_csv(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.scorecsv import SeriesError, read_series, score, write
+
+    try:
+        rows = read_series(args.input)
+    except (SeriesError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    n = write(score(rows, settings.detection), args.output)
+    print(f"scored {n} rows into {args.output}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from pileon.demo import run_demo
 
@@ -260,6 +272,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("notify", help="deliver alerts to Alertmanager and webhooks")
     s.add_argument("--bootstrap")
     s.set_defaults(func=cmd_notify)
+
+    s = sub.add_parser("score-csv", help="run the detector over a timestamp,value count series")
+    s.add_argument("input", type=Path)
+    s.add_argument("--output", type=Path, required=True)
+    s.set_defaults(func=cmd_score_csv)
 
     s = sub.add_parser("generate", help="write dashboards/*.json and prometheus rules")
     s.add_argument("--root", type=Path, help="repository root (default: this checkout)")

@@ -1,6 +1,7 @@
 """The decision step: turns a per-bin pile-on score into incident transitions, with hysteresis.
 
-An incident opens when the score reaches ``open_score`` and the window holds at least
+An incident opens when the score has reached ``open_score`` in two consecutive bins (a
+one-bin spike is not a pile-on; this costs one bin of delay) and the window holds at least
 ``min_excess`` mentions above baseline (a tiny baseline makes a handful of replies look
 improbable, yet nobody should be paged for them); it escalates once to ``critical`` at
 ``escalate_score``; it resolves only after ``quiet_bins`` consecutive bins below
@@ -39,6 +40,7 @@ class IncidentState:
     opened_at: float = 0.0
     peak_score: float = 0.0
     quiet_bins: int = 0
+    last_score: float = 0.0  # the previous bin's score: opening needs two in a row
 
     @property
     def is_open(self) -> bool:
@@ -77,8 +79,9 @@ def decide(
     cfg: DetectionSettings,
 ) -> Decision | None:
     """Advance ``state`` by one closed bin and return the transition it makes, if any."""
+    sustained, state.last_score = min(score, state.last_score), score
     if not state.is_open:
-        if score >= cfg.open_score and excess >= cfg.min_excess:
+        if sustained >= cfg.open_score and excess >= cfg.min_excess:
             state.incident_id = incident_id(person, at)
             state.severity = Severity.WARNING
             state.opened_at, state.peak_score, state.quiet_bins = at, score, 0
@@ -87,7 +90,7 @@ def decide(
     assert state.incident_id is not None  # noqa: S101 - invariant of is_open
     state.peak_score = max(state.peak_score, score)
     state.quiet_bins = state.quiet_bins + 1 if score < cfg.close_score else 0
-    if state.severity is Severity.WARNING and score >= cfg.escalate_score:
+    if state.severity is Severity.WARNING and sustained >= cfg.escalate_score:
         state.severity = Severity.CRITICAL
         return Decision(Transition.ESCALATED, state.incident_id, state.severity)
     if state.quiet_bins >= cfg.quiet_bins:
