@@ -57,7 +57,13 @@ _HOMOGLYPHS = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х",
 
 @dataclass(frozen=True)
 class PileOnScript:
-    """A coordinated pile-on: when, on whom, how big."""
+    """A surge of mentions on one person: when, how big, and who takes part.
+
+    The default is a coordinated copypasta brigade from young accounts. ``multiple`` sets the
+    peak as a multiple of the target's usual rate at onset (total traffic, background
+    included), overriding ``peak_per_minute``. ``hostile=False`` makes the extra mentions
+    ordinary chatter (an organic viral surge).
+    """
 
     target: str
     onset_before_end_minutes: float = 60.0
@@ -67,6 +73,8 @@ class PileOnScript:
     accounts: int = 300
     copy_share: float = 0.85
     young_share: float = 0.8
+    multiple: float | None = None
+    hostile: bool = True
 
 
 @dataclass
@@ -116,6 +124,7 @@ class Simulator:
         self.pileon = pileon
         self._rng = np.random.default_rng(seed)
         self._seq = itertools.count()
+        self._usual: dict[str, tuple[float, float]] = {}  # person: (timezone hours, scale)
         self._truth = GroundTruth(
             seed, _iso(self.start), _iso(end), sorted(persons), None, None, None
         )
@@ -136,11 +145,21 @@ class Simulator:
     def ground_truth(self) -> GroundTruth:
         return self._truth
 
+    def daily_per_minute(self, person: str) -> float:
+        """The person's background mentions per minute averaged over a day (no news lifts)."""
+        return self._usual[person][1] / 60.0
+
+    def usual_per_minute(self, person: str, t: float) -> float:
+        """The person's expected background mentions per minute at ``t`` (no news lifts)."""
+        tz_hours, scale = self._usual[person]
+        return scale / 60.0 * _diurnal(((t / 3600.0) + tz_hours) % 24)
+
     # -- background ---------------------------------------------------------------------
     def _background(self, person: str, name: str) -> Iterator[dict[str, Any]]:
         rng = self._rng
         tz_hours = float(rng.integers(-8, 10))
         scale = self.mean_per_hour * float(rng.uniform(0.6, 1.4))
+        self._usual[person] = (tz_hours, scale)
         authors = [self._author(f"{person}-reg{i}", young=False) for i in range(1500)]
         weights = 1.0 / np.arange(1, len(authors) + 1) ** 0.8
         weights /= weights.sum()
@@ -200,15 +219,20 @@ class Simulator:
             for i in range(script.accounts)
         ]
         templates = [t.format(name=name.lower()) for t in _TEMPLATES]
+        peak = script.peak_per_minute
+        if script.multiple is not None:
+            peak = (script.multiple - 1.0) * self.usual_per_minute(script.target, onset)
         count = 0
         for m in range(int(script.duration_minutes)):
             ramp = min(1.0, (m + 1) / script.ramp_minutes)
-            for _ in range(int(rng.poisson(script.peak_per_minute * ramp))):
+            for _ in range(int(rng.poisson(peak * ramp))):
                 t = onset + m * 60 + float(rng.uniform(0, 60))
                 if t >= stop:
                     continue
                 author = accounts[int(rng.integers(len(accounts)))]
-                if rng.random() < script.copy_share:
+                if not script.hostile:
+                    text = self._chatter(name)
+                elif rng.random() < script.copy_share:
                     text = self._evade(str(templates[int(rng.integers(len(templates)))]))
                 else:
                     text = f"{name} {' '.join(rng.choice(_HOSTILE, size=3, replace=False))}"

@@ -80,7 +80,13 @@ class DetectionSettings(_Section):
     close_score: float = Field(default=3.0, ge=0)
     quiet_bins: int = Field(default=30, ge=1)
     min_excess: int = Field(default=25, ge=0, description="mentions above baseline to open")
-    dispersion: float = Field(default=8.0, gt=0, description="negative-binomial size r")
+    dispersion: float = Field(
+        default=8.0, gt=0, description="prior negative-binomial size r (learned per person)"
+    )
+    coordination_gate: float = Field(
+        default=2.0, ge=0,
+        description="volume score a window needs before coordination evidence adds to it",
+    )
     warmup_hours: float = Field(default=12.0, ge=0)
     young_account_days: float = Field(default=7.0, gt=0)
 

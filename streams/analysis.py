@@ -28,7 +28,14 @@ import orjson
 from pileon.settings import DetectionSettings, NearDupSettings
 from pileon.watchlist import Watchlist
 from streams import metrics
-from streams.detectors import BinObservation, RateDetector, RateExplanation
+from streams.detectors import (
+    BinObservation,
+    CoordinationDetector,
+    CoordinationExplanation,
+    RateDetector,
+    RateExplanation,
+    WindowSummary,
+)
 from streams.incidents import Decision, IncidentState, Severity, Transition, decide
 from streams.mention import Mention
 from streams.neardup import NearDupWindow, Signer
@@ -37,6 +44,20 @@ log = logging.getLogger(__name__)
 
 ALERT_SCHEMA = "pileon.alert/v1"
 _MAX_CATCHUP_BINS = 24 * 60
+_MIN_COPY_AUTHORS = 3  # a text copied by this many accounts counts as copypasta
+_INDICATOR_SCORE = 3.0  # -log10 p of a coordination sign that is reported as an indicator
+
+
+def pileon_score(
+    rate: RateExplanation, coordination: CoordinationExplanation, cfg: DetectionSettings
+) -> float:
+    """The pile-on score: the volume evidence (``-log10 p`` of the window's count) plus the
+    coordination evidence, which counts only once volume itself is unusual
+    (``coordination_gate``): copies or young accounts at normal volume are not a pile-on, and
+    an organic surge must carry the whole score on volume alone."""
+    if rate.score < cfg.coordination_gate:
+        return rate.score
+    return rate.score + coordination.score
 
 
 @dataclass
@@ -52,6 +73,7 @@ class PersonRuntime:
     """In-memory view of one person: persisted state plus indexes derived from the window."""
 
     detector: RateDetector
+    coordination: CoordinationDetector
     incident: IncidentState
     closed_until: float | None
     baselines: dict[str, float]
@@ -155,31 +177,45 @@ class PersonAnalyser:
         self, person: str, rt: PersonRuntime, cfg: DetectionSettings, x: BinObservation
     ) -> dict[str, Any] | None:
         rate = rt.detector.explain(x)
-        window = self._window_stats(rt, cfg, x.start + cfg.bin_seconds)
+        window = self._window_stats(person, rt, cfg, x.start + cfg.bin_seconds)
+        summary = WindowSummary(x.start, window["mentions"], window["young"], window["copies"],
+                                window["top_author"])
+        coordination = rt.coordination.explain(summary)
+        score = pileon_score(rate, coordination, cfg)
         decision = decide(
-            rt.incident, person, x.start + cfg.bin_seconds, rate.score,
-            rate.count - rate.expected, cfg,
+            rt.incident, person, x.start + cfg.bin_seconds, score, rate.count - rate.expected,
+            cfg,
         )
-        event = self._alert(person, rt, cfg, decision, rate, window) if decision else None
-        if rate.score < cfg.open_score:
+        event = (self._alert(person, rt, cfg, decision, score, rate, coordination, window)
+                 if decision else None)
+        if score < cfg.open_score:
             self._learn_baselines(rt, window)
+            rt.coordination.learn_one(summary)
         rt.detector.learn_one(x)
-        self._export_metrics(person, rt, cfg, rate, window)
+        self._export_metrics(person, rt, cfg, score, rate, window)
         return event
 
     def _window_stats(
-        self, rt: PersonRuntime, cfg: DetectionSettings, end: float
+        self, person: str, rt: PersonRuntime, cfg: DetectionSettings, end: float
     ) -> dict[str, Any]:
         start = end - cfg.window_bins * cfg.bin_seconds
         while rt.recent and rt.recent[0].t < start - cfg.lateness_seconds:
             rt.recent.popleft()
         inside = [r for r in rt.recent if start <= r.t < end]
-        authors = {r.author for r in inside}
+        per_author = Counter(r.author for r in inside)
         per_cluster = Counter(r.cluster for r in inside if r.cluster is not None)
+        clusters = self._neardup.index(person).clusters
+        copies = sum(n for cid, n in per_cluster.items()
+                     if (c := clusters.get(cid)) is not None
+                     and c.distinct_authors >= _MIN_COPY_AUTHORS)
+        young = sum(r.young for r in inside)
         return {
             "mentions": len(inside),
-            "distinct_authors": len(authors),
-            "young_share": (sum(r.young for r in inside) / len(inside)) if inside else 0.0,
+            "distinct_authors": len(per_author),
+            "young": young,
+            "young_share": young / len(inside) if inside else 0.0,
+            "copies": copies,
+            "top_author": max(per_author.values(), default=0),
             "clusters": per_cluster,
         }
 
@@ -195,12 +231,14 @@ class PersonAnalyser:
         rt: PersonRuntime,
         cfg: DetectionSettings,
         decision: Decision,
+        score: float,
         rate: RateExplanation,
+        coordination: CoordinationExplanation,
         window: dict[str, Any],
     ) -> dict[str, Any]:
         at = rt.closed_until + cfg.bin_seconds if rt.closed_until is not None else 0.0
         top = self._top_clusters(person, window["clusters"])
-        indicators = _coordination_indicators(window, top)
+        indicators = _coordination_indicators(window, coordination)
         metrics.INCIDENT_TRANSITIONS.labels(person, decision.transition).inc()
         return {
             "schema": ALERT_SCHEMA,
@@ -211,7 +249,7 @@ class PersonAnalyser:
             "severity": str(decision.severity),
             "at": _iso(at),
             "opened_at": _iso(rt.incident.opened_at or at),
-            "score": round(rate.score, 2),
+            "score": round(score, 2),
             "signals": {
                 "rate": {
                     "window_minutes": cfg.window_bins * cfg.bin_seconds / 60,
@@ -230,6 +268,11 @@ class PersonAnalyser:
                     "young_means_days": cfg.young_account_days,
                 },
                 "near_duplicate_clusters": top,
+                "coordination": {
+                    **coordination.to_dict(),
+                    "score": round(coordination.score, 2),
+                    "counted": rate.score >= cfg.coordination_gate,
+                },
             },
             "assessment": "looks coordinated" if indicators else "looks organic",
             "indicators": indicators,
@@ -261,10 +304,10 @@ class PersonAnalyser:
         return top
 
     def _export_metrics(
-        self, person: str, rt: PersonRuntime, cfg: DetectionSettings, rate: RateExplanation,
-        window: dict[str, Any],
+        self, person: str, rt: PersonRuntime, cfg: DetectionSettings, score: float,
+        rate: RateExplanation, window: dict[str, Any],
     ) -> None:
-        metrics.SCORE.labels(person).set(rate.score)
+        metrics.SCORE.labels(person).set(score)
         metrics.WINDOW_MENTIONS.labels(person).set(rate.count)
         metrics.WINDOW_EXPECTED.labels(person).set(rate.expected)
         sd = math.sqrt(rate.expected + rate.expected**2 / cfg.dispersion)  # NB(r) variance
@@ -287,6 +330,7 @@ class PersonAnalyser:
             {
                 "v": 1,
                 "detector": rt.detector.to_state(),
+                "coordination": rt.coordination.to_state(),
                 "incident": rt.incident.to_state(),
                 "closed_until": rt.closed_until,
                 "baselines": rt.baselines,
@@ -315,7 +359,7 @@ class PersonAnalyser:
         raw = self._state.get(person.encode())
         if raw is None:
             rt = PersonRuntime(
-                RateDetector(**params), IncidentState(), None,
+                RateDetector(**params), CoordinationDetector(), IncidentState(), None,
                 {"n": 0.0, "distinct_authors": 0.0, "young_share": 0.0},
             )
         else:
@@ -323,6 +367,8 @@ class PersonAnalyser:
             self._check_key(person, saved.get("key_id"))
             rt = PersonRuntime(
                 RateDetector.from_state(saved["detector"], **params),
+                CoordinationDetector.from_state(saved["coordination"])
+                if "coordination" in saved else CoordinationDetector(),
                 IncidentState.from_state(saved["incident"]),
                 saved["closed_until"],
                 saved["baselines"],
@@ -357,15 +403,22 @@ class PersonAnalyser:
             rt.recent.popleft()
 
 
-def _coordination_indicators(window: dict[str, Any], top: list[dict[str, Any]]) -> list[str]:
-    """Signs that a surge is coordinated rather than organic; none means 'looks organic'."""
+def _coordination_indicators(
+    window: dict[str, Any], coordination: CoordinationExplanation
+) -> list[str]:
+    """Signs that a surge is coordinated rather than organic; none means 'looks organic'.
+
+    A sign counts when its share in the window is improbable for this person (p < 0.001):
+    young accounts, copies of one text by many accounts, or one account posting much of it.
+    """
     indicators = []
-    mentions = max(1, window["mentions"])
-    if window["young_share"] >= 0.3:
+    if coordination.young >= _INDICATOR_SCORE:
         indicators.append("young_accounts")
-    if top and top[0]["in_window"] >= 0.2 * mentions and top[0]["distinct_authors"] >= 5:
+    if coordination.copies >= _INDICATOR_SCORE:
         indicators.append("copypasta")
-    if window["distinct_authors"] < 0.3 * mentions:
+    if coordination.flood >= _INDICATOR_SCORE or (
+        window["distinct_authors"] < 0.3 * max(1, window["mentions"])
+    ):
         indicators.append("few_sources")
     return indicators
 

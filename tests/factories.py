@@ -70,6 +70,8 @@ def alert_event(
                 {"template_id": "bluesky:t1", "in_window": 95, "size": 120,
                  "distinct_authors": 80, "young_share": 0.7, "first_seen": opened},
             ],
+            "coordination": {"young": 20.0, "copies": 20.0, "flood": 0.0, "score": 20.0,
+                             "counted": True},
         },
         "assessment": "looks coordinated",
         "indicators": ["young_accounts", "copypasta"],

@@ -92,6 +92,10 @@ class TestPersonAnalyser:
         assert signals["young_account_share"]["value"] > 0.3
         assert signals["near_duplicate_clusters"][0]["distinct_authors"] >= 5
         assert alert["assessment"] == "looks coordinated"
+        coordination = signals["coordination"]
+        assert coordination["counted"] and coordination["young"] >= 3  # -log10 p
+        assert "young_accounts" in alert["indicators"]
+        assert alert["score"] >= signals["rate"]["score"]  # volume plus coordination
         body = orjson.dumps(alert).decode()
         assert "fraud" not in body and ".example" not in body
 
