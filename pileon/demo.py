@@ -117,6 +117,14 @@ def _await_incident(
     return 0
 
 
+def _coordination_line(event: dict[str, Any]) -> str:
+    c = event["signals"]["coordination"]
+    added = c["score"] if c["counted"] else 0.0
+    return (f"  pile-on score {event['score']} = volume {event['signals']['rate']['score']} + "
+            f"coordination {added} (-log10 p of young accounts {c['young']}, copies "
+            f"{c['copies']}, one-author flood {c['flood']})")
+
+
 def _print_incident(
     event: dict[str, Any], folder: Path, archiver: Archiver, started: float
 ) -> None:
@@ -131,6 +139,7 @@ def _print_incident(
         f"{', '.join(event['indicators']) or 'none'}) -- evidence, not a verdict: a human decides",
         f"  rate: {rate['mentions']} mentions in {rate['window_minutes']:.0f} min vs baseline "
         f"{rate['expected']} (x{rate['ratio']}), score {rate['score']} (-log10 p)",
+        _coordination_line(event),
         f"  distinct authors: {s['distinct_authors']['value']} "
         f"(baseline {s['distinct_authors']['baseline']}); young accounts (< "
         f"{s['young_account_share']['young_means_days']:g} d): "
