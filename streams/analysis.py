@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 ALERT_SCHEMA = "pileon.alert/v1"
 _MAX_CATCHUP_BINS = 24 * 60
-_MIN_COPY_AUTHORS = 3  # a text copied by this many accounts counts as copypasta
+_MIN_COPY_AUTHORS = 3  # a text posted by this many accounts in one window is copypasta
 _INDICATOR_SCORE = 3.0  # -log10 p of a coordination sign that is reported as an indicator
 
 
@@ -204,10 +204,14 @@ class PersonAnalyser:
         inside = [r for r in rt.recent if start <= r.t < end]
         per_author = Counter(r.author for r in inside)
         per_cluster = Counter(r.cluster for r in inside if r.cluster is not None)
-        clusters = self._neardup.index(person).clusters
-        copies = sum(n for cid, n in per_cluster.items()
-                     if (c := clusters.get(cid)) is not None
-                     and c.distinct_authors >= _MIN_COPY_AUTHORS)
+        # Copies: mentions of texts that several accounts posted within this window (a
+        # cluster's all-day size grows with ordinary chatter, so it is not the measure).
+        cluster_authors: dict[str, set[str]] = {}
+        for r in inside:
+            if r.cluster is not None:
+                cluster_authors.setdefault(r.cluster, set()).add(r.author)
+        copies = sum(per_cluster[cid] for cid, authors in cluster_authors.items()
+                     if len(authors) >= _MIN_COPY_AUTHORS)
         young = sum(r.young for r in inside)
         return {
             "mentions": len(inside),

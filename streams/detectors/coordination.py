@@ -4,8 +4,8 @@ For the mentions of one window, three shares are compared with what is usual for
 (learned online from calm windows, exponentially weighted):
 
 * **young accounts**: mentions from accounts younger than ``young_account_days``;
-* **copies**: mentions in near-duplicate clusters with at least ``min_copy_authors`` distinct
-  authors (one template, many accounts: copypasta);
+* **copies**: mentions of near-duplicate texts posted by at least three distinct accounts
+  within the window (one template, many accounts: copypasta);
 * **flood**: mentions by the window's most active author (a single-account flood).
 
 Each is a binomial upper-tail test, ``-log10 P(Bin(n, q) >= k)`` with ``q`` the usual share

@@ -157,3 +157,18 @@ class TestPersonAnalyser:
         assert per_person < len(mentions) / len(watchlist.persons) * 0.75  # 24 h of 48 kept
         assert max(len(v) for v in tables.state.values()) < 4096
         assert max(len(v) for v in tables.window.values()) < 1024
+
+
+@pytest.mark.parametrize("hour", [0, 7, 15])
+def test_one_day_of_history_opens_only_the_pileon(
+    hour: int, settings: Settings, watchlist: Watchlist
+) -> None:
+    """Short histories are where learned baselines are weakest (a fault test once opened a
+    false incident on one simulated day, from the copies sign)."""
+    persons = {p.key: p.display_name for p in watchlist.persons}
+    sim = Simulator(persons, end=END + hour * 3600, days=1, seed=9,
+                    pileon=PileOnScript("amara"))
+    analyser = Tables().analyser(settings, watchlist)
+    mentions = [Mention.model_validate_json(orjson.dumps(m)) for m in sim.mentions()]
+    opened = [a for a in _run(analyser, mentions) if a["transition"] == "opened"]
+    assert [a["person"] for a in opened] == ["amara"]
