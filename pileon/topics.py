@@ -48,16 +48,7 @@ def ensure_topics(bootstrap: str, kafka: KafkaSettings, timeout: float = 30.0) -
     names = TopicNames.from_settings(kafka)
     admin = _admin(bootstrap, timeout)
     try:
-        existing = set(admin.list_topics())
-        missing = [n for n in names.all() if n not in existing]
-        if missing:
-            try:
-                admin.create_topics(
-                    [NewTopic(n, kafka.partitions, kafka.replication_factor) for n in missing]
-                )
-                log.info("created topics %s", ", ".join(missing))
-            except TopicAlreadyExistsError:
-                pass  # another process created them first
+        _create_missing(admin, names.all(), kafka)
         _check_partitions(admin, names, kafka.partitions)
     finally:
         admin.close()
@@ -76,20 +67,28 @@ def ensure_changelogs(
     topics = changelog_topics(app_id)
     admin = _admin(bootstrap, timeout)
     try:
-        missing = [t for t in topics if t not in set(admin.list_topics())]
-        if missing:
-            try:
-                admin.create_topics([
-                    NewTopic(t, kafka.partitions, kafka.replication_factor,
-                             topic_configs={"cleanup.policy": "compact"})
-                    for t in missing
-                ])
-                log.info("created changelog topics %s", ", ".join(missing))
-            except TopicAlreadyExistsError:
-                pass
+        _create_missing(admin, topics, kafka, {"cleanup.policy": "compact"})
     finally:
         admin.close()
     return topics
+
+
+def _create_missing(
+    admin: KafkaAdminClient, topics: tuple[str, ...], kafka: KafkaSettings,
+    configs: dict[str, str] | None = None,
+) -> None:
+    existing = set(admin.list_topics())
+    missing = [t for t in topics if t not in existing]
+    if not missing:
+        return
+    try:
+        admin.create_topics([
+            NewTopic(t, kafka.partitions, kafka.replication_factor, topic_configs=configs or {})
+            for t in missing
+        ])
+        log.info("created topics %s", ", ".join(missing))
+    except TopicAlreadyExistsError:
+        pass  # another process created them first
 
 
 def partition_counts(admin: KafkaAdminClient, names: TopicNames) -> dict[str, int]:
