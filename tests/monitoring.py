@@ -16,6 +16,7 @@ import yaml
 
 from pileon.broker import free_port
 from pileon.process import terminate
+from tests.procs import wait_ready
 
 
 def _binary(name: str) -> str:
@@ -40,16 +41,8 @@ class _Server:
     def start(self, timeout: float = 30.0) -> _Server:
         self.proc = subprocess.Popen(self.command(), stdout=self.log.open("ab"),
                                      stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"{self.name} exited: {self.log.read_text()[-2000:]}"
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:  # noqa: S310
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"{self.name} not ready: {self.log.read_text()[-2000:]}")
+        wait_ready(self.proc, f"{self.url}/-/ready", self.log, self.name, timeout)
+        return self
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from pileon.broker import free_port
 from pileon.process import terminate
+from tests.procs import wait_ready
 
 
 class NotifierProcess:
@@ -36,15 +36,9 @@ class NotifierProcess:
     def start(self, timeout: float = 30.0) -> NotifierProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "pileon", "notify"], env=self.env,
                                      stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
-            try:
-                self.metrics()
-                return self
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"notifier not up: {self.log_path.read_text()[-3000:]}")
+        wait_ready(self.proc, f"http://127.0.0.1:{self.port}/metrics", self.log_path,
+                   "notifier", timeout)
+        return self
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:

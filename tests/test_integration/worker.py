@@ -13,6 +13,7 @@ from typing import Any
 
 from pileon.broker import free_port
 from pileon.process import terminate
+from tests.procs import wait_ready
 
 
 class WorkerProcess:
@@ -44,17 +45,8 @@ class WorkerProcess:
             [sys.executable, "-m", "pileon", "worker"], env=self.env, stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:  # noqa: S310
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+        wait_ready(self.proc, f"{self.url}/healthz", self.log_path, "worker", ready_timeout)
+        return self
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as r:  # noqa: S310
