@@ -157,11 +157,13 @@ class OffsetTracker:
         self._pending: dict[Any, deque[int]] = {}
         self._remaining: dict[Token, int] = {}
 
-    def add(self, token: Token) -> None:
+    def add(self, token: Token, sinks: int | None = None) -> None:
+        """Track an offset that ``sinks`` (default: every sink) must finish; 0 for a record no
+        sink gets (a duplicate or not an alert), which still must not be committed early."""
         tp, offset = token
         with self._lock:
             self._pending.setdefault(tp, deque()).append(offset)
-            self._remaining[token] = self._sinks
+            self._remaining[token] = self._sinks if sinks is None else sinks
 
     def done(self, token: Token) -> None:
         with self._lock:

@@ -137,14 +137,13 @@ class Notifier:
 
     def _handle(self, record: Any) -> None:
         token: Token = (TopicPartition(record.topic, record.partition), record.offset)
-        self._tracker.add(token)
         n = self._parse(record)
         if n is None or self.book.seen(n.idempotency_key):
             if n is not None:
                 metrics.DUPLICATE_EVENTS.inc()
-            for _ in self._workers:
-                self._tracker.done(token)
+            self._tracker.add(token, sinks=0)
             return
+        self._tracker.add(token)
         self.book.record(n)
         log.info("incident %s %s (%s): delivering to %d sink(s)",
                  n.incident_id, n.transition, n.severity, len(self._workers))

@@ -141,6 +141,14 @@ class TestOffsetTracker:
         assert t.committable() == {"p": 7}
         assert t.committable() == {}
 
+    def test_a_record_no_sink_gets_is_committable_in_order(self) -> None:
+        t = OffsetTracker(sinks=1)
+        t.add(("p", 1))
+        t.add(("p", 2), sinks=0)
+        assert t.committable() == {}
+        t.done(("p", 1))
+        assert t.committable() == {"p": 3}
+
     def test_revoked_partitions_are_forgotten(self) -> None:
         t = OffsetTracker(sinks=1)
         t.add(("p", 1))
