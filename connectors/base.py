@@ -1,8 +1,19 @@
-"""The connector contract: start, run until done or stopped, stop, and report a checkpoint."""
+"""The connector contract (start, run until done or stopped, stop, checkpoint) and the shared
+loop of connectors that stream from a platform and reconnect when it drops them."""
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
+from abc import ABC, abstractmethod
 from typing import Any, Protocol
+
+from connectors.metrics import CONNECTOR_EVENTS, CONNECTOR_RECONNECTS
+from connectors.publisher import Publisher
+from pileon.alerting.dispatch import Backoff
+
+log = logging.getLogger(__name__)
 
 
 class Connector(Protocol):
@@ -19,3 +30,88 @@ class Connector(Protocol):
 
     def checkpoint(self) -> dict[str, Any]:
         """Where to resume from: only positions whose mentions the broker acknowledged."""
+
+
+class SourceClosed(Exception):
+    """The platform closed or dropped the connection: reconnect from the last position."""
+
+
+class StreamingConnector(ABC):
+    """Reads a platform stream, publishes matches, checkpoints, and reconnects with
+    full-jitter exponential backoff until stopped. Subclasses implement :meth:`stream`, which
+    reads until the connection ends and calls :meth:`emit` once per platform event."""
+
+    name: str
+
+    def __init__(self, publisher: Publisher, *, backoff: Backoff | None = None) -> None:
+        self.publisher = publisher
+        self.name = publisher.name
+        self.position: Any = None
+        self._committed: Any = None
+        self._stopped = threading.Event()
+        self._backoff = backoff or Backoff(base=0.5, cap=30.0)
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def start(self) -> None:
+        resume = self.publisher.resume()
+        self.position = self._committed = resume.position
+
+    def run(self) -> int:
+        attempt = 0
+        try:
+            while not self._stopped.is_set():
+                try:
+                    self.stream()
+                    attempt = 0
+                    if self.finite:
+                        break
+                except SourceClosed as exc:
+                    if self._stopped.is_set():
+                        break
+                    delay = self._backoff.delay(attempt, self._rng)
+                    attempt += 1
+                    CONNECTOR_RECONNECTS.labels(self.name).inc()
+                    log.warning("connector %s: %s; reconnecting in %.1fs", self.name, exc, delay)
+                    self._stopped.wait(delay)
+            self.commit()
+        finally:
+            self.publisher.close()
+        return self.publisher.published
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.interrupt()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"position": self._committed}
+
+    # For subclasses.
+
+    finite = False  # True: the source ends (a file) and run() returns when it does
+
+    @abstractmethod
+    def stream(self) -> None:
+        """Connect from :attr:`position` and read until the connection ends (raise
+        :class:`SourceClosed`), the source ends, or :meth:`stop`."""
+
+    def interrupt(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Wake :meth:`stream` from a blocking read (another thread calls this)."""
+
+    def emit(self, mentions: list[dict[str, Any]], position: Any) -> None:
+        """Publish the mentions one platform event produced; ``position`` resumes after it."""
+        for mention in mentions:
+            self.publisher.publish(mention)
+        self.position = position
+        if self.publisher.due():
+            self.commit()
+
+    def count(self, outcome: str) -> None:
+        CONNECTOR_EVENTS.labels(self.name, outcome).inc()
+
+    def commit(self) -> None:
+        self.publisher.commit(self.position)
+        self._committed = self.position

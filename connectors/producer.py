@@ -56,10 +56,14 @@ class MentionProducer:
         self._failures: list[BaseException] = []
         self.sent = 0
 
-    def send(self, mention: dict[str, Any]) -> None:
-        self.send_raw(str(mention["person"]).encode(), orjson.dumps(mention))
+    def send(
+        self, mention: dict[str, Any], headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        self.send_raw(str(mention["person"]).encode(), orjson.dumps(mention), headers)
 
-    def send_raw(self, key: bytes | None, value: bytes) -> None:
+    def send_raw(
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
         topic = self.topic
         if len(value) > self.max_bytes:
             if self.invalid_topic is None:
@@ -69,7 +73,7 @@ class MentionProducer:
                 key, value, Reason.TOO_LARGE, detail, Origin(self.topic, -1, -1, time.time())
             )
             log.warning("mention over %d bytes dead-lettered by the connector", self.max_bytes)
-        future = self._producer.send(topic, key=key, value=value)
+        future = self._producer.send(topic, key=key, value=value, headers=headers)
         future.add_errback(self._failures.append)
         self.sent += 1
 
@@ -81,6 +85,10 @@ class MentionProducer:
         if self._failures:
             failures, self._failures = self._failures, []
             raise DeliveryError(f"{len(failures)} mentions not acknowledged: {failures[0]!r}")
+
+    def send_record(self, topic: str, key: bytes, value: bytes) -> None:
+        """A record that is not a mention (a connector checkpoint); failures surface in flush."""
+        self._producer.send(topic, key=key, value=value).add_errback(self._failures.append)
 
     def close(self) -> None:
         self._producer.close(timeout=10)

@@ -73,9 +73,20 @@ def ensure_changelogs(
     return topics
 
 
+def ensure_checkpoints(bootstrap: str, kafka: KafkaSettings, timeout: float = 30.0) -> str:
+    """Create the connectors' checkpoint topic (compacted, one partition, keyed by connector)."""
+    topic = f"{kafka.topic_prefix}connectors.checkpoints"
+    admin = _admin(bootstrap, timeout)
+    try:
+        _create_missing(admin, (topic,), kafka, {"cleanup.policy": "compact"}, partitions=1)
+    finally:
+        admin.close()
+    return topic
+
+
 def _create_missing(
     admin: KafkaAdminClient, topics: tuple[str, ...], kafka: KafkaSettings,
-    configs: dict[str, str] | None = None,
+    configs: dict[str, str] | None = None, partitions: int | None = None,
 ) -> None:
     existing = set(admin.list_topics())
     missing = [t for t in topics if t not in existing]
@@ -83,7 +94,8 @@ def _create_missing(
         return
     try:
         admin.create_topics([
-            NewTopic(t, kafka.partitions, kafka.replication_factor, topic_configs=configs or {})
+            NewTopic(t, partitions or kafka.partitions, kafka.replication_factor,
+                     topic_configs=configs or {})
             for t in missing
         ])
         log.info("created topics %s", ", ".join(missing))

@@ -1,0 +1,94 @@
+"""Where connectors keep their checkpoints: a compacted Kafka topic keyed by connector name.
+
+Keeping them in Kafka, beside the mentions, means a connector needs no volume (a Helm
+Deployment can be rescheduled anywhere) and a checkpoint is never ahead of the broker it
+describes. :class:`MemoryCheckpoints` serves tests and one-shot runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from connectors.producer import MentionProducer
+from pileon.kafka_security import client_config
+
+
+class CheckpointStore(Protocol):
+    def load(self, name: str) -> dict[str, Any] | None:
+        """The last checkpoint saved under ``name``, or None."""
+
+    def save(self, name: str, checkpoint: dict[str, Any]) -> None:
+        """Store ``checkpoint``; acknowledged by the store when this returns."""
+
+
+class MemoryCheckpoints:
+    def __init__(self) -> None:
+        self.saved: dict[str, dict[str, Any]] = {}
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        return self.saved.get(name)
+
+    def save(self, name: str, checkpoint: dict[str, Any]) -> None:
+        self.saved[name] = orjson.loads(orjson.dumps(checkpoint))  # as stored: JSON only
+
+
+class KafkaCheckpoints:
+    """Checkpoints as records of a one-partition compacted topic, key = connector name."""
+
+    def __init__(self, bootstrap: str, topic: str, producer: MentionProducer) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._producer = producer
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        tp = TopicPartition(self.topic, 0)
+        consumer = reader(self.bootstrap)
+        try:
+            consumer.assign([tp])
+            consumer.seek_to_beginning(tp)
+            start = consumer.position(tp)
+            end = consumer.end_offsets([tp])[tp]
+            last: bytes | None = None
+            for record in read_range(consumer, {tp: start}, {tp: end}):
+                if record.key == name.encode():
+                    last = record.value
+        finally:
+            consumer.close()
+        return orjson.loads(last) if last else None
+
+    def save(self, name: str, checkpoint: dict[str, Any]) -> None:
+        self._producer.send_record(self.topic, name.encode(), orjson.dumps(checkpoint))
+        self._producer.flush()
+
+
+def reader(bootstrap: str) -> KafkaConsumer:
+    """A consumer outside any group, for reading ranges of offsets."""
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+        client_id="pileon-connector-reader", **client_config(),
+    )
+
+
+def read_range(
+    consumer: KafkaConsumer, starts: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int], timeout: float = 60.0,
+) -> Iterator[Any]:
+    """Every record from ``starts`` (inclusive) to ``ends`` (exclusive) per partition."""
+    todo = {tp: end for tp, end in ends.items() if end > starts.get(tp, end)}
+    for tp in todo:
+        consumer.seek(tp, starts[tp])
+    deadline = time.monotonic() + timeout
+    while todo:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reading {sorted(map(str, todo))} took over {timeout:.0f}s")
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            for record in records:
+                if record.offset < todo.get(tp, -1):
+                    yield record
+            if tp in todo and consumer.position(tp) >= todo[tp]:
+                del todo[tp]

@@ -1,0 +1,136 @@
+"""Which protected person a post is about, and why.
+
+Two kinds of evidence, checked in this order by the platform connectors:
+
+1. **Accounts**: exact matches on a person's platform identifiers. Immutable ids (a Bluesky
+   DID ``did:plc:…``, a Mastodon account id ``109…``) are preferred because handles change
+   hands; handles (``alice.bsky.social``, ``@alice@journa.host``) also match, case-insensitively.
+   Connectors use them for mention facets, reply parents/roots and quoted posts.
+2. **Keywords**: the person's aliases found in the post text by one Aho-Corasick automaton
+   (Aho & Corasick, CACM 1975; pyahocorasick) over all aliases of all persons, so the cost per
+   post does not grow with the watchlist. Text and aliases are normalised alike: NFKC, case
+   folding, look-alike letters folded to Latin (the near-duplicate step's table), and every
+   run of non-letters turned into one space; matches must start and end on word boundaries
+   ("Okafor" does not match "Okaforville").
+
+Cost: ASCII text (most posts) skips NFKC and folding: one ``lower``, one regex substitution and
+one automaton pass, O(length of the text + matches).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import ahocorasick
+
+from pileon.watchlist import Watchlist
+from streams.neardup.normalize import _tables
+
+MatchedBy = Literal["mention", "reply", "quote", "keyword"]
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    person: str
+    matched_by: MatchedBy
+    term: str  # the identifier or alias that matched (evidence; never logged above DEBUG)
+
+
+def normalise_phrase(text: str) -> str:
+    """``text`` as the keyword automaton sees it: `` word word `` (note the edge spaces).
+
+    >>> normalise_phrase("Amara  OKAFOR's piece!")
+    ' amara okafor s piece '
+    >>> normalise_phrase("\u041ek\u0430for")  # Cyrillic O and a
+    ' okafor '
+    """
+    if text.isascii():
+        text = text.lower()
+    else:
+        text = unicodedata.normalize("NFKC", text).casefold().translate(_tables()[1])
+    return f" {_NON_WORD.sub(' ', text).strip()} "
+
+
+def normalise_account(ident: str) -> str:
+    """Handles compare case-insensitively and without a leading ``@``; ids are kept as given."""
+    ident = ident.strip()
+    if ident.startswith("did:"):
+        return ident
+    return ident.lstrip("@").casefold()
+
+
+class WatchlistMatcher:
+    """Matches accounts and texts of one platform against the watchlist.
+
+    >>> from pileon.watchlist import Person, Watchlist
+    >>> w = Watchlist(persons=(Person(key="amara", display_name="Amara Okafor",
+    ...     handles={"bluesky": ["did:plc:abc"]}, aliases=["Amara Okafor"]),))
+    >>> m = WatchlistMatcher(w, "bluesky")
+    >>> m.account("did:plc:abc")
+    'amara'
+    >>> [x.person for x in m.keywords("thread on AMARA okafor's story")]
+    ['amara']
+    >>> m.keywords("amara okaforville")
+    []
+    """
+
+    def __init__(self, watchlist: Watchlist, platform: str, *, extra_keywords: bool = True):
+        self.platform = platform
+        self._accounts: dict[str, str] = {}
+        self._automaton = ahocorasick.Automaton()
+        phrases: dict[str, list[tuple[str, str]]] = {}
+        for person in watchlist.persons:
+            for ident in person.handles.get(platform, []):
+                self._accounts[normalise_account(ident)] = person.key
+            aliases = person.aliases if extra_keywords else []
+            for alias in aliases:
+                phrase = normalise_phrase(alias)
+                if phrase.strip():
+                    phrases.setdefault(phrase, []).append((person.key, alias))
+        for phrase, owners in phrases.items():
+            self._automaton.add_word(phrase, tuple(owners))
+        self.terms = len(phrases)
+        if phrases:
+            self._automaton.make_automaton()
+
+    def account(self, ident: str | None) -> str | None:
+        """The person whose account this is, if any."""
+        if not ident:
+            return None
+        return self._accounts.get(ident) or self._accounts.get(normalise_account(ident))
+
+    def accounts(self, idents: Iterable[str | None], matched_by: MatchedBy) -> list[Match]:
+        found: dict[str, Match] = {}
+        for ident in idents:
+            person = self.account(ident)
+            if person is not None and person not in found:
+                found[person] = Match(person, matched_by, str(ident))
+        return list(found.values())
+
+    def keywords(self, text: str | None) -> list[Match]:
+        """Persons whose aliases occur in ``text`` as whole words, each once."""
+        if not text or not self.terms:
+            return []
+        found: dict[str, Match] = {}
+        # Aliases are stored with a space at each end, so every hit sits on word boundaries;
+        # overlapping hits ("amara okafor" inside "amara okafor okafor") are all reported.
+        for _end, owners in self._automaton.iter(normalise_phrase(text)):
+            for person, alias in owners:
+                if person not in found:
+                    found[person] = Match(person, "keyword", alias)
+        return list(found.values())
+
+
+def merge(*groups: Iterable[Match]) -> list[Match]:
+    """One match per person, the strongest reason first given (mention > reply > quote > keyword
+    when groups are passed in that order)."""
+    found: dict[str, Match] = {}
+    for group in groups:
+        for match in group:
+            found.setdefault(match.person, match)
+    return list(found.values())
