@@ -40,6 +40,7 @@ from connectors.base import SourceClosed, StreamingConnector
 from connectors.matching import Match, WatchlistMatcher, merge
 from connectors.metrics import CONNECTOR_EVENT_TIME, CONNECTOR_LOOKUPS
 from connectors.publisher import Publisher
+from connectors.shapes import as_dict
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +183,8 @@ class JetstreamMatcher:
         if not isinstance(rkey, str) or not rkey:
             raise BadEvent("post commit without rkey")
         uri = f"at://{did}/{POST}/{rkey}"
-        reply: dict[str, Any] = _dict(record.get("reply"))
-        parent: dict[str, Any] = _dict(reply.get("parent"))
+        reply: dict[str, Any] = as_dict(record.get("reply"))
+        parent: dict[str, Any] = as_dict(reply.get("parent"))
         langs = record.get("langs")
         author: dict[str, Any] = {"id": did, **(profile or {})}
         text = record.get("text")
@@ -204,10 +205,6 @@ class JetstreamMatcher:
         if isinstance(langs, list) and langs and isinstance(langs[0], str):
             body["lang"] = langs[0][:35]
         return [{**body, "person": x.person, "matched_by": x.matched_by} for x in found]
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _facet_dids(facets: Any) -> list[str | None]:
