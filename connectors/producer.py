@@ -73,7 +73,10 @@ class MentionProducer:
                 key, value, Reason.TOO_LARGE, detail, Origin(self.topic, -1, -1, time.time())
             )
             log.warning("mention over %d bytes dead-lettered by the connector", self.max_bytes)
-        future = self._producer.send(topic, key=key, value=value, headers=headers)
+        try:
+            future = self._producer.send(topic, key=key, value=value, headers=headers)
+        except KafkaError as exc:  # no metadata within max_block_ms: the broker is away
+            raise DeliveryError(f"send failed: {exc}") from exc
         future.add_errback(self._failures.append)
         self.sent += 1
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -159,3 +160,28 @@ class Publisher:
         if self._consumer is not None:
             self._consumer.close()
         self.producer.close()
+
+
+def published_since(
+    bootstrap: str, topic: str, source: str, since: float
+) -> Iterator[tuple[str, str, float]]:
+    """(person, mention id, publish time) of what connector ``source`` wrote to ``topic`` since
+    ``since`` (epoch seconds), found by record timestamp."""
+    consumer = reader(bootstrap)
+    header = source.encode()
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return
+        consumer.assign(tps)
+        ends = consumer.end_offsets(tps)
+        found = consumer.offsets_for_times({tp: int(since * 1000) for tp in tps})
+        starts = {tp: (found[tp].offset if found.get(tp) else ends[tp]) for tp in tps}
+        for record in read_range(consumer, starts, ends):
+            headers = dict(record.headers or [])
+            fresh = record.timestamp >= since * 1000  # brokers may look up times per batch
+            if fresh and headers.get(SOURCE_HEADER) == header and ID_HEADER in headers:
+                yield record.key.decode(), headers[ID_HEADER].decode(), record.timestamp / 1000
+    finally:
+        consumer.close()

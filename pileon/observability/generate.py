@@ -1,10 +1,12 @@
-"""Write the generated monitoring files: ``dashboards/*.json``, ``prometheus/pileon-rules.yml``
-and their copies in the Helm chart (a test fails when they differ from this code's output)."""
+"""Write the generated files: ``dashboards/*.json``, ``prometheus/pileon-rules.yml`` and their
+copies in the Helm chart, and the webhook's OpenAPI description (a test fails when they differ
+from this code's output)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from connectors import openapi
 from pileon.observability import dashboards, rules
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,6 +20,7 @@ def outputs(root: Path = REPO) -> dict[Path, str]:
             files[base / "dashboards" / f"{name}.json"] = dashboards.render(name)
     files[root / "prometheus" / "pileon-rules.yml"] = rules.render()
     files[root / "helm" / "pileon" / "files" / "pileon-rules.yml"] = rules.render()
+    files[root / "connectors" / "webhook-openapi.yaml"] = openapi.render()
     return files
 
 
