@@ -32,6 +32,11 @@ class Connector(Protocol):
         """Where to resume from: only positions whose mentions the broker acknowledged."""
 
 
+class SourceUnavailable(Exception):
+    """The source can't be used at all (token refused, unreachable at start): stop, don't
+    retry; the message says what to fix."""
+
+
 class SourceClosed(Exception):
     """The platform closed or dropped the connection: reconnect from the last position."""
 
@@ -113,5 +118,7 @@ class StreamingConnector(ABC):
         CONNECTOR_EVENTS.labels(self.name, outcome).inc()
 
     def commit(self) -> None:
+        if self.position == self._committed and not self.publisher.pending:
+            return  # nothing new since the last checkpoint
         self.publisher.commit(self.position)
         self._committed = self.position

@@ -36,7 +36,7 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import connect
 
-from connectors.base import SourceClosed, StreamingConnector
+from connectors.base import SourceClosed, SourceUnavailable, StreamingConnector
 from connectors.matching import Match, MatchedBy, WatchlistMatcher, merge
 from connectors.metrics import CONNECTOR_EVENT_TIME
 from connectors.publisher import Publisher
@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 
 WatchKind = Literal["notifications", "hashtag", "public"]
 PAGE = 40  # the API's maximum page size for notifications and timelines
-
-
-class SourceUnavailable(Exception):
-    """The instance can't be used (unreachable at start, token refused): the connector stops."""
 
 
 class BadEvent(ValueError):

@@ -89,7 +89,7 @@ class MentionProducer:
             failures, self._failures = self._failures, []
             raise DeliveryError(f"{len(failures)} mentions not acknowledged: {failures[0]!r}")
 
-    def send_record(self, topic: str, key: bytes, value: bytes) -> None:
+    def send_record(self, topic: str, key: bytes | None, value: bytes) -> None:
         """A record that is not a mention (a connector checkpoint); failures surface in flush."""
         self._producer.send(topic, key=key, value=value).add_errback(self._failures.append)
 

@@ -96,6 +96,11 @@ class Publisher:
         CONNECTOR_PUBLISHED.labels(self.name).inc()
         return True
 
+    @property
+    def pending(self) -> int:
+        """Mentions sent since the last checkpoint."""
+        return self._uncommitted
+
     def due(self) -> bool:
         return self._uncommitted >= self._commit_mentions or (
             time.monotonic() - self._last_commit >= self._commit_seconds

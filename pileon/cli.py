@@ -1,5 +1,5 @@
-"""The ``pileon`` command: worker, simulate, archive, notify, demo, topics, check, verify,
-check-config, dashboards."""
+"""The ``pileon`` command: worker, simulate, connect, archive, notify, demo, topics, check,
+verify, check-config, dashboards."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import orjson
 
+from connectors.base import SourceUnavailable
+from connectors.producer import DeliveryError
 from pileon import kafka_security
 from pileon.broker import BrokerStartError, EmbeddedBroker
 from pileon.evidence.chain import ChainError
@@ -42,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().setLevel(settings.log_level)
         watchlist = load_watchlist(settings.watchlist)
         return int(args.func(args, settings, watchlist) or 0)
-    except (ConfigError, BrokerStartError, TopicSetupError, ChainError, CommandError) as exc:
+    except (ConfigError, BrokerStartError, TopicSetupError, ChainError, CommandError,
+            SourceUnavailable, DeliveryError) as exc:
         print(f"pileon: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -297,6 +300,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--days", type=float, default=2.0)
     s.set_defaults(func=cmd_demo)
+
+    from pileon.connect import add_parser as add_connect
+
+    add_connect(sub, _required_bootstrap)
 
     s = sub.add_parser("topics", help="create pileon's topics")
     s.add_argument("--bootstrap")

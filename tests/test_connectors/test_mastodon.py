@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
+from connectors.base import SourceUnavailable
 from connectors.checkpoint import MemoryCheckpoints
 from connectors.mastodon import (
     MastodonConnector,
-    SourceUnavailable,
     StatusMatcher,
     Watch,
     id_key,
