@@ -162,12 +162,18 @@ class JetstreamMatcher:
         if not isinstance(record, dict) or not isinstance(event.get("did"), str):
             raise BadEvent("post commit without a record or author did")
         m = self.matcher
-        found = merge(
-            m.accounts(_facet_dids(record.get("facets")), "mention"),
-            m.accounts(_reply_dids(record.get("reply")), "reply"),
-            m.accounts([did_of(quoted_uri(record.get("embed")))], "quote"),
-            m.keywords(record.get("text") if isinstance(record.get("text"), str) else None),
-        )
+        groups = []  # strongest reason first; most posts have none of the three
+        if "facets" in record:
+            groups.append(m.accounts(_facet_dids(record["facets"]), "mention"))
+        if "reply" in record:
+            groups.append(m.accounts(_reply_dids(record["reply"]), "reply"))
+        if "embed" in record:
+            groups.append(m.accounts([did_of(quoted_uri(record["embed"]))], "quote"))
+        text = record.get("text")
+        groups.append(m.keywords(text) if isinstance(text, str) else [])
+        found = merge(*groups) if len(groups) > 1 else groups[0]
+        if not found:
+            return found, record
         author = m.account(event["did"])
         return [x for x in found if x.person != author], record
 
