@@ -102,7 +102,26 @@ class TestChart:
         secrets = {v["secret"]["secretName"] for spec in _pod_specs(docs)
                    for v in spec.get("volumes", []) if "secret" in v}
         assert secrets == {"pileon-kafka-sasl", "pileon-kafka-ca", "pileon-neardup-key",
-                           "pileon-webhook-token", "pileon-slack-webhook"}
+                           "pileon-webhook-token", "pileon-slack-webhook",
+                           "pileon-mastodon-amara", "pileon-webhook-tokens"}
+
+    def test_connectors_run_pileon_connect_with_their_checkpoint_name(self, helm: str) -> None:
+        docs = _render(helm, "-f", str(FULL))
+        args = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["args"]
+                for d in docs
+                if d["kind"] == "Deployment" and "-connector-" in d["metadata"]["name"]}
+        assert args["t-pileon-connector-simulator"][0] == "simulate"
+        for name in ("jetstream", "mastodon-amara", "webhook"):
+            a = args[f"t-pileon-connector-{name}"]
+            assert a[:2] == ["connect", name.split("-")[0]]
+            assert a[a.index("--name") + 1] == name
+        services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+        assert "t-pileon-connector-webhook" in services
+
+    def test_a_connector_without_its_token_secret_is_refused(self, helm: str) -> None:
+        done = _run(helm, "template", "t", str(CHART), "--kube-version", KUBE, "--set",
+                    "connectors.webhook.enabled=true")
+        assert done.returncode != 0 and "connectors.webhook.existingSecret" in done.stderr
 
     def test_prometheus_rule_is_the_repo_rule_file(self, helm: str, tmp_path: Path) -> None:
         [rule] = [d for d in _render(helm, "-f", str(FULL)) if d["kind"] == "PrometheusRule"]
