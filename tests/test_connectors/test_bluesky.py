@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from connectors.bluesky import BadEvent, JetstreamConnector, JetstreamMatcher, ProfileLookup
 from connectors.checkpoint import MemoryCheckpoints
 from connectors.matching import WatchlistMatcher
+from connectors.metrics import CONNECTOR_EVENTS
 from connectors.producer import MentionProducer
 from connectors.publisher import Publisher
 from pileon.broker import EmbeddedBroker
@@ -182,6 +183,7 @@ class TestJetstreamConnector:
     ) -> None:
         frames, expected, profiles = firehose(3000, PERSONS, bad_frames=5)
         topic, store = f"raw-{uuid.uuid4().hex[:8]}", MemoryCheckpoints()
+        bad_before = CONNECTOR_EVENTS.labels("jet", "bad_frame")._value.get()
         with JetstreamPeer(frames, drop_after=[700, 900, 1], profiles=profiles) as peer:
             connector = _connector(embedded_broker.bootstrap, topic, peer, store, "jet")
             _run_until(connector, lambda: _at_end(connector, frames))
@@ -190,6 +192,8 @@ class TestJetstreamConnector:
         assert twice == 0
         assert peer.cursors[0] is None and all(c for c in peer.cursors[1:])
         assert len(peer.cursors) == 4  # three drops, three reconnects from the cursor
+        bad = CONNECTOR_EVENTS.labels("jet", "bad_frame")._value.get() - bad_before
+        assert bad >= 3  # counted, not fatal (some bad frames are replayed after a drop)
         ages = [m for m in published(embedded_broker.bootstrap, topic)
                 if m["author"].get("created_at")]
         assert len(ages) == len(expected)  # every matched author's age was looked up

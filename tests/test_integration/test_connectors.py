@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -88,6 +89,67 @@ def test_jetstream_connector_killed_mid_stream_publishes_each_post_once(
     assert twice == 0
     assert peer.cursors[0] is None and all(peer.cursors[1:])
     assert "Amara" not in log.read_text() and "did:plc:u0" not in log.read_text()  # no content
+
+
+def test_mastodon_connector_killed_while_mentions_arrive_publishes_each_once(
+    env: dict[str, str], bootstrap: str, tmp_path: Path
+) -> None:
+    from tests.peers.mastodon import MastodonPeer
+
+    raw, log = _names(env).raw, tmp_path / "mastodon.log"
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    expected: set[tuple[str, str, str]] = set()
+    stop = threading.Event()
+    with MastodonPeer(token="s3cret") as peer:
+
+        def post_mentions() -> None:
+            i = 0
+            while not stop.is_set():
+                status = peer.status(f"@amara hey {i}", young=True)
+                peer.notify("mention", status)
+                expected.add(("amara", f"mastodon:{status['uri']}", "mention"))
+                i += 1
+                time.sleep(0.01)
+
+        args = ["mastodon", "--instance", peer.url, "--person", "amara", "--token-file",
+                str(token), "--name", "masto"]
+        first = _connect(args, env, log)
+        deadline = time.monotonic() + 60
+        while peer.streaming_clients == 0:  # a new connector starts live, without backfill
+            assert first.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        feeder = threading.Thread(target=post_mentions)
+        feeder.start()
+        try:
+            deadline = time.monotonic() + 60
+            while len(published(bootstrap, raw, "masto")) < 150:
+                assert first.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            time.sleep(2)  # mentions keep arriving while the connector is dead
+            second = _connect(args, env, log)
+            time.sleep(3)
+        finally:
+            stop.set()
+            feeder.join()
+        started = time.monotonic()
+        got: set[tuple[str, str, str]] = set()
+        while time.monotonic() - started < 60 and got != expected:
+            assert second.poll() is None, log.read_text()[-2000:]
+            time.sleep(1)
+            got, _ = once_each(published(bootstrap, raw, "masto"))
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, log.read_text()[-2000:]
+    got, twice = once_each(published(bootstrap, raw, "masto"))
+    backfills = [q for path, q in peer.queries if path == "/api/v1/notifications"]
+    print(f"\nFAULT mastodon-kill: expected={len(expected)} lost={len(expected - got)} "
+          f"duplicated={twice} rest_pages={len(backfills)}")
+    assert got == expected
+    assert twice == 0
+    assert backfills and all("min_id" in q for q in backfills)
+    assert "s3cret" not in log.read_text()
 
 
 def test_replay_of_a_file_with_bad_lines(env: dict[str, str], bootstrap: str,
