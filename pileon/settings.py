@@ -62,6 +62,16 @@ class WorkerSettings(_Section):
         "taking over a standby partition (docs/reliability.md)",
     )
     lag_interval_seconds: float = Field(default=15.0, gt=0, description="lag metrics refresh")
+    stall_seconds: float = Field(
+        default=120.0, gt=0,
+        description="an owned partition with messages waiting and no progress this long is "
+        "stalled: /healthz answers 503",
+    )
+    stall_exit_seconds: float = Field(
+        default=300.0, ge=0,
+        description="stalled this long, the worker stops with an error so its supervisor "
+        "restarts it (0: never)",
+    )
 
 
 class IngestSettings(_Section):

@@ -33,8 +33,13 @@ from streams.ingest import Clean, DeadLetter, Ingestor
 from streams.lag_metrics import LagExporter
 from streams.mention import Mention, Reason
 from streams.neardup import Signer
+from streams.watchdog import StallWatch
 
 log = logging.getLogger(__name__)
+
+class WorkerStalled(RuntimeError):
+    """Owned partitions made no progress for worker.stall_exit_seconds: restart the worker."""
+
 
 _RAW = "raw"  # keys and values are bytes: pileon parses and validates them itself
 
@@ -143,12 +148,46 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
     async def _export_lag() -> None:
         await asyncio.get_running_loop().run_in_executor(None, lag.export)
 
+    watch = StallWatch(worker.stall_seconds)
+    own_lag = LagExporter(bootstrap, worker.app_id,
+                          {names.raw: partitions, names.clean: partitions})
+    stalled: dict[tuple[str, int], float] = {}
+
+    @app.timer(worker.lag_interval_seconds)
+    async def _watch_progress() -> None:
+        if app.rebalancing or app.in_recovery:
+            watch.reset()
+            stalled.clear()
+            return
+        lags = await asyncio.get_running_loop().run_in_executor(None, own_lag.read)
+        if lags is None:
+            return
+        owned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+        found = watch.observe(time.monotonic(), owned, lags)
+        stalled.clear()
+        stalled.update(found)
+        metrics.STALLED_PARTITIONS.set(len(found))
+        if not found:
+            return
+        worst = max(found.values())
+        log.error("stalled: %s have messages waiting and no progress for %.0fs",
+                  ", ".join(f"{t}[{p}]" for t, p in sorted(found)), worst)
+        if worker.stall_exit_seconds and worst >= worker.stall_exit_seconds:
+            log.critical("stopping the worker so its supervisor restarts it (stalled %.0fs)",
+                         worst)
+            await app.crash(WorkerStalled(f"partitions {sorted(found)} stalled"))
+
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close_lag(sender: Any, **_: Any) -> None:
         lag.close()
+        own_lag.close()
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
+        if stalled:
+            return web.json({"status": "stalled", "partitions": [
+                {"topic": t, "partition": p, "seconds": round(s)}
+                for (t, p), s in sorted(stalled.items())]}, status=503)
         return web.json({"status": "ok", "persons": len(watchlist.persons)})
 
     _setup_metrics(app)

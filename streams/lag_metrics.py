@@ -11,7 +11,7 @@ import logging
 
 from kafka.errors import KafkaError
 
-from pileon.lag import LagProbe
+from pileon.lag import LagProbe, PartitionLag
 from streams import metrics
 
 log = logging.getLogger(__name__)
@@ -22,18 +22,22 @@ class LagExporter:
         self._args = (bootstrap, group, partitions)
         self._probe: LagProbe | None = None
 
-    def export(self) -> None:
-        """Read lag once and set the gauges (blocking: run it in an executor)."""
+    def read(self) -> list[PartitionLag] | None:
+        """Lag of every partition, or None if the broker could not say (blocking)."""
         try:
             if self._probe is None:
                 self._probe = LagProbe(*self._args)
-            lags = self._probe.read()
+            return self._probe.read()
         except (KafkaError, OSError) as exc:
             metrics.LAG_PROBE_ERRORS.inc()
             log.warning("could not read consumer lag from the broker: %s", type(exc).__name__)
             self.close()
-            return
-        for p in lags:
+            return None
+
+    def export(self) -> None:
+        """Read lag once and set the gauges (blocking: run it in an executor)."""
+        lags = self.read()
+        for p in lags or ():
             part = str(p.partition)
             metrics.CONSUMER_LAG.labels(p.topic, part).set(p.lag)
             if p.committed is not None:

@@ -91,6 +91,10 @@ COMMITTED_OFFSET = Gauge(
     "Worker group committed offset per source partition; its rate is commit progress",
     ["topic", "partition"],
 )
+STALLED_PARTITIONS = Gauge(
+    "pileon_worker_stalled_partitions",
+    "Partitions this worker owns with messages waiting and no progress for worker.stall_seconds",
+)
 LAG_PROBE_ERRORS = Counter(
     "pileon_lag_probe_errors_total", "Failed reads of the worker group's lag from the broker"
 )

@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["connectors.matching", "connectors.mastodon", "streams.neardup.normalize",
+           "streams.watchdog",
            "streams.detectors.rate", "streams.detectors.coordination"]
 
 
