@@ -7,7 +7,7 @@ Three dashboards with stable uids, each with a ``datasource`` variable of type P
 * **Person**: one ``person``: mentions against the baseline band, score, distinct authors,
   young-account share, near-duplicate clusters; incidents as annotations;
 * **Pipeline**: throughput, lag, commit progress, dead letters by reason, alert deliveries,
-  processing latency.
+  processing latency, and the connectors (events by outcome, published, lag, reconnects).
 
 Every panel query is evaluated against a real Prometheus scraping a live worker in
 ``tests/test_integration/test_observability.py``.
@@ -130,7 +130,8 @@ def person() -> db.Dashboard:
 def pipeline() -> db.Dashboard:
     return (
         _base("pileon-pipeline", "pileon / Pipeline",
-              "Is pileon keeping up? Throughput, lag, commits, dead letters, alert delivery.")
+              "Is pileon keeping up? Throughput, lag, commits, dead letters, alert delivery, "
+              "connectors.")
         .with_panel(_stat("Workers up", "short", _q('sum(up{job="pileon-worker"})')))
         .with_panel(_stat("Consumer lag (messages)", "short",
                           _q("sum(max by (topic, partition) (pileon_consumer_lag_messages))")))
@@ -159,6 +160,18 @@ def pipeline() -> db.Dashboard:
             f"(rate(pileon_end_to_end_latency_seconds_bucket[{RATE}])))", "{{stage}}")))
         .with_panel(_ts("Rebalances", "short", _q(
             "max(pileon_faust_total_rebalances)", "rebalances")))
+        .with_panel(_ts("Connector events by outcome", "ops", _q(
+            f"sum by (connector, outcome) (rate(pileon_connector_events_total[{RATE}]))",
+            "{{connector}} {{outcome}}")))
+        .with_panel(_ts("Connector mentions published", "ops", _q(
+            f"sum by (connector) (rate(pileon_connector_published_total[{RATE}]))",
+            "{{connector}}")))
+        .with_panel(_ts("Connector lag behind the platform (event time)", "s", _q(
+            "time() - max by (connector) (pileon_connector_event_timestamp_seconds)",
+            "{{connector}}")))
+        .with_panel(_ts("Connector reconnects", "short", _q(
+            f"sum by (connector) (increase(pileon_connector_reconnects_total[{RATE}]))",
+            "{{connector}}")))
     )
 
 

@@ -84,6 +84,16 @@ PIPELINE = [
         "of the persons on it are not analysed.",
     ),
     Alert(
+        "PileonConnectorFlapping",
+        "sum by (connector) (increase(pileon_connector_reconnects_total[15m])) > 5",
+        "15m", "warning",
+        "Connector {{ $labels.connector }} keeps losing its platform connection",
+        "Connector {{ $labels.connector }} reconnected more than 5 times in 15 minutes for 15 "
+        "minutes. Each reconnect resumes from its position (nothing is lost while the platform "
+        "keeps its replay window), but mentions arrive late. Check the platform's status, the "
+        "network and the token.",
+    ),
+    Alert(
         "PileonDeadLettersRising",
         "sum by (reason) (rate(pileon_dead_letters_total[15m])) > 0.05",
         "15m", "warning",

@@ -20,7 +20,7 @@ from pileon.observability.generate import REPO
 CHART = REPO / "helm" / "pileon"
 FULL = CHART / "ci" / "full-values.yaml"
 KUBE = "1.31.0"
-CRDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+CRDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ScaledObject"}
 POD_KINDS = {"Deployment", "StatefulSet", "Pod"}
 
 
@@ -117,6 +117,14 @@ class TestChart:
             assert a[a.index("--name") + 1] == name
         services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
         assert "t-pileon-connector-webhook" in services
+        [monitor] = [d for d in docs if d["kind"] == "PodMonitor"]
+        endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+        assert endpoint["relabelings"][0]["replacement"] == "pileon-connector"
+        labelled = [d["metadata"]["name"] for d in docs if d["kind"] == "Deployment" and
+                    d["spec"]["template"]["metadata"]["labels"].get("pileon.dev/connector")]
+        assert sorted(labelled) == ["t-pileon-connector-jetstream",
+                                    "t-pileon-connector-mastodon-amara",
+                                    "t-pileon-connector-webhook"]
 
     def test_a_connector_without_its_token_secret_is_refused(self, helm: str) -> None:
         done = _run(helm, "template", "t", str(CHART), "--kube-version", KUBE, "--set",

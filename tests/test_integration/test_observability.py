@@ -1,14 +1,16 @@
 """Dashboards and rules against a real Prometheus (Debian package, loopback) scraping a live
-worker and notifier while the simulator plays a pile-on: every panel query of every dashboard,
-with its variables filled in, returns data; the rules load and the incident alert fires; the
-metrics pass ``promtool check metrics``."""
+worker, notifier and Jetstream connector while the simulator plays a pile-on: every panel query
+of every dashboard, with its variables filled in, returns data; the rules load and the incident
+alert fires; the metrics pass ``promtool check metrics``."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +19,48 @@ from typing import Any
 import pytest
 
 from connectors.simulator import SimulatorConnector
-from pileon.broker import EmbeddedBroker
+from pileon.broker import EmbeddedBroker, free_port
 from pileon.observability.generate import REPO
+from pileon.process import terminate
 from pileon.settings import KafkaSettings
 from pileon.topics import ensure_topics
 from pileon.watchlist import load_watchlist
 from tests.conftest import EXAMPLE_WATCHLIST
 from tests.http_receiver import Receiver
 from tests.monitoring import PrometheusServer
+from tests.peers.jetstream import JetstreamPeer, firehose
+from tests.procs import wait_ready
 from tests.test_integration.notifier import NotifierProcess
 from tests.test_integration.worker import WorkerProcess, metric_value
+
+
+class ConnectorProcess:
+    """``pileon connect jetstream`` against a loopback peer, with its metrics on a port."""
+
+    def __init__(self, worker: WorkerProcess, peer: JetstreamPeer, tmp: Path) -> None:
+        self.port = free_port()
+        self.log_path = tmp / "connector.log"
+        self._args = ["connect", "jetstream", "--url", peer.url, "--appview", peer.http_url,
+                      "--metrics-port", str(self.port), "--name", "jetstream"]
+        self._env = dict(worker.env)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ConnectorProcess:
+        self.proc = subprocess.Popen([sys.executable, "-m", "pileon", *self._args],
+                                     env=self._env, stdout=self.log_path.open("ab"),
+                                     stderr=subprocess.STDOUT)
+        wait_ready(self.proc, f"http://127.0.0.1:{self.port}/metrics", self.log_path,
+                   "connector", 60)
+        return self
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics",
+                                    timeout=5) as r:
+            return str(r.read().decode())
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc, 30)
 
 pytestmark = pytest.mark.slow
 
@@ -60,25 +94,37 @@ def stack(embedded_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFact
     prefix = f"obs{uuid.uuid4().hex[:6]}."
     names = ensure_topics(bootstrap, KafkaSettings(topic_prefix=prefix))
     watchlist = load_watchlist(EXAMPLE_WATCHLIST)
-    with Receiver() as receiver, WorkerProcess(bootstrap, tmp, prefix, f"pileon-{prefix}") as w:
+    amara = next(p for p in watchlist.persons if p.key == "amara")
+    did = next(h for h in amara.handles["bluesky"] if h.startswith("did:"))
+    frames, _, profiles = firehose(20_000, {"amara": (did, "Amara Okafor")}, match_share=0.02)
+    with Receiver() as receiver, WorkerProcess(bootstrap, tmp, prefix, f"pileon-{prefix}") as w, \
+            JetstreamPeer(frames, profiles=profiles, frames_per_second=100,
+                          drop_after=[300]) as peer:
         notifier = NotifierProcess(bootstrap, tmp, prefix, webhook=f"{receiver.url}/hook")
         notifier.start()
+        connector = ConnectorProcess(w, peer, tmp)
         jobs = {"pileon-worker": [f"127.0.0.1:{w.port}"],
-                "pileon-notify": [f"127.0.0.1:{notifier.port}"]}
+                "pileon-notify": [f"127.0.0.1:{notifier.port}"],
+                "pileon-connector": [f"127.0.0.1:{connector.port}"]}
         rules = [REPO / "prometheus" / "pileon-rules.yml"]
         try:
             with PrometheusServer(tmp, jobs, rules) as prom:
                 prom.wait_scraped("pileon-worker")
-                connector = SimulatorConnector.from_watchlist(
+                simulator = SimulatorConnector.from_watchlist(
                     bootstrap, names.raw, watchlist, days=2, seed=5, target="amara",
                     invalid=True, invalid_topic=names.invalid)
+                simulator.start()
+                simulator.run()
+                # After the simulated history: the worker's event-time watermark must not
+                # jump ahead of it (earlier mentions would then be late and dropped).
                 connector.start()
-                connector.run()
                 receiver.wait_for(1, timeout=180)  # the incident reached the webhook
                 time.sleep(15)  # a few more scrapes for rates and derivatives
-                yield {"prom": prom, "worker": w, "notifier": notifier, "receiver": receiver}
+                yield {"prom": prom, "worker": w, "notifier": notifier, "receiver": receiver,
+                       "connector": connector}
         finally:
             notifier.stop()
+            connector.stop()
 
 
 class TestDashboardsAgainstPrometheus:
@@ -116,7 +162,7 @@ class TestRulesInPrometheus:
 
 
 class TestMetricsExposition:
-    @pytest.mark.parametrize("process", ["worker", "notifier"])
+    @pytest.mark.parametrize("process", ["worker", "notifier", "connector"])
     def test_promtool_check_metrics_passes(self, stack: dict[str, Any], process: str) -> None:
         promtool = shutil.which("promtool")
         assert promtool, "promtool missing: `make tools` installs it"
