@@ -14,8 +14,8 @@ plus a read-back:
   replays from the checkpointed position.
 
 The source must replay from its position deterministically (a cursor, an id, a line number)
-for this to hold. The read-back costs one pass over what all connectors wrote since the last
-checkpoint, which is at most ``commit_seconds`` old.
+for this to hold. The read-back costs one pass over what all connectors wrote in the
+``READ_BACK_SECONDS`` after the checkpoint.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ from connectors.producer import MentionProducer
 
 log = logging.getLogger(__name__)
 
+# Records of a connector written after its last checkpoint are at most this much younger than
+# it (commit interval + the producer's delivery timeout, with room to spare). Bounding the
+# read-back by it keeps a restart after a long outage from scanning all traffic since; a
+# record later than that (a paused VM) would be sent twice and dropped by the worker's dedup.
+READ_BACK_SECONDS = 600.0
 SOURCE_HEADER = "pileon-source"
 ID_HEADER = "pileon-id"
 
@@ -75,7 +80,9 @@ class Publisher:
                      self.name)
             return Resume()
         offsets = {int(p): int(o) for p, o in checkpoint.get("offsets", {}).items()}
-        self._skip = self._published_after(offsets)
+        saved = checkpoint.get("saved_at")
+        until = datetime.fromisoformat(saved).timestamp() + READ_BACK_SECONDS if saved else None
+        self._skip = self._published_after(offsets, until)
         log.info("connector %s resumes from its checkpoint of %s; %d mentions were published "
                  "after it and will not be sent again", self.name, checkpoint.get("saved_at"),
                  len(self._skip))
@@ -131,7 +138,9 @@ class Publisher:
         ends = consumer.end_offsets(self._partitions(consumer))
         return {tp.partition: off for tp, off in ends.items()}
 
-    def _published_after(self, offsets: dict[int, int]) -> set[tuple[str, str]]:
+    def _published_after(
+        self, offsets: dict[int, int], until: float | None
+    ) -> set[tuple[str, str]]:
         consumer = self._reader()
         ids: set[tuple[str, str]] = set()
         tps = self._partitions(consumer)
@@ -139,7 +148,16 @@ class Publisher:
         try:
             ends = consumer.end_offsets(tps)
             starts = {tp: offsets.get(tp.partition, 0) for tp in tps}
+            bounds: dict[TopicPartition, int] = {}  # only where the time index was trusted
+            if until is not None and until < time.time():  # stopped long ago: bound the scan
+                for tp in tps:
+                    bound = _time_bound(consumer, tp, starts[tp], ends[tp], until)
+                    if bound < ends[tp]:
+                        bounds[tp] = ends[tp] = bound
             for record in read_range(consumer, starts, ends):
+                tp = TopicPartition(record.topic, record.partition)
+                if tp in bounds and record.offset >= bounds[tp]:
+                    continue  # fetched past the bound in the same batch
                 headers = dict(record.headers or [])
                 if headers.get(SOURCE_HEADER) == self._header and ID_HEADER in headers:
                     ids.add((record.key.decode(), headers[ID_HEADER].decode()))
@@ -165,6 +183,23 @@ class Publisher:
         if self._consumer is not None:
             self._consumer.close()
         self.producer.close()
+
+
+def _time_bound(consumer: Any, tp: TopicPartition, start: int, end: int, until: float) -> int:
+    """The first offset at or after ``until`` if the broker's time index can be trusted, else
+    ``end``. The embedded broker (Tansu 0.6) answers time lookups with offset 0 and the current
+    time, so the answer is checked against the record it points at."""
+    found = consumer.offsets_for_times({tp: int(until * 1000)}).get(tp)
+    if found is None or not start <= found.offset < end:
+        return end
+    consumer.seek(tp, found.offset)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for record in consumer.poll(timeout_ms=500).get(tp, []):
+            if record.offset == found.offset:
+                trusted = record.timestamp == found.timestamp and record.timestamp >= until * 1000
+                return found.offset if trusted else end
+    return end
 
 
 def published_since(
