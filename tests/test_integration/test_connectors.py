@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -173,3 +174,32 @@ def test_replay_of_a_file_with_bad_lines(env: dict[str, str], bootstrap: str,
     again = _connect(["replay", str(path), "--rebase"], env, log)  # finished: nothing repeats
     assert again.wait(120) == 0
     assert once_each(published(bootstrap, names.raw))[1] == 0
+
+
+def test_webhook_connector_process_accepts_and_stops_cleanly(
+    env: dict[str, str], bootstrap: str, tmp_path: Path
+) -> None:
+    import requests
+
+    from pileon.broker import free_port
+    from tests.factories import mention
+    from tests.procs import wait_ready
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text("first-token\nsecond-token\n")
+    port, log = free_port(), tmp_path / "webhook.log"
+    proc = _connect(["webhook", "--port", str(port), "--token-file", str(tokens)], env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, f"{url}/healthz", log, "webhook", 60)
+        batch = b"\n".join(orjson.dumps(mention("amara", at=datetime.now(UTC))) for _ in range(3))
+        headers = {"Authorization": "Bearer second-token", "Content-Type": "application/x-ndjson"}
+        r = requests.post(f"{url}/v1/mentions", data=batch, headers=headers, timeout=30)
+        assert r.json() == {"accepted": 3, "duplicates": 0}
+        assert requests.get(f"{url}/openapi.yaml", timeout=5).text.startswith("# Generated")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()[-2000:]
+    got, twice = once_each(published(bootstrap, _names(env).raw, "webhook"))
+    assert len(got) == 3 and twice == 0
+    assert "second-token" not in log.read_text()
