@@ -210,7 +210,8 @@ class JetstreamMatcher:
             body["quote_of"] = quote
         if isinstance(langs, list) and langs and isinstance(langs[0], str):
             body["lang"] = langs[0][:35]
-        return [{**body, "person": x.person, "matched_by": x.matched_by} for x in found]
+        return [{**body, "person": x.person, "matched_by": x.matched_by,
+                 "matched_term": x.term[:512]} for x in found]
 
 
 def _facet_dids(facets: Any) -> list[str | None]:

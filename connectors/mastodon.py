@@ -138,7 +138,8 @@ class StatusMatcher:
         replying = status.get("in_reply_to_account_id")
         mine = replying is not None and replying == self.own_account_id
         by: MatchedBy = "quote" if kind == "quote" else "reply" if mine else "mention"
-        return note["id"], self._mentions(status, [Match(person, by, kind)], note)
+        term = f"notification:{kind}"  # the platform said so: the token owner was mentioned
+        return note["id"], self._mentions(status, [Match(person, by, term)], note)
 
     def from_status(self, status: Any) -> tuple[str, list[dict[str, Any]]]:
         if not isinstance(status, dict) or not isinstance(status.get("id"), str):
@@ -198,7 +199,8 @@ class StatusMatcher:
             body["in_reply_to"] = f"{self.host}/statuses/{status['in_reply_to_id']}"
         if isinstance(status.get("language"), str):
             body["lang"] = status["language"][:35]
-        return [{**body, "person": x.person, "matched_by": x.matched_by} for x in found]
+        return [{**body, "person": x.person, "matched_by": x.matched_by,
+                 "matched_term": x.term[:512]} for x in found]
 
 
 class MastodonConnector(StreamingConnector):

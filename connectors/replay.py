@@ -187,11 +187,13 @@ class ReplayConnector(StreamingConnector):
         if not row.get("message_id") or not row.get("user_id"):
             raise BadRow(Reason.SCHEMA, "message_id and user_id are required")
         text = row.get("message") or ""
+        found: list[tuple[str, str, str | None]]
         if self._person is not None:
-            found = [(self._person, "reply" if row.get("reply_id") else "mention")]
+            found = [(self._person, "reply" if row.get("reply_id") else "mention", None)]
         else:
             matcher = self._matcher
-            found = [(m.person, "keyword") for m in matcher.keywords(text)] if matcher else []
+            found = [(m.person, "keyword", m.term) for m in matcher.keywords(text)
+                     ] if matcher else []
         urls = [u for u in _URL_SPLIT.split(row.get("urls") or "") if u]
         body: dict[str, Any] = {
             "id": f"{self._platform}:{row['message_id']}",
@@ -205,7 +207,8 @@ class ReplayConnector(StreamingConnector):
         if row.get("reply_id"):
             body["in_reply_to"] = f"{self._platform}:{row['reply_id']}"
         body = self._rebased(body)
-        return [{**body, "person": p, "matched_by": by} for p, by in found]
+        return [{**body, "person": p, "matched_by": by,
+                 **({"matched_term": term} if term else {})} for p, by, term in found]
 
     def _rebased(self, mention: dict[str, Any]) -> dict[str, Any]:
         if not self._shift or not isinstance(mention.get("created_at"), str):

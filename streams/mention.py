@@ -60,6 +60,10 @@ class Mention(BaseModel):
     platform: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
     person: str = Field(min_length=1, max_length=63)
     matched_by: Literal["mention", "reply", "quote", "keyword"]
+    matched_term: str | None = Field(
+        default=None, max_length=512,
+        description="what matched: the person's handle or id, or the alias found in the text",
+    )
     author: Author
     text: str = Field(max_length=100_000)
     url: str | None = Field(default=None, max_length=4096)

@@ -49,7 +49,7 @@ class TestJetstreamMatcher:
         event = post({"text": "@amara hi", "facets": [{"index": {"byteStart": 0, "byteEnd": 6},
                       "features": [{"$type": "app.bsky.richtext.facet#mention", "did": AMARA}]}]})
         [m] = jet.mentions(event)
-        assert (m["person"], m["matched_by"]) == ("amara", "mention")
+        assert (m["person"], m["matched_by"], m["matched_term"]) == ("amara", "mention", AMARA)
         assert m["id"] == f"bluesky:at://did:plc:someone/{POST}/3kabc"
         assert m["url"] == "https://bsky.app/profile/did:plc:someone/post/3kabc"
         Mention.model_validate(m)
@@ -74,8 +74,8 @@ class TestJetstreamMatcher:
     def test_alias_in_text_on_word_boundaries_even_with_homoglyphs(
         self, jet: JetstreamMatcher
     ) -> None:
-        assert [m["matched_by"] for m in jet.mentions(post({"text": "AMARA okafor!!"}))] == [
-            "keyword"]
+        assert [(m["matched_by"], m["matched_term"]) for m in jet.mentions(
+            post({"text": "AMARA okafor!!"}))] == [("keyword", "Amara Okafor")]
         assert jet.mentions(post({"text": "what is Аmаrа Okаfor up to"}))  # Cyrillic А, а
         assert jet.mentions(post({"text": "amaraokafor fan club"})) == []
 
