@@ -242,12 +242,20 @@ class JetstreamConnector(StreamingConnector):
     def __init__(
         self, publisher: Publisher, matcher: WatchlistMatcher, *, url: str = DEFAULT_URL,
         profiles: ProfileLookup | None = None, idle_seconds: float = 1.0,
+        backfill_hours: float = 0.0,
     ) -> None:
         super().__init__(publisher)
+        self._backfill_hours = backfill_hours
         self._url = url
         self._jet = JetstreamMatcher(matcher)
         self._profiles = profiles
         self._idle = idle_seconds
+
+    def start(self) -> None:
+        super().start()
+        if self.position is None and self._backfill_hours:  # first start: replay recent hours
+            since = time.time() - self._backfill_hours * 3600
+            self.position = {"time_us": int(since * 1e6), "seen": 0}
 
     def subscribe_url(self) -> str:
         query: dict[str, Any] = {"wantedCollections": POST}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -102,6 +102,15 @@ def plain_text(content: str) -> str:
     parser.feed(content)
     parser.close()
     return html.unescape("".join(parser.parts)).strip()
+
+
+def _created(item: dict[str, Any]) -> datetime:
+    """When a notification or status was created; unknown counts as now (kept)."""
+    try:
+        t = datetime.fromisoformat(str(item.get("created_at")).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def id_key(ident: str) -> tuple[int, str]:
@@ -209,8 +218,10 @@ class MastodonConnector(StreamingConnector):
     def __init__(
         self, publisher: Publisher, matcher: WatchlistMatcher, *, instance: str, token: str,
         watch: Watch, idle_seconds: float = 1.0, timeout: float = 10.0,
+        backfill_hours: float = 0.0,
     ) -> None:
         super().__init__(publisher)
+        self._backfill_hours = backfill_hours
         self._instance = instance.rstrip("/")
         self._token = token
         self._watch = watch
@@ -252,6 +263,8 @@ class MastodonConnector(StreamingConnector):
                          urlsplit(self._instance).netloc, self._watch.kind)
                 if self.position:
                     self.backfill()
+                elif self._backfill_hours:
+                    self.backfill_recent()
                 while not self.stopped:
                     try:
                         message = ws.recv(timeout=self._idle)
@@ -263,28 +276,52 @@ class MastodonConnector(StreamingConnector):
         except (ConnectionClosed, OSError, InvalidHandshake, InvalidURI) as exc:
             raise SourceClosed(f"streaming connection ended ({exc.__class__.__name__})") from exc
 
+    def _page(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """One REST page, oldest first (items without a string id are dropped)."""
+        query = {**query, "limit": PAGE}
+        if self._watch.kind == "notifications":
+            query["types[]"] = ["mention", "quote"]
+        try:
+            reply = self._session.get(self._instance + self._watch.rest_path(), params=query,
+                                      timeout=self._timeout)
+            reply.raise_for_status()
+            page = reply.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise SourceClosed(f"backfill failed ({exc.__class__.__name__})") from exc
+        if not isinstance(page, list):
+            return []
+        return sorted((x for x in page if isinstance(x, dict) and isinstance(x.get("id"), str)),
+                      key=lambda x: id_key(x["id"]))
+
+    def backfill_recent(self) -> int:
+        """First start with ``backfill_hours``: page backwards (``max_id``) through the last
+        hours, then publish oldest first. A pile-on may be under way when a person is added."""
+        cutoff = datetime.now(UTC) - timedelta(hours=self._backfill_hours)
+        kept: list[dict[str, Any]] = []
+        query: dict[str, Any] = {}
+        while not self.stopped:
+            page = self._page(query)
+            kept += [x for x in page if _created(x) >= cutoff]
+            if len(page) < PAGE or _created(page[0]) < cutoff:
+                break
+            query = {"max_id": page[0]["id"]}
+        for item in sorted(kept, key=lambda x: id_key(x["id"])):
+            self._take_or_count(item)
+        log.info("connector %s backfilled %d items of the last %.0f h", self.name, len(kept),
+                 self._backfill_hours)
+        return len(kept)
+
     def backfill(self) -> int:
         """Page the REST API forward from the position; returns the items read."""
         read = 0
         while not self.stopped:
-            query: dict[str, Any] = {"min_id": self.position["last_id"], "limit": PAGE}
-            if self._watch.kind == "notifications":
-                query["types[]"] = ["mention", "quote"]
-            try:
-                reply = self._session.get(self._instance + self._watch.rest_path(),
-                                          params=query, timeout=self._timeout)
-                reply.raise_for_status()
-                page = reply.json()
-            except (requests.RequestException, ValueError) as exc:
-                raise SourceClosed(f"backfill failed ({exc.__class__.__name__})") from exc
-            if not isinstance(page, list) or not page:
+            items = self._page({"min_id": self.position["last_id"]})
+            if not items:
                 break
-            items = sorted((x for x in page if isinstance(x, dict) and isinstance(
-                x.get("id"), str)), key=lambda x: id_key(x["id"]))
             for item in items:
                 self._take_or_count(item)
             read += len(items)
-            if len(page) < PAGE:
+            if len(items) < PAGE:
                 break
         if read:
             log.info("connector %s backfilled %d items missed while disconnected", self.name,

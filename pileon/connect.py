@@ -31,6 +31,8 @@ def add_parser(sub: Any, required_bootstrap: Any) -> None:
     s.add_argument("--url", default=DEFAULT_URL, help="Jetstream /subscribe WebSocket URL")
     s.add_argument("--appview", default=DEFAULT_APPVIEW,
                    help="AppView for author account age ('' to skip lookups)")
+    s.add_argument("--backfill-hours", type=float, default=0.0,
+                   help="first start only: replay this many recent hours (Jetstream keeps ~1 day)")
     s.set_defaults(kind="jetstream")
     common(s)
 
@@ -41,6 +43,8 @@ def add_parser(sub: Any, required_bootstrap: Any) -> None:
                    default="notifications")
     s.add_argument("--person", help="notifications: the watchlist key the token belongs to")
     s.add_argument("--tag", help="hashtag: the tag, without #")
+    s.add_argument("--backfill-hours", type=float, default=0.0,
+                   help="first start only: fetch this many recent hours over REST")
     s.set_defaults(kind="mastodon")
     common(s)
 
@@ -115,7 +119,8 @@ def _build(
         publisher = _publisher(name, bootstrap, raw, invalid, checkpoints)
         profiles = ProfileLookup(args.appview, connector=name) if args.appview else None
         return JetstreamConnector(publisher, WatchlistMatcher(watchlist, "bluesky"),
-                                  url=args.url, profiles=profiles)
+                                  url=args.url, profiles=profiles,
+                                  backfill_hours=args.backfill_hours)
     if args.kind == "mastodon":
         from connectors.mastodon import MastodonConnector, Watch
 
@@ -129,7 +134,7 @@ def _build(
         return MastodonConnector(
             _publisher(name, bootstrap, raw, invalid, checkpoints),
             WatchlistMatcher(watchlist, "mastodon"), instance=args.instance, token=token,
-            watch=watch,
+            watch=watch, backfill_hours=args.backfill_hours,
         )
     from connectors.replay import ReplayConnector
 

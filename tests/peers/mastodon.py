@@ -6,7 +6,8 @@ clients get them at once (``payload`` is a JSON string inside the JSON message, 
 sends it); while ``down`` the streaming endpoint answers 503, and ``drop()`` cuts every open
 stream without a close frame. REST pages follow Mastodon: ``min_id`` gives the page
 immediately newer than the id, ``since_id`` the newest page, both newest first, at most
-``limit`` (≤ 40) items. Every REST query is kept in ``queries``.
+``limit`` (≤ 40) items; ``max_id`` keeps only older items (paging backwards). Every REST
+query is kept in ``queries``.
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ def _page(items: list[dict[str, Any]], query: dict[str, list[str]]) -> list[dict
     def after(x: dict[str, Any], bound: str) -> bool:
         return int(x["id"]) > int(bound)
 
+    if "max_id" in query:
+        items = [x for x in items if int(x["id"]) < int(query["max_id"][0])]
     if "min_id" in query:
         newer = [x for x in items if after(x, query["min_id"][0])]
         chosen = newer[:limit]

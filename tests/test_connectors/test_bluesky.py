@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -216,3 +216,25 @@ def test_event_times_are_utc() -> None:
     jet = JetstreamMatcher(WatchlistMatcher(WATCHLIST, "bluesky"))
     [m] = jet.mentions(post({"text": "Amara Okafor"}, time_us=0))
     assert datetime.fromisoformat(m["created_at"]) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class TestFirstStartBackfill:
+    def test_a_new_connector_replays_the_last_hours_from_jetstream(
+        self, embedded_broker: EmbeddedBroker
+    ) -> None:
+        now = datetime.now(UTC)
+        old, _, profiles = firehose(400, PERSONS, seed=1, start=now - timedelta(hours=2))
+        recent, expected, more = firehose(400, PERSONS, seed=2, start=now - timedelta(minutes=30))
+        recent = [f.replace(b'"rkey":"3k', b'"rkey":"3r') for f in recent]
+        want = {(e.person, e.id.replace("/3k", "/3r"), e.matched_by) for e in expected}
+        topic, store = f"raw-{uuid.uuid4().hex[:8]}", MemoryCheckpoints()
+        with JetstreamPeer(old + recent, profiles={**profiles, **more}) as peer:
+            publisher = Publisher("jet", MentionProducer(embedded_broker.bootstrap, topic), store,
+                                  bootstrap=embedded_broker.bootstrap, commit_seconds=0.2)
+            connector = JetstreamConnector(publisher, WatchlistMatcher(WATCHLIST, "bluesky"),
+                                           url=peer.url, idle_seconds=0.2, backfill_hours=1)
+            _run_until(connector, lambda: _at_end(connector, recent))
+        cutoff = (now - timedelta(hours=1)).timestamp() * 1e6
+        assert peer.cursors[0] is not None and abs(peer.cursors[0] - cutoff) < 60e6
+        got, twice = once_each(published(embedded_broker.bootstrap, topic, "jet"))
+        assert got == want and twice == 0

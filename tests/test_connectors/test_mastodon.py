@@ -206,3 +206,33 @@ class TestMastodonConnector:
                 _wait(lambda: (connector.position or {}).get("last_id") == statuses[-1]["id"])
         got, _ = once_each(published(embedded_broker.bootstrap, topic, "tag"))
         assert got == {("mei", f"mastodon:{s['uri']}", "keyword") for s in statuses[1::2]}
+
+
+class TestFirstStartBackfill:
+    def test_the_last_hours_are_fetched_backwards_then_published_oldest_first(
+        self, embedded_broker: EmbeddedBroker
+    ) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        topic, store = f"raw-{uuid.uuid4().hex[:8]}", MemoryCheckpoints()
+        expected: set[tuple[str, str, str]] = set()
+        with MastodonPeer() as peer:
+            for i in range(130):
+                status = peer.status(f"@amara {i}")
+                note = peer.notify("mention", status)
+                if i < 50:  # three hours ago: outside the window
+                    note["created_at"] = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
+                else:
+                    expected.add(("amara", f"mastodon:{status['uri']}", "mention"))
+            publisher = Publisher("masto", MentionProducer(embedded_broker.bootstrap, topic),
+                                  store, bootstrap=embedded_broker.bootstrap, commit_seconds=0.2)
+            connector = MastodonConnector(
+                publisher, WatchlistMatcher(WATCHLIST, "mastodon"), instance=peer.url,
+                token=peer.token, watch=NOTES, idle_seconds=0.2, backfill_hours=1)
+            with running(connector):
+                _wait(_caught_up(connector, peer))
+        got, twice = once_each(published(embedded_broker.bootstrap, topic, "masto"))
+        assert got == expected and twice == 0
+        pages = [q for path, q in peer.queries if path == "/api/v1/notifications"]
+        assert "max_id" not in pages[0] and all("max_id" in q for q in pages[1:])
+        assert len(pages) == 3  # 130 newest-first at 40 a page, stopping at the cut-off
