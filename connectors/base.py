@@ -106,6 +106,18 @@ class StreamingConnector(ABC):
     def interrupt(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Wake :meth:`stream` from a blocking read (another thread calls this)."""
 
+    def read_frames(self, ws: Any, handle: Any, idle_seconds: float) -> None:
+        """Hand every frame of WebSocket ``ws`` to ``handle`` until stopped; checkpoint when
+        the source is idle for ``idle_seconds`` and a commit is due."""
+        while not self.stopped:
+            try:
+                frame = ws.recv(timeout=idle_seconds)
+            except TimeoutError:
+                if self.publisher.due():
+                    self.commit()
+                continue
+            handle(frame)
+
     def emit(self, mentions: list[dict[str, Any]], position: Any) -> None:
         """Publish the mentions one platform event produced; ``position`` resumes after it."""
         for mention in mentions:

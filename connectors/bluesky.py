@@ -269,14 +269,7 @@ class JetstreamConnector(StreamingConnector):
             with connect(self.subscribe_url(), open_timeout=10, max_size=2**21) as ws:
                 log.info("connector %s connected to Jetstream (cursor %s)", self.name,
                          (self.position or {}).get("time_us", "live"))
-                while not self.stopped:
-                    try:
-                        frame = ws.recv(timeout=self._idle)
-                    except TimeoutError:
-                        if self.publisher.due():
-                            self.commit()
-                        continue
-                    self.handle(frame)
+                self.read_frames(ws, self.handle, self._idle)
         except (ConnectionClosed, OSError, InvalidHandshake, InvalidURI) as exc:
             raise SourceClosed(f"Jetstream connection ended ({exc.__class__.__name__})") from exc
 

@@ -265,14 +265,7 @@ class MastodonConnector(StreamingConnector):
                     self.backfill()
                 elif self._backfill_hours:
                     self.backfill_recent()
-                while not self.stopped:
-                    try:
-                        message = ws.recv(timeout=self._idle)
-                    except TimeoutError:
-                        if self.publisher.due():
-                            self.commit()
-                        continue
-                    self.handle(message)
+                self.read_frames(ws, self.handle, self._idle)
         except (ConnectionClosed, OSError, InvalidHandshake, InvalidURI) as exc:
             raise SourceClosed(f"streaming connection ended ({exc.__class__.__name__})") from exc
 

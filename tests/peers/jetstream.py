@@ -24,12 +24,14 @@ import orjson
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from websockets.sync.server import Server, ServerConnection, serve
+from websockets.sync.server import ServerConnection
+
+from tests.peers.server import LoopbackServer
 
 POST = "app.bsky.feed.post"
 
 
-class JetstreamPeer:
+class JetstreamPeer(LoopbackServer):
     def __init__(
         self, frames: Iterable[bytes], *, drop_after: Iterable[int] = (),
         frames_per_second: float | None = None, profiles: dict[str, dict[str, Any]] | None = None,
@@ -45,22 +47,6 @@ class JetstreamPeer:
         self.sent = 0
         self.profile_requests = 0
         self._lock = threading.Lock()
-        self._server: Server | None = None
-
-    def __enter__(self) -> JetstreamPeer:
-        self._server = serve(self._handle, "127.0.0.1", 0, process_request=self._http,
-                             compression=None)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -70,7 +56,7 @@ class JetstreamPeer:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _http(self, conn: ServerConnection, request: Request) -> Response | None:
+    def http(self, conn: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path)
         if path.path == "/subscribe":
             return None  # the WebSocket handshake goes on
@@ -85,7 +71,7 @@ class JetstreamPeer:
             return conn.respond(HTTPStatus.BAD_REQUEST, '{"error":"InvalidRequest"}\n')
         return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
 
-    def _handle(self, ws: ServerConnection) -> None:
+    def stream(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         query = parse_qs(urlsplit(ws.request.path).query)
         cursor = int(query["cursor"][0]) if "cursor" in query else None

@@ -24,7 +24,9 @@ import orjson
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from websockets.sync.server import Server, ServerConnection, serve
+from websockets.sync.server import ServerConnection
+
+from tests.peers.server import LoopbackServer
 
 
 def _json(status: int, body: Any) -> Response:
@@ -33,7 +35,7 @@ def _json(status: int, body: Any) -> Response:
         {"Content-Type": "application/json", "Content-Length": str(len(data))}), data)
 
 
-class MastodonPeer:
+class MastodonPeer(LoopbackServer):
     def __init__(self, token: str = "s3cret", *, account_id: str = "109000000000000001") -> None:
         self.token = token
         self.account_id = account_id
@@ -44,23 +46,14 @@ class MastodonPeer:
         self._clients: list[tuple[ServerConnection, str, str | None]] = []
         self._ids = itertools.count(110_000_000_000_000_000)
         self._lock = threading.Lock()
-        self._server: Server | None = None
-
-    def __enter__(self) -> MastodonPeer:
-        self._server = serve(self._stream, "127.0.0.1", 0, process_request=self._http,
-                             compression=None)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
         self.drop()
-        self._server.shutdown()
+        super().__exit__(*exc)
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.socket.getsockname()[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def host(self) -> str:
@@ -139,7 +132,7 @@ class MastodonPeer:
     def _authorised(self, request: Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
 
-    def _http(self, conn: ServerConnection, request: Request) -> Response | None:
+    def http(self, conn: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
         query = parse_qs(parts.query)
         if not self._authorised(request):
@@ -161,7 +154,7 @@ class MastodonPeer:
             return _json(200, _page(items, query))
         return _json(404, {"error": "Record not found"})
 
-    def _stream(self, ws: ServerConnection) -> None:
+    def stream(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         query = parse_qs(urlsplit(ws.request.path).query)
         stream = query.get("stream", [""])[0]
