@@ -152,6 +152,7 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
     own_lag = LagExporter(bootstrap, worker.app_id,
                           {names.raw: partitions, names.clean: partitions})
     stalled: dict[tuple[str, int], float] = {}
+    diagnosed: list[bool] = []  # once per process: what Faust and aiokafka think of the tps
 
     @app.timer(worker.lag_interval_seconds)
     async def _watch_progress() -> None:
@@ -172,6 +173,9 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
         worst = max(found.values())
         log.error("stalled: %s have messages waiting and no progress for %.0fs",
                   ", ".join(f"{t}[{p}]" for t, p in sorted(found)), worst)
+        if not diagnosed:
+            diagnosed.append(True)
+            log.warning("stall diagnostics (issue 4): %s", _consumer_state(app, found))
         if worker.stall_exit_seconds and worst >= worker.stall_exit_seconds:
             log.critical("stopping the worker so its supervisor restarts it (stalled %.0fs)",
                          worst)
@@ -192,6 +196,40 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
 
     _setup_metrics(app)
     return app
+
+
+def _consumer_state(app: faust.App, stalled: dict[tuple[str, int], float]) -> str:
+    """Faust's and aiokafka's view of the stalled partitions, for a faust-streaming report.
+    Reads private attributes, so every lookup is guarded; never raises."""
+    consumer: Any = app.consumer
+    wanted = set(stalled)
+
+    def mine(tps: Any) -> list[str]:
+        return sorted(f"{tp.topic}[{tp.partition}]" for tp in tps or ()
+                      if (tp.topic, tp.partition) in wanted)
+
+    parts = []
+    for label, attr in (("faust_paused", "_paused_partitions"),
+                        ("faust_active", "_active_partitions")):
+        try:
+            parts.append(f"{label}={mine(getattr(consumer, attr))}")
+        except Exception as exc:  # diagnostics must never crash the worker
+            parts.append(f"{label}=? ({type(exc).__name__})")
+    try:
+        inner = consumer._thread._consumer
+        parts.append(f"aiokafka_paused={mine(inner.paused())}")
+        parts.append(f"aiokafka_assigned={mine(inner.assignment())}")
+        parts.append("aiokafka_positions=" + str({
+            f"{tp.topic}[{tp.partition}]": inner._subscription.subscription.assignment
+            .state_value(tp).position for tp in inner.assignment()
+            if (tp.topic, tp.partition) in wanted}))
+    except Exception as exc:  # (private attributes of a pinned version)
+        parts.append(f"aiokafka=? ({type(exc).__name__})")
+    try:
+        parts.append(f"flow_control_active={app.flow_control.is_active()}")
+    except Exception as exc:  # diagnostics must never crash the worker
+        parts.append(f"flow_control=? ({type(exc).__name__})")
+    return " ".join(parts)
 
 
 def _setup_metrics(app: faust.App) -> None:
