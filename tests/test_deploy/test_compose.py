@@ -78,8 +78,13 @@ class TestCompose:
 
     def test_prometheus_scrapes_the_job_names_the_rules_use(self) -> None:
         config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-        assert {j["job_name"] for j in config["scrape_configs"]} == {"pileon-worker",
-                                                                     "pileon-notify"}
+        assert {j["job_name"] for j in config["scrape_configs"]} == {
+            "pileon-worker", "pileon-notify", "pileon-connector"}
+
+    def test_the_live_bluesky_connector_is_opt_in(self, compose: dict[str, Any]) -> None:
+        jetstream = compose["services"]["jetstream"]
+        assert jetstream["profiles"] == ["bluesky"]
+        assert jetstream["command"][:2] == ["connect", "jetstream"]
 
     def test_alertmanager_config_passes_amtool(self) -> None:
         done = subprocess.run(
