@@ -139,9 +139,9 @@ def main() -> None:
         count = 0
         for f in data:
             event = jet.parse(f)
-            found, _record = jet.matches(event)
+            found, record = jet.matches(event)
             if found:
-                count += len(jet.mentions(event))
+                count += len(jet.build(event, record, found))
         matched[0] = count
 
     terms = [normalise_phrase(a) for p in wl.persons for a in p.aliases]

@@ -80,12 +80,13 @@ class StreamingConnector(ABC):
                     self._stopped.wait(delay)
             self.commit()
         finally:
+            self.close()
             self.publisher.close()
         return self.publisher.published
 
     def stop(self) -> None:
+        """Safe from another thread: reads time out every ``idle_seconds`` and see the flag."""
         self._stopped.set()
-        self.interrupt()
 
     @property
     def stopped(self) -> bool:
@@ -103,8 +104,8 @@ class StreamingConnector(ABC):
         """Connect from :attr:`position` and read until the connection ends (raise
         :class:`SourceClosed`), the source ends, or :meth:`stop`."""
 
-    def interrupt(self) -> None:  # noqa: B027 - optional hook, no-op by default
-        """Wake :meth:`stream` from a blocking read (another thread calls this)."""
+    def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Release the source's own clients (HTTP sessions) when :meth:`run` returns."""
 
     def read_frames(self, ws: Any, handle: Any, idle_seconds: float) -> None:
         """Hand every frame of WebSocket ``ws`` to ``handle`` until stopped; checkpoint when

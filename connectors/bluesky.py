@@ -182,6 +182,13 @@ class JetstreamMatcher:
         received: datetime | None = None,
     ) -> list[dict[str, Any]]:
         found, record = self.matches(event)
+        return self.build(event, record, found, profile, received)
+
+    def build(
+        self, event: dict[str, Any], record: dict[str, Any] | None, found: list[Match],
+        profile: dict[str, Any] | None = None, received: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The mentions of a post event already matched by :meth:`matches`."""
         if not found or record is None:
             return []
         did, commit = event["did"], event["commit"]
@@ -283,7 +290,7 @@ class JetstreamConnector(StreamingConnector):
             profile = None
             if found and self._profiles is not None:
                 profile = self._profiles.get(event["did"])
-            mentions = self._jet.mentions(event, profile) if found else []
+            mentions = self._jet.build(event, record, found, profile)
         except (BadEvent, LookupError, TypeError, ValueError, AttributeError) as exc:
             # Unexpected shapes are the platform's problem, not a reason to stop reading.
             self.count("bad_frame")
@@ -308,6 +315,10 @@ class JetstreamConnector(StreamingConnector):
             # position must not move back
         seen = here["seen"] + 1 if time_us == here["time_us"] else 1
         return {"time_us": time_us, "seen": seen}
+
+    def close(self) -> None:
+        if self._profiles is not None:
+            self._profiles.close()
 
     def _reset_replay(self) -> None:
         here = self.position or {"time_us": 0, "seen": 0}

@@ -129,10 +129,6 @@ class Publisher:
         self._last_commit = time.monotonic()
         CONNECTOR_CHECKPOINT.labels(self.name).set(time.time())
 
-    def maybe_commit(self, position: Any) -> None:
-        if self.due():
-            self.commit(position)
-
     def _end_offsets(self) -> dict[int, int]:
         consumer = self._reader()
         ends = consumer.end_offsets(self._partitions(consumer))
@@ -158,9 +154,8 @@ class Publisher:
                 tp = TopicPartition(record.topic, record.partition)
                 if tp in bounds and record.offset >= bounds[tp]:
                     continue  # fetched past the bound in the same batch
-                headers = dict(record.headers or [])
-                if headers.get(SOURCE_HEADER) == self._header and ID_HEADER in headers:
-                    ids.add((record.key.decode(), headers[ID_HEADER].decode()))
+                if (ours := _published_by(record, self._header)) is not None:
+                    ids.add(ours)
         finally:
             consumer.assign([])
         return ids
@@ -183,6 +178,14 @@ class Publisher:
         if self._consumer is not None:
             self._consumer.close()
         self.producer.close()
+
+
+def _published_by(record: Any, source: bytes) -> tuple[str, str] | None:
+    """(person, mention id) of a record connector ``source`` published, else None."""
+    headers = dict(record.headers or [])
+    if headers.get(SOURCE_HEADER) != source or ID_HEADER not in headers:
+        return None
+    return record.key.decode(), headers[ID_HEADER].decode()
 
 
 def _time_bound(consumer: Any, tp: TopicPartition, start: int, end: int, until: float) -> int:
@@ -219,9 +222,8 @@ def published_since(
         found = consumer.offsets_for_times({tp: int(since * 1000) for tp in tps})
         starts = {tp: (found[tp].offset if found.get(tp) else ends[tp]) for tp in tps}
         for record in read_range(consumer, starts, ends):
-            headers = dict(record.headers or [])
             fresh = record.timestamp >= since * 1000  # brokers may look up times per batch
-            if fresh and headers.get(SOURCE_HEADER) == header and ID_HEADER in headers:
-                yield record.key.decode(), headers[ID_HEADER].decode(), record.timestamp / 1000
+            if fresh and (ours := _published_by(record, header)) is not None:
+                yield *ours, record.timestamp / 1000
     finally:
         consumer.close()

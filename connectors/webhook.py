@@ -208,12 +208,12 @@ class WebhookIngest:
 
     async def _publish(self, mentions: list[dict[str, Any]]) -> web.Response:
         async with self._lock:  # one batch at a time: a concurrent repeat sees the first's ids
-            new = [m for m in mentions if (m["person"], m["id"]) not in self.recent]
-            seen: set[tuple[str, str]] = set()
+            seen: set[tuple[str, str]] = set()  # repeats inside one batch count once
             fresh = []
-            for m in new:  # repeats inside one batch count once
-                if (m["person"], m["id"]) not in seen:
-                    seen.add((m["person"], m["id"]))
+            for m in mentions:
+                key = (m["person"], m["id"])
+                if key not in seen and key not in self.recent:
+                    seen.add(key)
                     fresh.append(m)
             try:
                 await asyncio.get_running_loop().run_in_executor(None, self._send, fresh)
