@@ -92,13 +92,9 @@ class JetstreamPeer(LoopbackServer):
                 sent_here += 1
                 if self._pace:
                     time.sleep(self._pace)
-            while True:  # live tail: nothing new, keep the connection until the client goes
-                try:
-                    ws.recv(timeout=1.0)
-                except TimeoutError:
-                    continue
         except ConnectionClosed:
             return
+        self.hold(ws)
 
 
 def _time_us(frame: bytes) -> int:

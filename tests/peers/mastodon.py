@@ -160,14 +160,7 @@ class MastodonPeer(LoopbackServer):
         stream = query.get("stream", [""])[0]
         with self._lock:
             self._clients.append((ws, stream, query.get("tag", [None])[0]))
-        try:
-            while True:
-                try:
-                    ws.recv(timeout=1.0)
-                except TimeoutError:
-                    continue
-        except ConnectionClosed:
-            return
+        self.hold(ws)
 
 
 def _page(items: list[dict[str, Any]], query: dict[str, list[str]]) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
@@ -35,3 +36,16 @@ class LoopbackServer:
 
     def http(self, conn: ServerConnection, request: Request) -> Response | None:
         return None
+
+    @staticmethod
+    def hold(ws: ServerConnection) -> None:
+        """Keep a connection open, sending nothing, until the client goes (a live tail with
+        nothing new)."""
+        try:
+            while True:
+                try:
+                    ws.recv(timeout=1.0)
+                except TimeoutError:
+                    continue
+        except ConnectionClosed:
+            return
