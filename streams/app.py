@@ -144,23 +144,21 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
 
     lag = LagExporter(bootstrap, worker.app_id, {names.raw: partitions, names.clean: partitions})
 
-    @app.timer(worker.lag_interval_seconds, on_leader=True)
-    async def _export_lag() -> None:
-        await asyncio.get_running_loop().run_in_executor(None, lag.export)
-
     watch = StallWatch(worker.stall_seconds)
-    own_lag = LagExporter(bootstrap, worker.app_id,
-                          {names.raw: partitions, names.clean: partitions})
     stalled: dict[tuple[str, int], float] = {}
     diagnosed: list[bool] = []  # once per process: what Faust and aiokafka think of the tps
 
     @app.timer(worker.lag_interval_seconds)
-    async def _watch_progress() -> None:
+    async def _lag_and_progress() -> None:
+        # One read of the group's lag serves both: the leader exports it for the whole group
+        # (replicas would repeat the same series), every worker checks its own partitions.
+        lags = await asyncio.get_running_loop().run_in_executor(None, lag.read)
+        if lags is not None and app.is_leader():
+            lag.export(lags)
         if app.rebalancing or app.in_recovery:
             watch.reset()
             stalled.clear()
             return
-        lags = await asyncio.get_running_loop().run_in_executor(None, own_lag.read)
         if lags is None:
             return
         owned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
@@ -184,7 +182,6 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close_lag(sender: Any, **_: Any) -> None:
         lag.close()
-        own_lag.close()
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -1,7 +1,7 @@
 """Export the worker group's lag and committed offsets per partition as Prometheus gauges.
 
-Only the group leader exports (a Faust ``on_leader`` timer), so replicas do not report the same
-series twice. The figures come from the broker (``pileon.lag``), so a partition that no worker
+Every worker reads the lag (its stall watchdog needs it); only the group leader exports it, so
+replicas do not report the same series twice. The figures come from the broker (``pileon.lag``), so a partition that no worker
 consumes still shows its lag growing and its committed offset standing still.
 """
 
@@ -34,10 +34,10 @@ class LagExporter:
             self.close()
             return None
 
-    def export(self) -> None:
-        """Read lag once and set the gauges (blocking: run it in an executor)."""
-        lags = self.read()
-        for p in lags or ():
+    @staticmethod
+    def export(lags: list[PartitionLag]) -> None:
+        """Set the lag and committed-offset gauges from one :meth:`read`."""
+        for p in lags:
             part = str(p.partition)
             metrics.CONSUMER_LAG.labels(p.topic, part).set(p.lag)
             if p.committed is not None:
