@@ -1,8 +1,9 @@
 """Export the worker group's lag and committed offsets per partition as Prometheus gauges.
 
 Every worker reads the lag (its stall watchdog needs it); only the group leader exports it, so
-replicas do not report the same series twice. The figures come from the broker (``pileon.lag``), so a partition that no worker
-consumes still shows its lag growing and its committed offset standing still.
+replicas do not report the same series twice. The figures come from the broker (``pileon.lag``),
+so a partition that no worker consumes still shows its lag growing and its committed offset
+standing still.
 """
 
 from __future__ import annotations
