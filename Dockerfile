@@ -18,7 +18,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PILEON_WATCHLIST=/etc/pileon/watchlist/watchlist.yaml \
-    PILEON_WORKER__DATA_DIR=/var/lib/pileon
+    PILEON_WORKER__DATA_DIR=/var/lib/pileon \
+    NUMBA_CACHE_DIR=/tmp/numba
 USER 10001:10001
 WORKDIR /var/lib/pileon
 EXPOSE 6066 6067

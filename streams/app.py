@@ -32,7 +32,7 @@ from streams.deadletter import Origin, dead_letter
 from streams.ingest import Clean, DeadLetter, Ingestor
 from streams.lag_metrics import LagExporter
 from streams.mention import Mention, Reason
-from streams.neardup import Signer
+from streams.neardup import Signer, kernels
 from streams.watchdog import StallWatch
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
     signer = Signer(
         neardup_key(settings), settings.neardup.num_perm, settings.neardup.shingle_words
     )
+    kernels.warm_up(settings.neardup.num_perm)  # compiled now, not on the first mention
     analyser = PersonAnalyser(
         watchlist, settings.detection, settings.neardup, signer, window, state
     )

@@ -21,10 +21,13 @@ looked up in one dict with a C-level ``map``:
 datasketch's ``MinHashLSH.query`` converts each band separately and alone costs ~50 µs a
 mention, which would cap a worker below 20,000 mentions/s (see docs/benchmarks.md). A bucket
 holds one cluster id, or a tuple of them on a collision: most buckets hold one, and a set per
-bucket would cost more memory than the signature itself.
+bucket would cost more memory than the signature itself. Template signatures are rows of one
+matrix (a slot per template, reused when a template goes), so comparing a mention with all
+its candidates is one compiled loop (:mod:`streams.neardup.kernels`), not two numpy calls per
+candidate.
 
-Cost per mention: one band-key computation, ``b`` dict look-ups, and one vectorised Jaccard
-estimate over the candidate templates.
+Cost per mention: one compiled band-key computation, ``b`` dict look-ups, and one compiled
+count of equal values against the candidate templates.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from functools import cache
 import numpy as np
 from datasketch import MinHashLSH
 
+from streams.neardup import kernels
 from streams.neardup.signature import Signature
 
 Bucket = str | tuple[str, ...]
@@ -97,15 +101,18 @@ class ClusterIndex:
         self._mix = _MIX[: self.rows]
         self._salt = np.arange(1, self.bands + 1, dtype=np.uint64) * _MIX[-1]
         self._buckets: dict[int, Bucket] = {}
-        self._signatures: dict[str, Signature] = {}  # cluster id -> template signature
+        self._matrix = np.empty((0, num_perm), dtype=np.uint32)  # template signatures by slot
+        self._slots: dict[str, int] = {}  # cluster id -> its template's row in the matrix
+        self._free: list[int] = []  # rows of forgotten templates, reused first
         self._fresh: deque[tuple[float, str]] = deque()  # new templates, oldest first
         self._copied: set[str] = set()  # clusters with two or more members
         self._cluster_of: dict[str, str] = {}  # member id -> cluster id
         self.clusters: dict[str, Cluster] = {}
 
     def band_keys(self, signature: Signature) -> list[int]:
-        rows = signature[: self.bands * self.rows].reshape(self.bands, self.rows)
-        keys: list[int] = ((rows * self._mix).sum(axis=1) + self._salt).tolist()
+        keys: list[int] = kernels.band_keys(
+            signature, self.bands, self.rows, self._mix, self._salt
+        ).tolist()
         return keys
 
     def candidates(self, signature: Signature, keys: list[int] | None = None) -> set[str]:
@@ -133,18 +140,17 @@ class ClusterIndex:
 
     def match(self, signature: Signature, keys: list[int] | None = None) -> str | None:
         """The cluster a new signature belongs to, or None if it starts its own."""
-        # One comparison per candidate: with a handful of candidates, stacking them into one
-        # array costs more in numpy call overhead than it saves.
-        best, best_equal = None, float(self.threshold * signature.size)
-        count_nonzero, templates = np.count_nonzero, self._signatures
-        for cluster_id in sorted(self.candidates(signature, keys)):  # sorted: same ties anywhere
-            equal = int(count_nonzero(templates[cluster_id] == signature))
-            if equal > best_equal or (best is None and equal >= best_equal):
-                best, best_equal = cluster_id, equal
-        return best
+        candidates = self.candidates(signature, keys)
+        if not candidates:
+            return None
+        ids = sorted(candidates)  # sorted: ties go to the smallest id in every process
+        slots = self._slots
+        rows = np.array([slots[c] for c in ids], dtype=np.int64)
+        best = kernels.best_row(self._matrix, rows, signature, self.threshold * signature.size)
+        return ids[best] if best >= 0 else None
 
     def signature(self, cluster_id: str) -> Signature:
-        return self._signatures[cluster_id]
+        return self._matrix[self._slots[cluster_id]].copy()
 
     def add(
         self,
@@ -248,11 +254,25 @@ class ClusterIndex:
                 buckets[key] = (hit, cluster_id)
             else:
                 buckets[key] = (*hit, cluster_id)
-        self._signatures[cluster_id] = signature
+        self._store(cluster_id, signature)
+
+    def _store(self, cluster_id: str, signature: Signature) -> None:
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot = len(self._slots)
+            if slot == len(self._matrix):  # grow by a quarter: amortised O(1), little slack
+                grown = np.empty((slot + slot // 4 + 64, self._matrix.shape[1]), np.uint32)
+                grown[:slot] = self._matrix
+                self._matrix = grown
+        self._matrix[slot] = signature
+        self._slots[cluster_id] = slot
 
     def _unindex(self, cluster_id: str) -> None:
-        signature, buckets = self._signatures.pop(cluster_id), self._buckets
-        for key in self.band_keys(signature):
+        slot = self._slots.pop(cluster_id)
+        self._free.append(slot)
+        buckets = self._buckets
+        for key in self.band_keys(self._matrix[slot]):
             hit = buckets[key]
             rest = () if isinstance(hit, str) else tuple(c for c in hit if c != cluster_id)
             if not rest:

@@ -59,6 +59,15 @@ def _unleet(match: re.Match[str]) -> str:
     return match.group(0).translate(_LEET)
 
 
+def _fold_unicode(text: str, fold_confusables: bool) -> str:
+    """NFKC, case folding, format characters dropped, look-alikes folded."""
+    if text.isascii():  # most posts: NFKC is the identity, casefold is lower, nothing to drop
+        return text.lower()
+    text = unicodedata.normalize("NFKC", text).casefold()
+    drop, drop_and_fold = _tables()
+    return text.translate(drop_and_fold if fold_confusables else drop)
+
+
 def normalise_tokens(text: str, *, fold_confusables: bool = True) -> list[str]:
     """Word tokens of ``text`` after evasion-resistant normalisation.
 
@@ -67,9 +76,7 @@ def normalise_tokens(text: str, *, fold_confusables: bool = True) -> list[str]:
     >>> normalise_tokens("h\\u0430ck l1ar s1nce 2026")  # Cyrillic a, leetspeak
     ['hack', 'liar', 'since', '2026']
     """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    drop, drop_and_fold = _tables()
-    text = text.translate(drop_and_fold if fold_confusables else drop)
+    text = _fold_unicode(text, fold_confusables)
     if fold_confusables and _LEET_DIGITS.search(text):
         text = _LEET_WORD.sub(_unleet, text)
     if "/" in text or "www." in text:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import numpy as np
+
 from streams.neardup import ClusterIndex, Signature, Signer, normalise_tokens
 
 SIGNER = Signer(b"k" * 32)
@@ -88,3 +90,25 @@ class TestClusterIndex:
         idx.remove("m0", "a0", False)
         idx.remove("m1", "a1", False)
         assert idx.copied == 0
+
+
+class TestTemplateSlots:
+    def test_forgotten_templates_free_their_rows_for_new_ones(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        texts = [f"{TEMPLATE} variant number {i} with words {i * 7} and {i * 13}" for i in range(3)]
+        for i, text in enumerate(texts[:2]):
+            idx.add(f"m{i}", f"m{i}", float(i), "a", False, _sig(text))
+        assert idx.forget_lonely(before=0.5) == ["m0"]
+        idx.add("m2", "m2", 2.0, "a", False, _sig(texts[2]))
+        assert idx._matrix.shape[0] >= 2 and sorted(idx._slots.values()) == [0, 1]
+        assert np.array_equal(idx.signature("m2"), _sig(texts[2]))
+        assert np.array_equal(idx.signature("m1"), _sig(texts[1]))
+
+    def test_growing_the_matrix_keeps_every_template(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        sigs = {f"m{i}": _sig(f"completely separate sentence number {i} about topic {i * 31}")
+                for i in range(300)}
+        for i, (mid, sig) in enumerate(sigs.items()):
+            idx.add(mid, mid, float(i), "a", False, sig)
+        assert all(np.array_equal(idx.signature(mid), sig) for mid, sig in sigs.items())
+        assert all(idx.match(sig) == mid for mid, sig in sigs.items())

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import unicodedata
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from streams.neardup import normalise_tokens
+from streams.neardup.normalize import _fold_unicode, _tables
 
 
 class TestNormaliseTokens:
@@ -31,3 +37,11 @@ class TestNormaliseTokens:
 
     def test_folding_can_be_turned_off_for_comparison(self) -> None:
         assert normalise_tokens("hасk", fold_confusables=False) != ["hack"]
+
+
+class TestAsciiFastPath:
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80), st.booleans())
+    def test_ascii_text_folds_as_the_full_unicode_path_does(self, text: str, fold: bool) -> None:
+        full = unicodedata.normalize("NFKC", text).casefold().translate(_tables()[int(fold)])
+        assert _fold_unicode(text, fold) == full
