@@ -1,6 +1,9 @@
 # pileon image: slim, non-root, pinned base. Build: docker build -t pileon .
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
+# A C compiler for the near-duplicate kernels (streams/neardup/_kernels.c); build stage only.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY pileon pileon
@@ -18,8 +21,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PILEON_WATCHLIST=/etc/pileon/watchlist/watchlist.yaml \
-    PILEON_WORKER__DATA_DIR=/var/lib/pileon \
-    NUMBA_CACHE_DIR=/tmp/numba
+    PILEON_WORKER__DATA_DIR=/var/lib/pileon
 USER 10001:10001
 WORKDIR /var/lib/pileon
 EXPOSE 6066 6067

@@ -39,14 +39,14 @@ from itertools import combinations, pairwise
 from pathlib import Path
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
-from datasketch.minhash import _fmix
 from scipy.special import comb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pileon.allocator import trim_freed_memory
 from pileon.settings import NearDupSettings
 from streams.neardup import ClusterIndex, NearDupWindow, Signer, kernels, normalise_tokens
+from streams.neardup.signature import _KERNEL_MULT, _KERNEL_SALTS
 from streams.neardup.window import new_index
 
 KEY = b"bench-key-0123456789abcdef"
@@ -310,13 +310,16 @@ def best_rate(n: int, run: Callable[[], object], repeats: int = 3) -> float:
 def numpy_signature(signer: Signer, tokens: list[str]) -> np.ndarray:
     """The same signature in numpy array operations (pileon's implementation until the
     compiled kernel): ~25 calls on tiny arrays per text."""
-    a, b = signer.permutations
-    hv = _fmix(signer.shingle_hashes(tokens).reshape(-1, 1), 32)
-    return (hv * a.reshape(1, -1) + b.reshape(1, -1)).min(axis=0)
+    units, n = signer.units(tokens)
+    out = np.empty(signer.num_perm, dtype=np.uint32)
+    kernels.sign_reference(signer._keyed(units), n, _KERNEL_MULT, _KERNEL_SALTS,
+                           *signer.permutations, out)
+    return out
 
 
 def datasketch_signature(signer: Signer, tokens: list[str]) -> np.ndarray:
     """The same signature through datasketch's own ``MinHash.update_batch``."""
+    from datasketch import MinHash  # here: the memory child must not load what it won't use
     m = MinHash(num_perm=signer.num_perm, permutations=signer.permutations, scheme="affine32",
                 hashfunc=int)
     m.update_batch(signer.shingle_hashes(tokens).tolist())
@@ -330,7 +333,7 @@ def speed(quick: bool) -> dict[str, float]:
     signer = Signer(KEY, settings.num_perm, settings.shingle_words)
     tokens = [normalise_tokens(t) for t in texts]
 
-    kernels.warm_up(settings.num_perm)  # compilation is not part of the step
+    assert kernels.COMPILED, "build the package (pip install -e .) for the compiled kernels"
     for tk in tokens[:100]:  # the three signing paths agree bit for bit
         assert np.array_equal(signer.signature(tk), datasketch_signature(signer, tk))
         assert np.array_equal(signer.signature(tk), numpy_signature(signer, tk))
@@ -355,6 +358,8 @@ def speed(quick: bool) -> dict[str, float]:
     candidates = 0
     for tk in tokens[-2000:]:
         candidates += len(index.candidates(signer.signature(tk)))
+
+    from datasketch import MinHash, MinHashLSH
 
     fn = settings.lsh_false_negative_weight
     lsh = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm,
@@ -393,6 +398,7 @@ def speed(quick: bool) -> dict[str, float]:
 # -- memory -------------------------------------------------------------------------------
 def memory_child(per_minute: int, hours: float) -> None:
     """Run in a child process: print peak RSS and window figures as key=value."""
+    trim_freed_memory()  # as `pileon worker` does at start-up
     settings = NearDupSettings()
     signer = Signer(KEY, settings.num_perm, settings.shingle_words)
     traffic = Traffic(seed=3)

@@ -90,7 +90,9 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
     signer = Signer(
         neardup_key(settings), settings.neardup.num_perm, settings.neardup.shingle_words
     )
-    kernels.warm_up(settings.neardup.num_perm)  # compiled now, not on the first mention
+    if not kernels.COMPILED:
+        log.warning("near-duplicate kernels are not compiled (package built without a C "
+                    "compiler): the numpy reference runs instead, about half as fast")
     analyser = PersonAnalyser(
         watchlist, settings.detection, settings.neardup, signer, window, state
     )

@@ -15,8 +15,9 @@ its name and common words, so spurious band collisions at Jaccard 0.1-0.2 add up
 
 Banding uses datasketch's choice of ``b`` bands of ``r`` rows for the threshold (the ``(b, r)``
 minimising its weighted false-positive and false-negative probabilities). A band's key is a
-64-bit hash of its ``r`` values and its number (a wrapping multiply-add in numpy; a rare
-collision only adds a candidate that the Jaccard estimate then rejects), and all bands are
+30-bit hash of its ``r`` values and its number (the top bits of a wrapping 64-bit
+multiply-add, so keys are small Python ints; a chance collision only adds a candidate that
+the similarity count then rejects), and all bands are
 looked up in one dict with a C-level ``map``:
 datasketch's ``MinHashLSH.query`` converts each band separately and alone costs ~50 µs a
 mention, which would cap a worker below 20,000 mentions/s (see docs/benchmarks.md). A bucket
@@ -110,9 +111,8 @@ class ClusterIndex:
         self.clusters: dict[str, Cluster] = {}
 
     def band_keys(self, signature: Signature) -> list[int]:
-        keys: list[int] = kernels.band_keys(
-            signature, self.bands, self.rows, self._mix, self._salt
-        ).tolist()
+        keys: list[int] = kernels.band_keys(signature, self.bands, self.rows, self._mix,
+                                            self._salt)
         return keys
 
     def candidates(self, signature: Signature, keys: list[int] | None = None) -> set[str]:
@@ -145,7 +145,7 @@ class ClusterIndex:
             return None
         ids = sorted(candidates)  # sorted: ties go to the smallest id in every process
         slots = self._slots
-        rows = np.array([slots[c] for c in ids], dtype=np.int64)
+        rows = [slots[c] for c in ids]
         best = kernels.best_row(self._matrix, rows, signature, self.threshold * signature.size)
         return ids[best] if best >= 0 else None
 

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 import numpy as np
 import pytest
 from datasketch import MinHash
@@ -11,9 +8,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from streams.neardup import ClusterIndex, Signer, kernels
+from streams.neardup.signature import _KERNEL_MULT, _KERNEL_SALTS
 
 KEY = b"k" * 32
 _SIGNATURES = hnp.arrays(np.uint32, 128, elements=st.integers(0, 2**32 - 1))
+_WORDS = st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=300)
+
+pytestmark = pytest.mark.skipif(not kernels.COMPILED, reason="extension not built")
 
 
 class TestSign:
@@ -25,58 +26,67 @@ class TestSign:
         m.update_batch(s.shingle_hashes(tokens).tolist())
         assert np.array_equal(s.signature(tokens), m.hashvalues)
 
+    @settings(max_examples=80, deadline=None)
+    @given(_WORDS, st.integers(1, 4))
+    def test_equals_the_numpy_reference(self, words: list[int], n: int) -> None:
+        a, b = Signer(KEY).permutations
+        ours, ref = np.empty(128, np.uint32), np.empty(128, np.uint32)
+        kernels.sign(words, n, _KERNEL_MULT, _KERNEL_SALTS, a, b, ours)
+        kernels.sign_reference(words, n, _KERNEL_MULT, _KERNEL_SALTS, a, b, ref)
+        assert np.array_equal(ours, ref)
+
+    def test_mismatched_arrays_are_rejected(self) -> None:
+        a = np.ones(128, np.uint32)
+        with pytest.raises(ValueError, match="same length"):
+            kernels.sign([1, 2], 2, 3, _KERNEL_SALTS, a, a[:64], np.empty(128, np.uint32))
+
+    def test_too_few_salts_for_the_ngram_order_is_rejected(self) -> None:
+        a = np.ones(8, np.uint32)
+        with pytest.raises(ValueError, match="salts"):
+            kernels.sign([1, 2], 9, 3, _KERNEL_SALTS, a, a, np.empty(8, np.uint32))
+
+    def test_read_only_output_is_rejected(self) -> None:
+        a = np.ones(8, np.uint32)
+        out = np.empty(8, np.uint32)
+        out.flags.writeable = False
+        with pytest.raises((TypeError, BufferError)):
+            kernels.sign([1], 1, 3, _KERNEL_SALTS, a, a, out)
+
 
 class TestBandKeys:
     @settings(max_examples=50, deadline=None)
     @given(_SIGNATURES)
-    def test_equal_the_wrapping_numpy_formula(self, signature: np.ndarray) -> None:
+    def test_equal_the_numpy_reference(self, signature: np.ndarray) -> None:
         idx = ClusterIndex(0.5, 128)
-        rows = signature[: idx.bands * idx.rows].reshape(idx.bands, idx.rows)
-        expected = ((rows.astype(np.uint64) * idx._mix).sum(axis=1) + idx._salt).tolist()
-        assert idx.band_keys(signature) == expected
+        want = kernels.band_keys_reference(signature, idx.bands, idx.rows, idx._mix, idx._salt)
+        assert idx.band_keys(signature) == want
 
     def test_read_only_signatures_are_accepted(self) -> None:
         stored = np.frombuffer(np.arange(128, dtype=np.uint32).tobytes(), dtype=np.uint32)
         idx = ClusterIndex(0.5, 128)
         assert idx.band_keys(stored) == idx.band_keys(stored.copy())
 
+    def test_more_bands_than_the_signature_holds_is_rejected(self) -> None:
+        idx = ClusterIndex(0.5, 128)
+        with pytest.raises(ValueError, match="exceed"):
+            kernels.band_keys(np.zeros(16, np.uint32), idx.bands, idx.rows, idx._mix, idx._salt)
+
 
 class TestBestRow:
-    @settings(max_examples=50, deadline=None)
+    @settings(max_examples=80, deadline=None)
     @given(hnp.arrays(np.uint32, (6, 16), elements=st.integers(0, 3)),
-           hnp.arrays(np.uint32, 16, elements=st.integers(0, 3)), st.integers(0, 16))
-    def test_picks_the_first_row_with_most_equal_values(
-        self, matrix: np.ndarray, signature: np.ndarray, needed: int
+           hnp.arrays(np.uint32, 16, elements=st.integers(0, 3)), st.integers(0, 17),
+           st.lists(st.integers(0, 5), max_size=6))
+    def test_equals_the_numpy_reference(
+        self, matrix: np.ndarray, signature: np.ndarray, needed: int, rows: list[int]
     ) -> None:
-        rows = np.array([4, 1, 3, 0], dtype=np.int64)
-        equal = [int(np.count_nonzero(matrix[r] == signature)) for r in rows]
-        want = int(np.argmax(equal)) if max(equal) >= needed else -1
+        want = kernels.best_row_reference(matrix, rows, signature, float(needed))
         assert kernels.best_row(matrix, rows, signature, float(needed)) == want
 
-    def test_no_rows_is_no_match(self) -> None:
-        sig = np.zeros(4, dtype=np.uint32)
-        assert kernels.best_row(np.zeros((1, 4), np.uint32), np.zeros(0, np.int64), sig, 0.0) == -1
+    def test_ties_go_to_the_first_row_given(self) -> None:
+        matrix = np.zeros((3, 4), np.uint32)
+        assert kernels.best_row(matrix, [2, 0, 1], np.zeros(4, np.uint32), 4.0) == 0
 
-
-class TestCompiled:
-    def test_compiles_in_memory_when_no_cache_location_is_writable(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        real = kernels.njit
-
-        def no_cache(**options: Any) -> Any:
-            if options.get("cache"):
-                raise RuntimeError("cannot cache function: no locator available")
-            return real(**options)
-
-        monkeypatch.setattr(kernels, "njit", no_cache)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            double = kernels._compiled()(lambda x: x * 2)
-        assert double(21) == 42
-        assert "compiling in memory" in str(caught[0].message)
-
-    def test_warm_up_compiles_every_kernel(self) -> None:
-        kernels.warm_up()
-        for kernel in (kernels.sign, kernels.band_keys, kernels.best_row):
-            assert kernel.signatures, kernel
+    def test_row_outside_the_matrix_is_rejected(self) -> None:
+        with pytest.raises(IndexError, match="outside"):
+            kernels.best_row(np.zeros((2, 4), np.uint32), [2], np.zeros(4, np.uint32), 0.0)
