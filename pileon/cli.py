@@ -84,7 +84,10 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def cmd_worker(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from faust.worker import Worker
 
+    from pileon.allocator import trim_freed_memory
     from streams.app import build_app
+
+    trim_freed_memory()  # a day of window churn otherwise leaves RSS far above live data
 
     with kafka_bootstrap(settings) as bootstrap:
         ensure_topics(bootstrap, settings.kafka)
