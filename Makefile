@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml
 	  rm -rf $(VENV); \
 	  command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq python3-venv \
 	  && $(PYTHON) -m venv $(VENV); }
+	@# The near-duplicate kernels are a C extension: a compiler and Python's headers.
+	@$(PYTHON) -c 'import os, sysconfig; p = sysconfig.get_paths()["include"]; \
+	  raise SystemExit(not os.path.exists(os.path.join(p, "Python.h")))' && command -v cc >/dev/null || { \
+	  command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends gcc python3-dev; }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@

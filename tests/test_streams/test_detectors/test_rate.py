@@ -59,3 +59,71 @@ class TestRateDetector:
         assert e.count >= 40
         assert 10 < e.expected < 40
         assert e.ratio == e.count / e.expected
+
+
+def _weekly(weeks: int, weekend_rate: float = 1.0, weekday_rate: float = 4.0) -> RateDetector:
+    """Poisson traffic four times lower on Saturdays and Sundays (epoch day 0 is a Thursday)."""
+    rng = np.random.default_rng(1)
+    d = RateDetector(bin_seconds=300, window_bins=2, warmup_bins=144)
+    for i in range(weeks * 7 * 288):
+        weekday = (i // 288 + 3) % 7
+        rate = weekend_rate if weekday >= 5 else weekday_rate
+        d.learn_one(BinObservation(i * 300.0, int(rng.poisson(rate))))
+    return d
+
+
+class TestWeeklyRhythm:
+    def test_quiet_weekends_are_learned(self) -> None:
+        d = _weekly(weeks=4)
+        saturday, monday = 2 * 86400.0 + 28 * 86400, 4 * 86400.0 + 28 * 86400
+        assert d.week_factor(saturday) < 0.6 < 1.1 < d.week_factor(monday)
+        # (shrunk towards 1 by two prior days: 4x in the data, 2x+ after three weekends)
+        assert d.expected_per_bin(monday + 3600) > 2 * d.expected_per_bin(saturday + 3600)
+
+    def test_factors_average_one_over_the_week(self) -> None:
+        d = _weekly(weeks=3)
+        assert abs(sum(d.week_factor(day * 86400.0) for day in range(7)) / 7 - 1) < 1e-9
+
+    def test_one_week_moves_a_factor_only_part_of_the_way(self) -> None:
+        one, four = _weekly(weeks=1), _weekly(weeks=4)
+        saturday = 2 * 86400.0
+        assert four.week_factor(saturday) < one.week_factor(saturday) < 1.0
+
+    def test_a_weekday_level_on_a_sunday_scores_as_a_surge(self) -> None:
+        d = _weekly(weeks=4)
+        sunday = 3 * 86400.0 + 28 * 86400 + 12 * 3600
+        d.learn_one(BinObservation(sunday - 300, 9))
+        assert d.score_one(BinObservation(sunday, 9)) > 3
+
+
+class TestLearningDuringASurge:
+    def test_an_improbable_window_teaches_the_baseline_nothing(self) -> None:
+        frozen, clipped_only = _trained(), _trained()
+        clipped_only.freeze_score = float("inf")
+        t = 2 * 86400.0
+        before = frozen.expected_per_bin(t)
+        for d in (frozen, clipped_only):
+            for i in range(30):  # 5x: clipping alone (3E + 3) lets it all in
+                x = BinObservation(t + i * 60, 10)
+                d.explain(x)
+                d.learn_one(x)
+        assert frozen.frozen_bins > 20
+        rise = frozen.expected_per_bin(t + 1740) - before
+        assert rise < 0.3 * (clipped_only.expected_per_bin(t + 1740) - before)
+
+    def test_a_lasting_new_level_is_learned_in_the_end(self) -> None:
+        d = _trained()
+        t = 2 * 86400.0
+        last_hour = t + 7.5 * 3600  # learned again once the freeze ran out
+        before = d.expected_per_bin(last_hour)
+        for i in range(8 * 60):  # eight hours at 5x: past the six-hour freeze
+            d.learn_one(BinObservation(t + i * 60, 10))
+        assert d.expected_per_bin(last_hour) > 1.5 * before
+
+    def test_state_round_trip_keeps_week_and_freeze(self) -> None:
+        d = _weekly(weeks=2)
+        d.frozen_bins = 7
+        again = RateDetector.from_state(d.to_state(), bin_seconds=300, window_bins=2,
+                                        warmup_bins=144)
+        assert (again.week, again.week_n, again.day, again.frozen_bins) == (
+            d.week, d.week_n, d.day, 7)
