@@ -64,7 +64,9 @@ def _summary(event: dict[str, Any]) -> str:
     rate = event.get("signals", {}).get("rate", {})
     ratio = rate.get("ratio")
     surge = f"{ratio}x their usual rate" if ratio else "far above their usual rate"
-    verb = "escalated to critical" if transition == "escalated" else "opened"
+    verb = {"escalated": "escalated to critical"}.get(transition, "opened")
+    if transition == "opened" and event.get("severity") == "critical":
+        verb = "opened at critical"
     return f"Possible pile-on against {person} {verb}: mentions at {surge}"
 
 

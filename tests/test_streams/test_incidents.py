@@ -34,6 +34,10 @@ class TestDecide:
         _, seen = _run([9, 9, 20, 25, 30])
         assert seen == ["opened:warning", "escalated:critical"]
 
+    def test_evidence_at_the_critical_bar_opens_at_critical(self) -> None:
+        _, seen = _run([1, 20, 25, 30, 30])
+        assert seen == ["opened:critical"]  # one page, not a warning and an escalation
+
     def test_resolves_after_quiet_bins(self) -> None:
         state, seen = _run([9, 9] + [1] * 5)
         assert seen == ["opened:warning", "resolved:warning"]

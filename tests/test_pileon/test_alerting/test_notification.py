@@ -14,6 +14,11 @@ class TestNotification:
         assert "evidence, not a verdict" in n.description
         assert n.firing and n.ends_at is None
 
+    def test_an_incident_opened_at_critical_says_so(self) -> None:
+        n = notification_from_event(alert_event(severity="critical"), AlertingSettings())
+        assert n.summary.startswith("Possible pile-on against amara opened at critical:")
+        assert n.severity == "critical"
+
     def test_resolved_has_an_end(self) -> None:
         n = notification_from_event(
             alert_event(transition="resolved", at="2026-11-20T15:00:00Z"), AlertingSettings())
