@@ -14,7 +14,11 @@ KEY = b"k" * 32
 _SIGNATURES = hnp.arrays(np.uint32, 128, elements=st.integers(0, 2**32 - 1))
 _WORDS = st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=300)
 
-pytestmark = pytest.mark.skipif(not kernels.COMPILED, reason="extension not built")
+
+
+def test_the_package_is_built_with_its_compiled_kernels() -> None:
+    # The numpy reference would serve, about half as fast: `make` installs a compiler for it.
+    assert kernels.COMPILED, "streams.neardup._kernels missing: pip install -e . with a C compiler"
 
 
 class TestSign:
