@@ -268,11 +268,23 @@ class ClusterIndex:
         self._matrix[slot] = signature
         self._slots[cluster_id] = slot
 
+    def _compact(self) -> None:
+        """Move the templates to a matrix sized for them (after a surge has left the window,
+        most rows are free: memory goes back with it)."""
+        ids, rows = list(self._slots), np.fromiter(self._slots.values(), dtype=np.int64)
+        compact = np.empty((len(ids) + len(ids) // 4 + 64, self._matrix.shape[1]), np.uint32)
+        compact[: len(ids)] = self._matrix[rows]
+        self._matrix, self._free = compact, []
+        self._slots = dict(zip(ids, range(len(ids)), strict=True))
+
     def _unindex(self, cluster_id: str) -> None:
         slot = self._slots.pop(cluster_id)
         self._free.append(slot)
         buckets = self._buckets
-        for key in self.band_keys(self._matrix[slot]):
+        keys = self.band_keys(self._matrix[slot])
+        if len(self._matrix) > 4 * len(self._slots) + 256:
+            self._compact()
+        for key in keys:
             hit = buckets[key]
             rest = () if isinstance(hit, str) else tuple(c for c in hit if c != cluster_id)
             if not rest:

@@ -112,3 +112,16 @@ class TestTemplateSlots:
             idx.add(mid, mid, float(i), "a", False, sig)
         assert all(np.array_equal(idx.signature(mid), sig) for mid, sig in sigs.items())
         assert all(idx.match(sig) == mid for mid, sig in sigs.items())
+
+    def test_the_matrix_shrinks_when_a_surge_has_left(self) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        sigs = {f"m{i}": _sig(f"separate sentence number {i} about subject {i * 37} today")
+                for i in range(1200)}
+        for i, (mid, sig) in enumerate(sigs.items()):
+            idx.add(mid, mid, float(i), "a", False, sig)
+        grown = len(idx._matrix)
+        idx.forget_lonely(before=1100.0)  # all but the last 100 templates go
+        assert len(idx._matrix) < grown / 2
+        kept = list(sigs.items())[1100:]
+        assert all(np.array_equal(idx.signature(mid), sig) for mid, sig in kept)
+        assert all(idx.match(sig) == mid for mid, sig in kept)
