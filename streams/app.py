@@ -33,6 +33,7 @@ from streams.ingest import Clean, DeadLetter, Ingestor
 from streams.lag_metrics import LagExporter
 from streams.mention import Mention, Reason
 from streams.neardup import Signer, kernels
+from streams.offset_guard import guard_offsets
 from streams.watchdog import StallWatch
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
         table_standby_replicas=worker.standby_replicas,
     )
     names = TopicNames.from_settings(kafka)
+    # Before anything creates the consumer: never skip records on the source topics.
+    guard_offsets(app, [names.raw, names.clean])
     partitions = kafka.partitions
     raw = _topic(app, names.raw, partitions)
     clean = _topic(app, names.clean, partitions)

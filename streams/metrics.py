@@ -20,6 +20,11 @@ REDELIVERED = Counter(
 DEAD_LETTERS = Counter(
     "pileon_dead_letters_total", "Messages sent to the dead-letter topic, by reason", ["reason"]
 )
+OFFSET_GAPS = Counter(
+    "pileon_offset_gaps_total",
+    "Records delivered past offsets never delivered on a source topic; the worker stopped and "
+    "restarted rather than skip them (streams/offset_guard.py)", ["topic"],
+)
 LATE_MENTIONS = Counter(
     "pileon_late_mentions_total",
     "Mentions arriving after their rate bin closed (kept as evidence, not counted in rates)",

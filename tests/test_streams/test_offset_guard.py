@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import asyncio
+from collections import namedtuple
+from typing import Any
+
+import pytest
+
+from pileon.settings import Settings
+from pileon.watchlist import Watchlist
+from streams import metrics
+from streams.offset_guard import OffsetGap, gapless
+
+TP = namedtuple("TP", "topic partition")
+RAW = TP("p.mentions.raw", 1)
+
+
+class RecordingConsumer:
+    """Stands in for Faust's consumer: remembers the gaps it was asked to record."""
+
+    def __init__(self, earliest: int | None = 0, earliest_fails: bool = False) -> None:
+        self.gaps: list[tuple[Any, int, int]] = []
+        self.crashed: list[BaseException] = []
+        self._earliest, self._earliest_fails = earliest, earliest_fails
+        self.app = self
+
+    async def crash(self, reason: BaseException) -> None:
+        self.crashed.append(reason)
+
+    async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+        if self._earliest_fails:
+            raise ConnectionError("broker away")
+        return {tp: self._earliest for tp in tps} if self._earliest is not None else {}
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        self.gaps.append((tp, offset_from, offset_to))
+
+
+def _guarded(**kwargs: Any) -> Any:
+    return gapless(RecordingConsumer, frozenset({RAW.topic}))(**kwargs)
+
+
+class TestGaplessConsumer:
+    def test_a_gap_on_a_source_topic_stops_the_worker_before_anything_is_skipped(self) -> None:
+        consumer = _guarded()
+        before = metrics.OFFSET_GAPS.labels(RAW.topic)._value.get()
+        with pytest.raises(OffsetGap, match=r"offset 2422 arrived before offsets 664\.\.2421"):
+            asyncio.run(consumer._add_gap(RAW, 664, 2422))
+        assert consumer.gaps == []  # never recorded, so never committed past
+        assert isinstance(consumer.crashed[0], OffsetGap)
+        assert metrics.OFFSET_GAPS.labels(RAW.topic)._value.get() == before + 1
+
+    def test_records_deleted_by_retention_are_a_real_gap(self) -> None:
+        consumer = _guarded(earliest=2422)
+        asyncio.run(consumer._add_gap(RAW, 664, 2422))
+        assert consumer.gaps == [(RAW, 664, 2422)] and consumer.crashed == []
+
+    def test_retention_that_deleted_only_part_of_the_gap_still_stops(self) -> None:
+        consumer = _guarded(earliest=1000)
+        with pytest.raises(OffsetGap):
+            asyncio.run(consumer._add_gap(RAW, 664, 2422))
+
+    def test_when_the_log_start_cannot_be_read_it_stops(self) -> None:
+        consumer = _guarded(earliest_fails=True)
+        with pytest.raises(OffsetGap):
+            asyncio.run(consumer._add_gap(RAW, 664, 2422))
+
+    def test_other_topics_keep_fausts_gap_handling(self) -> None:
+        consumer = _guarded()
+        changelog = TP("app-window-changelog", 0)  # compacted: gaps are real there
+        asyncio.run(consumer._add_gap(changelog, 5, 9))
+        assert consumer.gaps == [(changelog, 5, 9)] and consumer.crashed == []
+
+
+class TestWorkerApp:
+    def test_the_worker_consumes_through_the_guarded_consumer(
+        self, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        from streams.app import build_app
+
+        app = build_app(settings, watchlist, "127.0.0.1:1")
+        assert type(app.consumer).__name__ == "GaplessConsumer"
+        assert list(app.consumer._get_tasks())  # mode finds its service tasks (start-up needs them)
