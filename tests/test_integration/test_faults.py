@@ -183,7 +183,7 @@ def test_one_of_two_workers_killed_loses_nothing(bootstrap: str, tmp_path: Path)
                 restarts += 1
                 survivor.start()
         recovered = time.monotonic() - killed_at
-        print(f"\nsurvivor restarts by its stall watchdog: {restarts}")
+        print(f"\nsurvivor restarts (stall watchdog or offset guard): {restarts}")
         opened = _opened_keys(bootstrap, names, timeout=30)
     finally:
         for w in workers:

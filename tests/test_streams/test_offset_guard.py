@@ -8,17 +8,20 @@ import pytest
 
 from pileon.settings import Settings
 from pileon.watchlist import Watchlist
-from streams import metrics
+from streams import metrics, offset_guard
 from streams.offset_guard import OffsetGap, gapless
 
 TP = namedtuple("TP", "topic partition")
 RAW = TP("p.mentions.raw", 1)
+OTHER = TP("app-window-changelog", 0)
 
 
 class RecordingConsumer:
     """Stands in for Faust's consumer: remembers the gaps it was asked to record."""
 
     def __init__(self, earliest: int | None = 0, earliest_fails: bool = False) -> None:
+        self._committed_offset: dict[Any, int | None] = {RAW: None, OTHER: None}
+        self._acked: dict[Any, list[int]] = {RAW: [], OTHER: []}
         self.gaps: list[tuple[Any, int, int]] = []
         self.crashed: list[BaseException] = []
         self._earliest, self._earliest_fails = earliest, earliest_fails
@@ -34,6 +37,17 @@ class RecordingConsumer:
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         self.gaps.append((tp, offset_from, offset_to))
+
+    def _new_offset(self, tp: Any) -> int | None:  # Faust's rule, simplified: past the acked
+        return max(self._acked[tp]) + 1 if self._acked[tp] else None
+
+
+@pytest.fixture(autouse=True)
+def _no_exit(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    exits: list[int] = []
+    monkeypatch.setattr(offset_guard, "EXIT_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(offset_guard.os, "_exit", exits.append)
+    return exits
 
 
 def _guarded(**kwargs: Any) -> Any:
@@ -65,11 +79,60 @@ class TestGaplessConsumer:
         with pytest.raises(OffsetGap):
             asyncio.run(consumer._add_gap(RAW, 664, 2422))
 
+    def test_a_worker_that_does_not_stop_in_time_exits(self, _no_exit: list[int]) -> None:
+        async def gap_then_wait() -> None:
+            with pytest.raises(OffsetGap):
+                await _guarded()._add_gap(RAW, 664, 2422)
+            await asyncio.sleep(0.01)  # Faust's stop hangs; the grace period (0 here) runs out
+
+        asyncio.run(gap_then_wait())
+        assert _no_exit == [offset_guard.EXIT_CODE]
+
     def test_other_topics_keep_fausts_gap_handling(self) -> None:
         consumer = _guarded()
         changelog = TP("app-window-changelog", 0)  # compacted: gaps are real there
         asyncio.run(consumer._add_gap(changelog, 5, 9))
         assert consumer.gaps == [(changelog, 5, 9)] and consumer.crashed == []
+
+
+class TestStrictCommits:
+    def test_a_skipped_committed_offset_is_not_committed_past_and_stops_the_worker(self) -> None:
+        async def commit() -> tuple[int | None, Any]:
+            consumer = _guarded()
+            consumer._committed_offset[RAW], consumer._acked[RAW] = 663, [664, 665]
+            new = consumer._new_offset(RAW)  # Faust would commit 666, skipping 663
+            await asyncio.sleep(0)  # the stop runs as a task
+            return new, consumer
+
+        new, consumer = asyncio.run(commit())
+        assert new is None
+        assert "offset 663 was never processed" in str(consumer.crashed[0])
+
+    def test_a_hole_at_offset_zero_is_a_hole_too(self) -> None:
+        async def commit() -> int | None:
+            consumer = _guarded()
+            consumer._committed_offset[RAW], consumer._acked[RAW] = 0, [5, 6]
+            return consumer._new_offset(RAW)  # type: ignore[no-any-return]
+
+        assert asyncio.run(commit()) is None
+
+    def test_the_worker_is_stopped_once_for_several_reasons(self) -> None:
+        consumer = _guarded()
+        with pytest.raises(OffsetGap):
+            asyncio.run(consumer._add_gap(RAW, 664, 2422))
+        with pytest.raises(OffsetGap):
+            asyncio.run(consumer._add_gap(RAW, 3000, 3100))
+        assert len(consumer.crashed) == 1
+
+    def test_contiguous_acknowledgements_commit_as_faust_does(self) -> None:
+        consumer = _guarded()
+        consumer._committed_offset[RAW], consumer._acked[RAW] = 663, [663, 664]
+        assert consumer._new_offset(RAW) == 665
+
+    def test_other_topics_commit_as_faust_does(self) -> None:
+        consumer = _guarded()
+        consumer._committed_offset[OTHER], consumer._acked[OTHER] = 10, [20]
+        assert consumer._new_offset(OTHER) == 21
 
 
 class TestWorkerApp:
