@@ -71,7 +71,7 @@ def build_app(settings: Settings, watchlist: Watchlist, bootstrap: str) -> faust
     )
     names = TopicNames.from_settings(kafka)
     # Before anything creates the consumer: never skip records on the source topics.
-    guard_offsets(app, [names.raw, names.clean])
+    guard_offsets(app, [names.raw, names.clean], worker.data_dir / "offset-gap.json")
     partitions = kafka.partitions
     raw = _topic(app, names.raw, partitions)
     clean = _topic(app, names.clean, partitions)

@@ -25,6 +25,11 @@ OFFSET_GAPS = Counter(
     "Records delivered past offsets never delivered on a source topic; the worker stopped and "
     "restarted rather than skip them (streams/offset_guard.py)", ["topic"],
 )
+OFFSET_GAP_STOP = Gauge(
+    "pileon_offset_gap_stop_timestamp_seconds",
+    "When a worker last stopped on an offset gap rather than skip records (set again by the "
+    "restarted worker from its data dir, so it is scraped)", ["topic"],
+)
 LATE_MENTIONS = Counter(
     "pileon_late_mentions_total",
     "Mentions arriving after their rate bin closed (kept as evidence, not counted in rates)",

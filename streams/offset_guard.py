@@ -33,9 +33,12 @@ record it sees without looking for a gap at all.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from streams import metrics
@@ -53,16 +56,42 @@ class OffsetGap(RuntimeError):
     """Records were about to be skipped: restart the worker, which reads them again."""
 
 
-def guard_offsets(app: Any, topics: Iterable[str]) -> None:
-    """Make ``app``'s consumer stop rather than skip records on ``topics`` (before it starts)."""
+def guard_offsets(app: Any, topics: Iterable[str], marker: Path) -> None:
+    """Make ``app``'s consumer stop rather than skip records on ``topics`` (before it starts).
+
+    A stop leaves ``marker`` behind (the worker's data dir survives a container restart); the
+    next start counts it in ``pileon_offset_gaps_total``, which the dying process itself would
+    rarely have been scraped for.
+    """
+    report_previous_stop(marker)
     transport = app.transport
-    setattr(transport, "Consumer", gapless(type(transport).Consumer, frozenset(topics)))  # noqa: B010 - a ClassVar, set on this transport only
+    consumer = gapless(type(transport).Consumer, frozenset(topics), marker)
+    setattr(transport, "Consumer", consumer)  # noqa: B010 - a ClassVar, set on this transport only
 
 
-def gapless(base: type[Any], topics: frozenset[str]) -> type[Any]:
+def report_previous_stop(marker: Path) -> None:
+    """Count and log a stop on an offset gap that the previous run left in ``marker``, and
+    export its time (``pileon_offset_gap_stop_timestamp_seconds``, for the alert)."""
+    try:
+        previous = json.loads(marker.read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        previous = {"topic": "unknown", "error": "unreadable marker"}
+    topic = str(previous.get("topic", "unknown"))
+    metrics.OFFSET_GAPS.labels(topic).inc()
+    metrics.OFFSET_GAP_STOP.labels(topic).set(float(previous.get("at", time.time())))
+    log.warning("the previous run stopped on an offset gap and was restarted: %s",
+                previous.get("error"))
+    marker.unlink(missing_ok=True)
+
+
+def gapless(base: type[Any], topics: frozenset[str], marker: Path | None = None) -> type[Any]:
     """A subclass of Faust's consumer ``base`` that refuses gaps on ``topics``."""
 
     class GaplessConsumer(base):
+        offset_gap_marker = marker
+
         async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
             if tp.topic in topics:
                 await refuse_gap(self, tp, offset_from, offset_to)
@@ -114,7 +143,15 @@ async def stop(consumer: Any, tp: Any, error: OffsetGap) -> None:
         return
     consumer._offset_gap = error
     metrics.OFFSET_GAPS.labels(tp.topic).inc()
+    metrics.OFFSET_GAP_STOP.labels(tp.topic).set_to_current_time()
     log.critical("%s", error)
+    marker = getattr(consumer, "offset_gap_marker", None)
+    if marker is not None:
+        try:
+            marker.write_text(json.dumps({"topic": tp.topic, "partition": tp.partition,
+                                          "at": time.time(), "error": str(error)}))
+        except OSError as exc:  # the restart still happens; only the count is lost
+            log.error("could not leave the offset-gap marker %s: %s", marker, exc)
     asyncio.get_running_loop().call_later(EXIT_GRACE_SECONDS, _exit_now)
     await consumer.app.crash(error)
 

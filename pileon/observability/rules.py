@@ -129,6 +129,15 @@ PIPELINE = [
         "detected but nobody is paged.",
     ),
     Alert(
+        "PileonOffsetGap",
+        "time() - max by (topic) (pileon_offset_gap_stop_timestamp_seconds) < 3600",
+        "0m", "warning",
+        "A worker restarted rather than skip records of {{ $labels.topic }}",
+        "Within the last hour a worker received a record past offsets it was never given and "
+        "stopped instead of committing past them (a faust-streaming rebalance bug); its "
+        "restart read them again. Nothing was lost; repeated stops slow processing down.",
+    ),
+    Alert(
         "PileonNeardupKeyMismatch",
         "max by (person) (pileon_neardup_key_mismatch) == 1",
         "0m", "warning",

@@ -95,6 +95,30 @@ class TestGaplessConsumer:
         assert consumer.gaps == [(changelog, 5, 9)] and consumer.crashed == []
 
 
+class TestStopMarker:
+    def test_a_stop_is_counted_by_the_next_start(self, tmp_path: Any) -> None:
+        marker = tmp_path / "offset-gap.json"
+        consumer = gapless(RecordingConsumer, frozenset({RAW.topic}), marker)()
+        with pytest.raises(OffsetGap):
+            asyncio.run(consumer._add_gap(RAW, 664, 2422))
+        assert "2422" in marker.read_text()
+        before = metrics.OFFSET_GAPS.labels(RAW.topic)._value.get()
+        offset_guard.report_previous_stop(marker)
+        assert metrics.OFFSET_GAPS.labels(RAW.topic)._value.get() == before + 1
+        assert metrics.OFFSET_GAP_STOP.labels(RAW.topic)._value.get() > 1.7e9  # when it stopped
+        assert not marker.exists()
+
+    def test_no_marker_no_count(self, tmp_path: Any) -> None:
+        offset_guard.report_previous_stop(tmp_path / "offset-gap.json")  # nothing to report
+
+    def test_an_unreadable_marker_is_still_counted(self, tmp_path: Any) -> None:
+        marker = tmp_path / "offset-gap.json"
+        marker.write_text("{not json")
+        before = metrics.OFFSET_GAPS.labels("unknown")._value.get()
+        offset_guard.report_previous_stop(marker)
+        assert metrics.OFFSET_GAPS.labels("unknown")._value.get() == before + 1
+
+
 class TestStrictCommits:
     def test_a_skipped_committed_offset_is_not_committed_past_and_stops_the_worker(self) -> None:
         async def commit() -> tuple[int | None, Any]:
