@@ -38,6 +38,12 @@ class RecordingConsumer:
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         self.gaps.append((tp, offset_from, offset_to))
 
+    def assignment(self) -> set[Any]:
+        return {RAW, OTHER}
+
+    async def perform_seek(self) -> None:  # Faust: committed offsets from the broker
+        pass
+
     def _new_offset(self, tp: Any) -> int | None:  # Faust's rule, simplified: past the acked
         return max(self._acked[tp]) + 1 if self._acked[tp] else None
 
@@ -147,6 +153,27 @@ class TestStrictCommits:
         with pytest.raises(OffsetGap):
             asyncio.run(consumer._add_gap(RAW, 3000, 3100))
         assert len(consumer.crashed) == 1
+
+    def test_without_a_committed_offset_the_log_start_is_the_floor(self) -> None:
+        async def seek_then_commit() -> tuple[int | None, Any]:
+            consumer = _guarded(earliest=0)
+            await consumer.perform_seek()  # RAW has no committed offset: floor = log start 0
+            consumer._acked[RAW] = [2404, 2405]  # a first record far past the log start
+            new = consumer._new_offset(RAW)  # Faust would commit 2406, skipping 0..2403
+            await asyncio.sleep(0)
+            return new, consumer
+
+        new, consumer = asyncio.run(seek_then_commit())
+        assert new is None and "offset 0 was never processed" in str(consumer.crashed[0])
+
+    def test_without_a_committed_offset_a_first_commit_from_the_log_start_goes(self) -> None:
+        async def seek_then_commit() -> int | None:
+            consumer = _guarded(earliest=417)
+            await consumer.perform_seek()
+            consumer._acked[RAW] = [417, 418]
+            return consumer._new_offset(RAW)  # type: ignore[no-any-return]
+
+        assert asyncio.run(seek_then_commit()) == 419
 
     def test_contiguous_acknowledgements_commit_as_faust_does(self) -> None:
         consumer = _guarded()
