@@ -92,6 +92,16 @@ class TestClusterIndex:
         assert idx.copied == 0
 
 
+def _distinct_templates(n: int) -> tuple[ClusterIndex, dict[str, Signature]]:
+    """An index holding ``n`` unrelated templates, added at event times 0 .. n-1."""
+    idx = ClusterIndex(0.5, SIGNER.num_perm)
+    sigs = {f"m{i}": _sig(f"separate sentence number {i} about subject {i * 37} today")
+            for i in range(n)}
+    for i, (mid, sig) in enumerate(sigs.items()):
+        idx.add(mid, mid, float(i), "a", False, sig)
+    return idx, sigs
+
+
 class TestTemplateSlots:
     def test_forgotten_templates_free_their_rows_for_new_ones(self) -> None:
         idx = ClusterIndex(0.5, SIGNER.num_perm)
@@ -105,20 +115,12 @@ class TestTemplateSlots:
         assert np.array_equal(idx.signature("m1"), _sig(texts[1]))
 
     def test_growing_the_matrix_keeps_every_template(self) -> None:
-        idx = ClusterIndex(0.5, SIGNER.num_perm)
-        sigs = {f"m{i}": _sig(f"completely separate sentence number {i} about topic {i * 31}")
-                for i in range(300)}
-        for i, (mid, sig) in enumerate(sigs.items()):
-            idx.add(mid, mid, float(i), "a", False, sig)
+        idx, sigs = _distinct_templates(300)
         assert all(np.array_equal(idx.signature(mid), sig) for mid, sig in sigs.items())
         assert all(idx.match(sig) == mid for mid, sig in sigs.items())
 
     def test_the_matrix_shrinks_when_a_surge_has_left(self) -> None:
-        idx = ClusterIndex(0.5, SIGNER.num_perm)
-        sigs = {f"m{i}": _sig(f"separate sentence number {i} about subject {i * 37} today")
-                for i in range(1200)}
-        for i, (mid, sig) in enumerate(sigs.items()):
-            idx.add(mid, mid, float(i), "a", False, sig)
+        idx, sigs = _distinct_templates(1200)
         grown = len(idx._matrix)
         idx.forget_lonely(before=1100.0)  # all but the last 100 templates go
         assert len(idx._matrix) < grown / 2
