@@ -12,6 +12,7 @@ skipped silently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -240,14 +241,20 @@ def _setup_metrics(app: faust.App) -> None:
     ``pileon_faust_``. Faust's ``events_runtime_ms`` histogram is left out: it duplicates
     ``pileon_processing_seconds`` and breaks the base-unit naming rule (promtool check metrics).
     """
-    faust_metrics = FaustMetrics.create(REGISTRY, "pileon_faust")
-    REGISTRY.unregister(faust_metrics.events_runtime_latency)
-    app.monitor = PrometheusMonitor(metrics=faust_metrics)
+    app.monitor = PrometheusMonitor(metrics=_faust_metrics())
 
     @app.page("/metrics")
     async def _metrics(web: Any, request: Any) -> Any:
         return Response(body=generate_latest(REGISTRY),
                         headers={"Content-Type": CONTENT_TYPE_LATEST}, status=200)
+
+
+@functools.cache
+def _faust_metrics() -> FaustMetrics:
+    """Faust's collectors, registered once per process (so build_app can run again)."""
+    faust_metrics = FaustMetrics.create(REGISTRY, "pileon_faust")
+    REGISTRY.unregister(faust_metrics.events_runtime_latency)
+    return faust_metrics
 
 
 def _topic(app: faust.App, name: str, partitions: int) -> Any:
