@@ -90,18 +90,25 @@ def _supervise(
     worker: WorkerProcess, bootstrap: str, names: TopicNames, ids: set[str], since: float,
     limit: float = 240.0,
 ) -> tuple[Counter[str], int]:
-    """Wait until every id is in ``clean``, restarting the worker whenever it stops, as
-    Kubernetes would (the offset guard and the stall watchdog stop it on purpose)."""
+    """Wait until every id is in ``clean`` and the analysis has opened the incident,
+    restarting the worker whenever it stops, as Kubernetes would (the offset guard and the
+    stall watchdog stop it on purpose, on the analysis input too)."""
     restarts = 0
     while True:
         seen = _wait_clean(bootstrap, names, ids, timeout=5)
-        if ids <= set(seen) or time.monotonic() - since > limit:
+        done = ids <= set(seen) and _opened_now(bootstrap, names)
+        if done or time.monotonic() - since > limit:
             print(f"\nworker restarts (stall watchdog or offset guard): {restarts}")
             return seen, restarts
         assert worker.proc is not None
         if worker.proc.poll() is not None:
             restarts += 1
             worker.start()
+
+
+def _opened_now(bootstrap: str, names: TopicNames) -> bool:
+    return any(orjson.loads(r.value)["transition"] == "opened"
+               for r in read_topic(bootstrap, names.alerts))
 
 
 def _guard_stops(worker: WorkerProcess) -> int:
