@@ -122,20 +122,24 @@ def gapless(base: type[Any], topics: frozenset[str], marker: Path | None = None)
     return GaplessConsumer  # (not renamed: mode registers a Service's tasks by its qualname)
 
 
+async def log_starts(consumer: Any, tps: list[Any]) -> dict[Any, int] | None:
+    """The log start offsets of ``tps`` (a bounded wait), or None if the broker can't say."""
+    try:
+        earliest = await asyncio.wait_for(consumer.earliest_offsets(*tps),
+                                          _EARLIEST_TIMEOUT_SECONDS)
+    except Exception as exc:
+        log.warning("could not read the log start of %d partitions: %s",
+                    len(tps), type(exc).__name__)
+        return None
+    return {tp: int(offset) for tp, offset in earliest.items() if offset is not None}
+
+
 async def uncommitted_floors(consumer: Any, topics: frozenset[str]) -> dict[Any, int]:
-    """The log start offsets of the guarded partitions that have no committed offset."""
+    """The log start offsets of the guarded partitions that have no committed offset (if the
+    broker can't say, their first commits go as Faust would make them, unchecked)."""
     bare = [tp for tp in consumer.assignment()
             if tp.topic in topics and consumer._committed_offset[tp] is None]
-    if not bare:
-        return {}
-    try:
-        earliest = await asyncio.wait_for(consumer.earliest_offsets(*bare),
-                                          _EARLIEST_TIMEOUT_SECONDS)
-    except Exception as exc:  # commits then go as Faust would make them
-        log.warning("could not read the log start of %d uncommitted partitions (%s): "
-                    "their first commits are not checked", len(bare), type(exc).__name__)
-        return {}
-    return {tp: int(offset) for tp, offset in earliest.items() if offset is not None}
+    return (await log_starts(consumer, bare) or {}) if bare else {}
 
 
 def head_unacknowledged(committed: int | None, acked: list[int]) -> bool:
@@ -146,11 +150,7 @@ def head_unacknowledged(committed: int | None, acked: list[int]) -> bool:
 async def refuse_gap(consumer: Any, tp: Any, offset_from: int, offset_to: int) -> None:
     """Return if the records before ``offset_to`` were deleted by retention; otherwise stop
     the app and raise :class:`OffsetGap`."""
-    try:
-        earliest = (await asyncio.wait_for(consumer.earliest_offsets(tp),
-                                           _EARLIEST_TIMEOUT_SECONDS)).get(tp)
-    except Exception:  # cannot tell: stopping is the safe side
-        earliest = None
+    earliest = (await log_starts(consumer, [tp]) or {}).get(tp)  # unknown: stop, the safe side
     if earliest is not None and earliest >= offset_to:
         return
     error = OffsetGap(
