@@ -3,9 +3,11 @@
 An incident opens when the score has reached ``open_score`` in two consecutive bins (a
 one-bin spike is not a pile-on; this costs one bin of delay) and the window holds at least
 ``min_excess`` mentions above baseline (a tiny baseline makes a handful of replies look
-improbable, yet nobody should be paged for them), at ``critical`` if the evidence already
-reaches ``escalate_score`` (one page of the right severity); a warning escalates once to
-``critical`` at ``escalate_score``; it resolves only after ``quiet_bins`` consecutive bins below
+improbable, yet nobody should be paged for them). Two windows confirm that an incident exists;
+its severity then follows the current window: it opens at ``critical`` if that window already
+reaches ``escalate_score`` (one page of the right severity, not a warning and an escalation
+one bin later), and a warning escalates once to ``critical`` when a window reaches
+``escalate_score``. It resolves only after ``quiet_bins`` consecutive bins below
 ``close_score``, so a campaign that pauses does not flap between open and resolved.
 Incident ids derive from the person and the event time of opening, so replaying history yields
 the same ids, and every transition has an idempotency key for consumers to de-duplicate on.
@@ -84,9 +86,9 @@ def decide(
     if not state.is_open:
         if sustained >= cfg.open_score and excess >= cfg.min_excess:
             state.incident_id = incident_id(person, at)
-            # Evidence that already meets the critical bar opens at critical: one page with
-            # the right severity, not a warning and an escalation a bin later.
-            critical = sustained >= cfg.escalate_score
+            # The incident is confirmed by two windows; its severity is the current one's:
+            # one page with the right severity, not a warning and an escalation a bin later.
+            critical = score >= cfg.escalate_score
             state.severity = Severity.CRITICAL if critical else Severity.WARNING
             state.opened_at, state.peak_score, state.quiet_bins = at, score, 0
             return Decision(Transition.OPENED, state.incident_id, state.severity)
@@ -94,7 +96,7 @@ def decide(
     assert state.incident_id is not None  # noqa: S101 - invariant of is_open
     state.peak_score = max(state.peak_score, score)
     state.quiet_bins = state.quiet_bins + 1 if score < cfg.close_score else 0
-    if state.severity is Severity.WARNING and sustained >= cfg.escalate_score:
+    if state.severity is Severity.WARNING and score >= cfg.escalate_score:
         state.severity = Severity.CRITICAL
         return Decision(Transition.ESCALATED, state.incident_id, state.severity)
     if state.quiet_bins >= cfg.quiet_bins:

@@ -38,6 +38,16 @@ class TestDecide:
         _, seen = _run([1, 20, 25, 30, 30])
         assert seen == ["opened:critical"]  # one page, not a warning and an escalation
 
+    def test_severity_follows_the_current_window_once_confirmed(self) -> None:
+        # Two windows at the open bar confirm the incident; the second already at the
+        # critical bar opens it at critical, not at warning with an escalation a bin later.
+        _, seen = _run([1, 9, 20, 25])
+        assert seen == ["opened:critical"]
+
+    def test_one_critical_window_escalates_an_open_incident(self) -> None:
+        _, seen = _run([9, 9, 9, 20, 5, 5])
+        assert seen == ["opened:warning", "escalated:critical"]
+
     def test_resolves_after_quiet_bins(self) -> None:
         state, seen = _run([9, 9] + [1] * 5)
         assert seen == ["opened:warning", "resolved:warning"]
@@ -61,8 +71,7 @@ class TestDecide:
         state = IncidentState()
         assert decide(state, "amara", 0.0, 9, 100, CFG) is None
         opened = decide(state, "amara", 60.0, 9, 100, CFG)
-        decide(state, "amara", 120.0, 20, 100, CFG)
-        escalated = decide(state, "amara", 180.0, 20, 100, CFG)
+        escalated = decide(state, "amara", 120.0, 20, 100, CFG)
         assert opened is not None and escalated is not None
         assert opened.idempotency_key != escalated.idempotency_key
         assert escalated.transition is Transition.ESCALATED
