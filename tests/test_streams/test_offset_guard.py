@@ -5,8 +5,10 @@ from collections import namedtuple
 from typing import Any
 
 import pytest
+from faust.types.tuples import ConsumerMessage
 
 from pileon.settings import Settings
+from pileon.topics import TopicNames
 from pileon.watchlist import Watchlist
 from streams import metrics, offset_guard
 from streams.offset_guard import OffsetGap, gapless
@@ -195,3 +197,61 @@ class TestWorkerApp:
         app = build_app(settings, watchlist, "127.0.0.1:1")
         assert type(app.consumer).__name__ == "GaplessConsumer"
         assert list(app.consumer._get_tasks())  # mode finds its service tasks (start-up needs them)
+
+
+
+class TestGenerations:
+    """Against Faust's own consumer (the worker's app, not started): acknowledgements belong
+    to the consumer group's current generation."""
+
+    @pytest.fixture
+    def consumer(self, settings: Settings, watchlist: Watchlist) -> Any:
+        from streams.app import build_app
+
+        app = build_app(settings, watchlist, "127.0.0.1:1")
+        app.consumer_generation_id = 7
+        names = TopicNames.from_settings(settings.kafka)
+        app.topics._acking_topics.update({names.raw, OTHER.topic})  # as Faust's start sets it
+        return app.consumer
+
+    @staticmethod
+    def _message(consumer: Any, offset: int, generation: int, topic: str | None = None) -> Any:
+        topic = topic or next(t for t in consumer.app.topics._acking_topics
+                              if t.endswith("mentions.raw"))
+        return ConsumerMessage(topic, 0, offset, 0.0, 0, None, None, b"{}", None,
+                               generation_id=generation)
+
+    def test_a_record_of_the_current_generation_is_acknowledged(self, consumer: Any) -> None:
+        message = self._message(consumer, 5, generation=7)
+        assert message.ack(consumer)
+        assert consumer._acked[message.tp] == [5]
+
+    def test_a_record_fetched_before_the_rebalance_is_not(self, consumer: Any) -> None:
+        # Faust skips such a record and acknowledges it: the offset would sit above a
+        # committed offset not yet read again, a hole Faust commits past.
+        message = self._message(consumer, 5, generation=6)
+        consumer._unacked_messages.add(message)
+        assert not message.ack(consumer)
+        assert consumer._acked[message.tp] == []
+        assert message not in consumer._unacked_messages  # nothing waits for it
+        assert message.acked
+
+    def test_other_topics_keep_fausts_acknowledgements(self, consumer: Any) -> None:
+        message = self._message(consumer, 5, generation=6, topic=OTHER.topic)
+        assert message.ack(consumer)
+        assert consumer._acked[message.tp] == [5]
+
+    def test_an_assignment_forgets_acknowledgements_made_since_the_revocation(
+        self, consumer: Any
+    ) -> None:
+        tp = self._message(consumer, 0, generation=7).tp
+        consumer._acked[tp], consumer._acked_index[tp] = [40], {40}
+        consumer._on_partitions_assigned = _nothing  # the app's callbacks: recovery and so on
+
+        asyncio.run(consumer.on_partitions_assigned({tp}, 8))
+        assert consumer._acked[tp] == []
+        assert not consumer._acked_index[tp]
+
+
+async def _nothing(*args: Any) -> None:
+    return None
