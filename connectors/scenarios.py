@@ -33,18 +33,20 @@ def _script(**changes: object) -> PileOnScript:
 SCENARIOS = {
     s.kind: s for s in [
         Scenario("calm", None, None, "daily rhythm, reply threads and news lifts only"),
-        Scenario("copypasta", True, _script(),
-                 "300 mostly young accounts posting edited copies of a few templates"),
+        Scenario("copypasta", True, _script(post_share=0.5),
+                 "300 mostly young accounts posting edited copies of a few templates, half "
+                 "of them as replies to one post"),
         Scenario("diffuse", True, _script(accounts=1500, copy_share=0.0, young_share=0.3),
                  "many accounts, each hostile text its own"),
         Scenario("slow_build", True, _script(duration_minutes=240, ramp_minutes=180,
-                                             onset_before_end_minutes=300),
-                 "a copypasta campaign that builds over three hours"),
+                                             onset_before_end_minutes=300, post_share=0.5),
+                 "a copypasta campaign that builds over three hours, half of it on one post"),
         Scenario("single_flood", True, _script(accounts=1, young_share=1.0),
                  "one account posting the same templates again and again"),
         Scenario("organic", False, _script(accounts=3000, copy_share=0.0, young_share=0.0,
-                                           hostile=False),
-                 "a viral moment: established, diverse accounts, ordinary texts"),
+                                           hostile=False, post_share=0.6),
+                 "a viral moment: established, diverse accounts, ordinary texts, most of "
+                 "them replies to the post that went viral"),
     ]
 }
 

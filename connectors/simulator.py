@@ -62,7 +62,8 @@ class PileOnScript:
     The default is a coordinated copypasta brigade from young accounts. ``multiple`` sets the
     peak as a multiple of the target's usual rate at onset (total traffic, background
     included), overriding ``peak_per_minute``. ``hostile=False`` makes the extra mentions
-    ordinary chatter (an organic viral surge).
+    ordinary chatter (an organic viral surge). ``post_share`` of them reply to one post of the
+    target (the post a brigade piles onto, or the one that went viral).
     """
 
     target: str
@@ -75,6 +76,7 @@ class PileOnScript:
     young_share: float = 0.8
     multiple: float | None = None
     hostile: bool = True
+    post_share: float = 0.0
 
 
 @dataclass
@@ -223,6 +225,7 @@ class Simulator:
         if script.multiple is not None:
             peak = (script.multiple - 1.0) * self.usual_per_minute(script.target, onset)
         count = 0
+        post = f"{script.target}-post-{next(self._seq)}" if script.post_share else None
         for m in range(int(script.duration_minutes)):
             ramp = min(1.0, (m + 1) / script.ramp_minutes)
             for _ in range(int(rng.poisson(peak * ramp))):
@@ -236,8 +239,12 @@ class Simulator:
                     text = self._evade(str(templates[int(rng.integers(len(templates)))]))
                 else:
                     text = f"{name} {' '.join(rng.choice(_HOSTILE, size=3, replace=False))}"
-                kind = "reply" if rng.random() < 0.6 else "mention"
-                yield self._mention(script.target, name, t, author, text, kind)
+                if script.post_share and rng.random() < script.post_share:
+                    yield self._mention(script.target, name, t, author, text, "reply",
+                                        in_reply_to=post)
+                else:
+                    kind = "reply" if rng.random() < 0.6 else "mention"
+                    yield self._mention(script.target, name, t, author, text, kind)
                 count += 1
         self._truth.target = script.target
         self._truth.onset = _iso(onset)

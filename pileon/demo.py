@@ -146,6 +146,11 @@ def _print_incident(
         f"{s['young_account_share']['value']:.0%} "
         f"(baseline {s['young_account_share']['baseline']:.0%})",
     ]
+    focus = s.get("reply_focus") or {}
+    if focus.get("mentions"):
+        lines.append(f"  answering one post: {focus['mentions']} mentions ({focus['share']:.0%}, "
+                     f"usually {focus['usual']:.0%}), score {focus['score']}: "
+                     f"post {focus['post_key']}")
     texts = _texts(archiver, event["person"], {c["template_id"] for c in
                                                 s["near_duplicate_clusters"]})
     for c in s["near_duplicate_clusters"]:

@@ -32,12 +32,15 @@ from streams.detectors import (
     BinObservation,
     CoordinationDetector,
     CoordinationExplanation,
+    FocusDetector,
+    FocusExplanation,
+    FocusSummary,
     RateDetector,
     RateExplanation,
     WindowSummary,
 )
 from streams.incidents import Decision, IncidentState, Severity, Transition, decide
-from streams.mention import Mention
+from streams.mention import Mention, post_key
 from streams.neardup import NearDupWindow, Signer
 
 log = logging.getLogger(__name__)
@@ -49,15 +52,18 @@ _INDICATOR_SCORE = 3.0  # -log10 p of a coordination sign that is reported as an
 
 
 def pileon_score(
-    rate: RateExplanation, coordination: CoordinationExplanation, cfg: DetectionSettings
+    rate: RateExplanation, coordination: CoordinationExplanation, focus: FocusExplanation,
+    cfg: DetectionSettings,
 ) -> float:
     """The pile-on score: the volume evidence (``-log10 p`` of the window's count) plus the
-    coordination evidence, which counts only once volume itself is unusual
-    (``coordination_gate``): copies or young accounts at normal volume are not a pile-on, and
-    an organic surge must carry the whole score on volume alone."""
+    strongest of the coordination signs and the focus on one post, which count only once
+    volume itself is unusual (``coordination_gate``): copies, young accounts or a reply thread
+    at normal volume are not a pile-on. The maximum, not the sum: they are not independent (a
+    brigade's copies are its replies to one post), and each is already a tail probability."""
     if rate.score < cfg.coordination_gate:
         return rate.score
-    return rate.score + coordination.score
+    return rate.score + max(coordination.score, focus.score)
+
 
 
 @dataclass
@@ -66,6 +72,7 @@ class _Recent:
     author: str
     young: bool
     cluster: str | None
+    post: int | None = None  # key of the post it replies to or quotes
 
 
 @dataclass
@@ -74,6 +81,7 @@ class PersonRuntime:
 
     detector: RateDetector
     coordination: CoordinationDetector
+    focus: FocusDetector
     incident: IncidentState
     closed_until: float | None
     baselines: dict[str, float]
@@ -131,8 +139,10 @@ class PersonAnalyser:
         young = age is not None and age < cfg.young_account_days
         tokens = self._neardup.tokens(mention.text)
         signature = self._signer.signature(tokens) if tokens is not None else None
-        cluster_id = self._neardup.add(person, mention.id, t, mention.author.id, young, signature)
-        rt.recent.append(_Recent(t, mention.author.id, young, cluster_id))
+        post = post_key(mention.answers) if mention.answers else None
+        cluster_id = self._neardup.add(person, mention.id, t, mention.author.id, young, signature,
+                                       post=post)
+        rt.recent.append(_Recent(t, mention.author.id, young, cluster_id, post))
         if rt.closed_until is None:
             rt.closed_until = self._bin_start(t, cfg)
         if t < rt.closed_until:
@@ -181,16 +191,19 @@ class PersonAnalyser:
         summary = WindowSummary(x.start, window["mentions"], window["young"], window["copies"],
                                 window["top_author"])
         coordination = rt.coordination.explain(summary)
-        score = pileon_score(rate, coordination, cfg)
+        focused = FocusSummary(x.start, window["mentions"], window["top_post"][1])
+        focus = rt.focus.explain(focused)
+        score = pileon_score(rate, coordination, focus, cfg)
         decision = decide(
             rt.incident, person, x.start + cfg.bin_seconds, score, rate.count - rate.expected,
             cfg,
         )
-        event = (self._alert(person, rt, cfg, decision, score, rate, coordination, window)
+        event = (self._alert(person, rt, cfg, decision, score, rate, coordination, focus, window)
                  if decision else None)
         if score < cfg.open_score:
             self._learn_baselines(rt, window)
             rt.coordination.learn_one(summary)
+            rt.focus.learn_one(focused)
         rt.detector.learn_one(x)
         self._export_metrics(person, rt, cfg, score, rate, window)
         return event
@@ -213,6 +226,8 @@ class PersonAnalyser:
         copies = sum(per_cluster[cid] for cid, authors in cluster_authors.items()
                      if len(authors) >= _MIN_COPY_AUTHORS)
         young = sum(r.young for r in inside)
+        per_post = Counter(r.post for r in inside if r.post is not None)
+        top_post = per_post.most_common(1)[0] if per_post else (None, 0)
         return {
             "mentions": len(inside),
             "distinct_authors": len(per_author),
@@ -220,6 +235,7 @@ class PersonAnalyser:
             "young_share": young / len(inside) if inside else 0.0,
             "copies": copies,
             "top_author": max(per_author.values(), default=0),
+            "top_post": top_post,
             "clusters": per_cluster,
         }
 
@@ -238,6 +254,7 @@ class PersonAnalyser:
         score: float,
         rate: RateExplanation,
         coordination: CoordinationExplanation,
+        focus: FocusExplanation,
         window: dict[str, Any],
     ) -> dict[str, Any]:
         at = rt.closed_until + cfg.bin_seconds if rt.closed_until is not None else 0.0
@@ -272,6 +289,13 @@ class PersonAnalyser:
                     "young_means_days": cfg.young_account_days,
                 },
                 "near_duplicate_clusters": top,
+                "reply_focus": {
+                    # the post most of the window answers, by key (the bundle resolves it)
+                    "post_key": f"{window['top_post'][0]:08x}" if window["top_post"][1] else None,
+                    "mentions": window["top_post"][1],
+                    **focus.to_dict(),
+                    "counted": rate.score >= cfg.coordination_gate,
+                },
                 "coordination": {
                     **coordination.to_dict(),
                     "score": round(coordination.score, 2),
@@ -319,6 +343,8 @@ class PersonAnalyser:
         metrics.WINDOW_AUTHORS.labels(person).set(window["distinct_authors"])
         metrics.WINDOW_AUTHORS_BASELINE.labels(person).set(rt.baselines["distinct_authors"])
         metrics.WINDOW_YOUNG_SHARE.labels(person).set(window["young_share"])
+        metrics.WINDOW_FOCUS_SHARE.labels(person).set(
+            window["top_post"][1] / window["mentions"] if window["mentions"] else 0.0)
         index = self._neardup.index(person)
         largest = index.largest(1)
         metrics.NEARDUP_LARGEST_SIZE.labels(person).set(largest[0].size if largest else 0)
@@ -335,6 +361,7 @@ class PersonAnalyser:
                 "v": 1,
                 "detector": rt.detector.to_state(),
                 "coordination": rt.coordination.to_state(),
+                "focus": rt.focus.to_state(),
                 "incident": rt.incident.to_state(),
                 "closed_until": rt.closed_until,
                 "baselines": rt.baselines,
@@ -363,7 +390,8 @@ class PersonAnalyser:
         raw = self._state.get(person.encode())
         if raw is None:
             rt = PersonRuntime(
-                RateDetector(**params), CoordinationDetector(), IncidentState(), None,
+                RateDetector(**params), CoordinationDetector(), FocusDetector(), IncidentState(),
+                None,
                 {"n": 0.0, "distinct_authors": 0.0, "young_share": 0.0},
             )
         else:
@@ -373,6 +401,7 @@ class PersonAnalyser:
                 RateDetector.from_state(saved["detector"], **params),
                 CoordinationDetector.from_state(saved["coordination"])
                 if "coordination" in saved else CoordinationDetector(),
+                FocusDetector.from_state(saved["focus"]) if "focus" in saved else FocusDetector(),
                 IncidentState.from_state(saved["incident"]),
                 saved["closed_until"],
                 saved["baselines"],
@@ -398,7 +427,7 @@ class PersonAnalyser:
             rt.closed_until = self._bin_start(float(records[0][1]["t"]), cfg)
         for _, r in records:
             t = float(r["t"])
-            rt.recent.append(_Recent(t, r["a"], bool(r["y"]), r["c"]))
+            rt.recent.append(_Recent(t, r["a"], bool(r["y"]), r["c"], r.get("p")))
             if rt.closed_until is not None and t >= rt.closed_until:
                 rt.pending[self._bin_start(t, cfg)] += 1
             rt.watermark = max(rt.watermark, t)

@@ -6,6 +6,7 @@ stable ``reason`` (used as a metric label and in the dead letter) and a human ``
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -85,6 +86,11 @@ class Mention(BaseModel):
         """Event time in seconds since the epoch (UTC)."""
         return self.created_at.timestamp()
 
+    @property
+    def answers(self) -> str | None:
+        """The post this mention replies to or quotes, if any."""
+        return self.in_reply_to or self.quote_of
+
     def author_age_days(self) -> float | None:
         """How old the author's account was when they posted, if the platform says."""
         if self.author.created_at is None:
@@ -93,6 +99,13 @@ class Mention(BaseModel):
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+def post_key(post: str) -> int:
+    """A stable, opaque 30-bit key for a post URI: kept in every window record (14 bytes, not
+    70) and the only name alerts give a post (its URI can hold another account's id; the
+    evidence bundle resolves the key from its mentions)."""
+    return int.from_bytes(hashlib.blake2b(post.encode(), digest_size=4).digest(), "big") >> 2
 
 
 def _require_aware(v: datetime) -> datetime:

@@ -71,6 +71,11 @@ WINDOW_YOUNG_SHARE = Gauge(
     "pileon_window_young_account_share", "Share of mentions in the window from young accounts",
     ["person"],
 )
+WINDOW_FOCUS_SHARE = Gauge(
+    "pileon_window_reply_focus_share",
+    "Share of mentions in the window that reply to or quote its most answered post",
+    ["person"],
+)
 NEARDUP_LARGEST_SIZE = Gauge(
     "pileon_neardup_largest_cluster_size", "Members of the largest near-duplicate cluster",
     ["person"],

@@ -70,6 +70,8 @@ def alert_event(
                 {"template_id": "bluesky:t1", "in_window": 95, "size": 120,
                  "distinct_authors": 80, "young_share": 0.7, "first_seen": opened},
             ],
+            "reply_focus": {"post_key": "1a2b3c4d", "mentions": 150,
+                            "share": 0.625, "usual": 0.08, "score": 20.0, "counted": True},
             "coordination": {"young": 20.0, "copies": 20.0, "flood": 0.0, "score": 20.0,
                              "counted": True},
         },

@@ -87,6 +87,11 @@ def _description(event: dict[str, Any]) -> str:
         top = clusters[0]
         parts.append(f"Largest near-duplicate cluster: {top['size']} copies by "
                      f"{top['distinct_authors']} authors.")
+    focus = signals.get("reply_focus") or {}
+    if focus.get("mentions"):
+        parts.append(f"{focus['mentions']} of them answer one post ({focus.get('share', 0):.0%}, "
+                     f"usually {focus.get('usual', 0):.0%}; post {focus.get('post_key')} in the "
+                     "evidence bundle).")
     indicators = ", ".join(event.get("indicators") or []) or "none"
     parts.append(f"Assessment: {event.get('assessment')} (indicators: {indicators}).")
     parts.append("This is evidence, not a verdict: organic criticism can look like this.")

@@ -25,6 +25,7 @@ import orjson
 
 from pileon import __version__
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
+from streams.mention import post_key
 
 _FILES = ("incident.json", "mentions.jsonl", "mentions.csv", "report.html")
 _CSV_FIELDS = [
@@ -116,7 +117,7 @@ def _html(events: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
     per_minute = Counter(int(_ts(r["mention"]["created_at"]) // 60) for r in records)
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in _signal_rows(last)
+        for k, v in _signal_rows(last, records)
     )
     esc = html.escape
     return f"""<!doctype html><html><head><meta charset="utf-8">
@@ -135,7 +136,7 @@ pile-on. A person decides.</p>
 """
 
 
-def _signal_rows(event: dict[str, Any]) -> list[tuple[str, Any]]:
+def _signal_rows(event: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     s = event["signals"]
     rate = s["rate"]
     rows: list[tuple[str, Any]] = [
@@ -148,11 +149,25 @@ def _signal_rows(event: dict[str, Any]) -> list[tuple[str, Any]]:
          f"(baseline {s['young_account_share']['baseline']:.0%})"),
         ("coordination indicators", ", ".join(event["indicators"]) or "none"),
     ]
+    focus = s.get("reply_focus") or {}
+    if focus.get("mentions"):
+        rows.append(("answering one post", f"{focus['mentions']} ({focus['share']:.0%}, "
+                     f"usually {focus['usual']:.0%}): {_post(records, focus['post_key'])}"))
     for c in s["near_duplicate_clusters"]:
         rows.append((f"near-duplicate cluster {c['template_id']}",
                      f"{c['in_window']} in window, {c['size']} in 24 h, "
                      f"{c['distinct_authors']} authors"))
     return rows
+
+
+def _post(records: list[dict[str, Any]], key: str) -> str:
+    """The URI of the post with ``key``, from the mentions that answer it."""
+    for r in records:
+        m = r["mention"]
+        for uri in (m.get("in_reply_to"), m.get("quote_of")):
+            if uri and f"{post_key(uri):08x}" == key:
+                return str(uri)
+    return f"post {key} (no mention in this bundle answers it)"
 
 
 def _svg_chart(per_minute: Counter[int]) -> str:

@@ -117,6 +117,11 @@ def person() -> db.Dashboard:
         .with_panel(_ts("Young-account share", "percentunit",
                         _q(f"max(pileon_window_young_account_share{{{P}}})", "young share")))
         .with_panel(_ts(
+            "Replies to one post", "percentunit",
+            _q(f"max(pileon_window_reply_focus_share{{{P}}})", "share on the most answered post"),
+            description="Share of the window's mentions replying to or quoting one post: "
+            "where a surge lands (a brigade or a viral post), not who is behind it."))
+        .with_panel(_ts(
             "Near-duplicate clusters", "short",
             _q(f"max(pileon_neardup_clusters{{{P}}})", "clusters with copies", "A"),
             _q(f"max(pileon_neardup_largest_cluster_size{{{P}}})", "largest: copies", "B"),

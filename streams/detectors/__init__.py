@@ -6,6 +6,7 @@ from streams.detectors.coordination import (
     CoordinationExplanation,
     WindowSummary,
 )
+from streams.detectors.focus import FocusDetector, FocusExplanation, FocusSummary
 from streams.detectors.rate import RateDetector, RateExplanation
 
 __all__ = [
@@ -13,6 +14,9 @@ __all__ = [
     "CoordinationDetector",
     "CoordinationExplanation",
     "Detector",
+    "FocusDetector",
+    "FocusExplanation",
+    "FocusSummary",
     "RateDetector",
     "RateExplanation",
     "WindowSummary",

@@ -1,13 +1,13 @@
 """Near-duplicate clustering per person over a sliding event-time window.
 
 Each mention leaves one compact record in a changelog-backed :class:`WindowStore` (event time,
-author id, young-account flag, cluster id, and for the member that carries its cluster's
-template, the template signature): about 100 bytes, never the text. Per-person
-:class:`ClusterIndex` objects are derived from those records, so a restarted worker rebuilds
-them from the changelog, in time order, into the same clusters as live running. Records leave
-the window by age (``window_hours`` of event time) or, oldest first, when a person exceeds
-``max_per_person`` (counted in ``pileon_neardup_window_evictions_total``), so memory stays
-bounded however long pileon runs.
+author id, young-account flag, cluster id, the key of the post it answers if any, and for the
+member that carries its cluster's template, the template signature): about 100 bytes, never
+the text. Per-person :class:`ClusterIndex` objects are derived from those records, so a
+restarted worker rebuilds them from the changelog, in time order, into the same clusters as
+live running. Records leave the window by age (``window_hours`` of event time) or, oldest
+first, when a person exceeds ``max_per_person`` (counted in
+``pileon_neardup_window_evictions_total``), so memory stays bounded however long pileon runs.
 """
 
 from __future__ import annotations
@@ -53,9 +53,13 @@ class NearDupWindow:
         author: str,
         young: bool,
         signature: Signature | None,
+        post: int | None = None,
     ) -> str | None:
-        """Record a mention (``signature`` None: too short to cluster); returns its cluster."""
+        """Record a mention (``signature`` None: too short to cluster; ``post``: the key of the
+        post it answers, for the focus signal); returns its cluster."""
         record: Record = {"t": t, "a": author, "y": int(young), "c": None}
+        if post is not None:
+            record["p"] = post
         if signature is not None:
             cluster_id, new = self.index(person).assign(mention_id, t, author, young, signature)
             if new:  # this mention carries its cluster's template signature

@@ -3,6 +3,7 @@ with plain dicts standing in for the Faust tables (the worker test runs the real
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -172,3 +173,55 @@ def test_one_day_of_history_opens_only_the_pileon(
     mentions = [Mention.model_validate_json(orjson.dumps(m)) for m in sim.mentions()]
     opened = [a for a in _run(analyser, mentions) if a["transition"] == "opened"]
     assert [a["person"] for a in opened] == ["amara"]
+
+
+def _focused(watchlist: Watchlist, **script: Any) -> tuple[list[Mention], dict[str, Any]]:
+    persons = {p.key: p.display_name for p in watchlist.persons}
+    sim = Simulator(persons, end=END, days=2, seed=11,
+                    pileon=PileOnScript("amara", post_share=0.6, **script))
+    mentions = [Mention.model_validate_json(orjson.dumps(m)) for m in sim.mentions()]
+    return mentions, sim.ground_truth().to_dict()
+
+
+class TestReplyFocus:
+    def test_the_alert_names_the_post_a_pileon_lands_on_by_key(
+        self, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        from streams.mention import post_key
+
+        mentions, truth = _focused(watchlist)
+        alert = next(a for a in _run(Tables().analyser(settings, watchlist), mentions)
+                     if a["transition"] == "opened")
+        focus = alert["signals"]["reply_focus"]
+        posts = Counter(m.answers for m in mentions if m.person == "amara" and m.answers
+                        and m.event_time >= _ts(truth["onset"]))
+        target = posts.most_common(1)[0][0]
+        assert focus["post_key"] == f"{post_key(target):08x}"
+        assert target not in orjson.dumps(alert).decode()  # a key, not the URI
+        assert focus["share"] > 0.3 and focus["share"] > focus["usual"]
+        assert focus["score"] > 1 and focus["counted"]  # p < 0.1 at the opening, in the ramp
+        coordination = alert["signals"]["coordination"]["score"]
+        assert alert["score"] == pytest.approx(
+            alert["signals"]["rate"]["score"] + max(coordination, focus["score"]), abs=0.02)
+
+    def test_a_viral_post_is_focus_not_coordination(
+        self, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        mentions, _ = _focused(watchlist, accounts=3000, copy_share=0.0, young_share=0.0,
+                               hostile=False, multiple=8.0)
+        opened = [a for a in _run(Tables().analyser(settings, watchlist), mentions)
+                  if a["transition"] == "opened"]
+        assert opened and all(a["assessment"] == "looks organic" for a in opened)
+        assert opened[0]["signals"]["reply_focus"]["score"] > 1
+
+    def test_focus_is_recovered_after_a_restart(
+        self, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        mentions, truth = _focused(watchlist)
+        expected = _run(Tables().analyser(settings, watchlist), mentions)
+        cut = next(i for i, m in enumerate(mentions) if m.event_time > _ts(truth["onset"]) + 240)
+        tables = Tables()
+        first = _run(tables.analyser(settings, watchlist), mentions[:cut])
+        second = _run(tables.analyser(settings, watchlist), mentions[cut - 50 :])
+        key = lambda a: (a["idempotency_key"], a["score"], a["signals"]["reply_focus"])  # noqa: E731
+        assert [key(a) for a in first + second] == [key(a) for a in expected]

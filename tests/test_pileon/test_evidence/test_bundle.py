@@ -67,6 +67,23 @@ class TestExportBundle:
         assert "not a verdict" in html
 
 
+    def test_report_resolves_the_post_a_surge_answers(self, tmp_path: Path) -> None:
+        from streams.mention import post_key
+
+        post = "at://did:plc:amara/app.bsky.feed.post/3kviral"
+        log = EvidenceLog(tmp_path / "chains")
+        origin = {"topic": "mentions.clean", "partition": 0, "offset": 0}
+        for minute in range(10):
+            log.append(mention(at=NOW - timedelta(minutes=10 - minute), matched_by="reply",
+                               in_reply_to=post), origin)
+        focus = {"post_key": f"{post_key(post):08x}", "mentions": 10, "share": 1.0,
+                 "usual": 0.05, "score": 12.0, "counted": True}
+        event = _event()
+        event["signals"]["reply_focus"] = focus
+        html = (export_bundle(log, [event], tmp_path / "incident") / "report.html").read_text()
+        assert "answering one post" in html and post in html
+
+
 class TestVerifyBundle:
     @pytest.mark.parametrize("name", ["mentions.jsonl", "mentions.csv", "report.html",
                                       "incident.json"])

@@ -14,6 +14,8 @@ import pytest
 from streams.detectors import (
     BinObservation,
     CoordinationDetector,
+    FocusDetector,
+    FocusSummary,
     RateDetector,
     WindowSummary,
 )
@@ -35,6 +37,15 @@ def _windows(seed: int, n: int) -> list[Any]:
     return out
 
 
+def _focus(seed: int, n: int) -> list[Any]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        mentions = int(rng.poisson(30))
+        out.append(FocusSummary(i * 60.0, mentions, int(rng.binomial(mentions, 0.15))))
+    return out
+
+
 # name: (factory, stream of its observations, a large observation, constructor params)
 DETECTORS: dict[str, tuple[Callable[[], Any], Callable[[int, int], list[Any]], Any, list[str]]] = {
     "rate": (lambda: RateDetector(bin_seconds=60, window_bins=10, warmup_bins=60), _bins,
@@ -42,6 +53,8 @@ DETECTORS: dict[str, tuple[Callable[[], Any], Callable[[int, int], list[Any]], A
              ["bin_seconds", "window_bins", "dispersion", "warmup_bins"]),
     "coordination": (lambda: CoordinationDetector(warmup_windows=30), _windows,
                      WindowSummary(300 * 60.0, 80, 60, 70, 40), ["warmup_windows"]),
+    "focus": (lambda: FocusDetector(warmup_windows=30), _focus, FocusSummary(300 * 60.0, 80, 70),
+              ["warmup_windows"]),
 }
 
 
