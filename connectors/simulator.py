@@ -374,7 +374,7 @@ class SimulatorConnector:
         target = target or next(iter(persons))
         simulator = Simulator(
             persons, end=end if end is not None else time.time(), days=days, seed=seed,
-            pileon=PileOnScript(target),
+            pileon=PileOnScript(target, post_share=0.5),  # a brigade on one of their posts
         )
         return cls(bootstrap, topic, simulator, speed=speed, invalid=invalid,
                    invalid_topic=invalid_topic)

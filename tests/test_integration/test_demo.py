@@ -26,7 +26,8 @@ def test_demo_shows_the_incident_and_leaves_verified_evidence(tmp_path: Path) ->
     assert "INCIDENT" in stdout and "OPENED" in stdout
     assert set(re.findall(r"person=(\w+)", stdout)) == {"amara"}
     for why in ("mentions in 10 min vs baseline", "distinct authors", "young accounts",
-                "near-duplicate template", "not a verdict", "pile-on score", "coordination"):
+                "near-duplicate template", "not a verdict", "pile-on score", "coordination",
+                "answering one post"):
         assert why in stdout
     assert "EMBEDDED broker" in result.stderr
     assert '"?"' not in stdout  # every template's text was found in the evidence chain
