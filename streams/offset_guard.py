@@ -38,6 +38,15 @@ topics, and any left from before an assignment. (Found by reading Faust; in the 
 followed it never fired, and the guard's stops went on at the same rate: they have another
 cause, see docs/reliability.md.)
 
+Progress is committed before a revocation. faust-streaming forgets a revoked partition's
+acknowledgements *before* the app's revocation handler commits, so everything processed since
+the last periodic commit was never committed: the next owner read it again (duplicates), and
+when the partition came back to the same worker with its fetch position kept, the group's
+commit lay below the first record processed in the new generation, a hole the guard stopped
+on although the records had been processed (the stop diagnostics showed ``committed=None
+floor=0 acked=128 in 2407..2538``). The guarded consumer commits what is acknowledged first
+(Kafka's rebalance contract: commit in ``onPartitionsRevoked``), bounded by a few seconds.
+
 A partition with no committed offset yet is where Faust is blindest: it accepts the first
 record it sees without any gap check and commits past whatever came before (the two-workers
 test lost 1,987 mentions this way on Apache Kafka when the first owner was killed before its
@@ -60,6 +69,7 @@ from streams import metrics
 
 log = logging.getLogger(__name__)
 _EARLIEST_TIMEOUT_SECONDS = 10.0
+_REVOKE_COMMIT_TIMEOUT_SECONDS = 5.0  # well inside the rebalance timeout
 # Faust's graceful stop waits for every delivered record to be acknowledged, and the record
 # that revealed the gap never will be: past this, the process exits as a kill -9 would (safe:
 # nothing past the hole was committed, and the restart reads it again).
@@ -112,6 +122,21 @@ def gapless(base: type[Any], topics: frozenset[str], marker: Path | None = None)
                 await refuse_gap(self, tp, offset_from, offset_to)
             await super()._add_gap(tp, offset_from, offset_to)
 
+        async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+            # Faust forgets a revoked partition's acknowledgements before its revocation
+            # commit, so the progress since the last periodic commit was never committed: the
+            # partition's next owner (often this worker again) read it again, and a position
+            # kept across the rebalance then began above an uncommitted head, where the guard
+            # stopped. Commit what is acknowledged first, as Kafka's rebalance contract intends.
+            if any(tp.topic in topics for tp in revoked):
+                try:
+                    await asyncio.wait_for(self.commit(), _REVOKE_COMMIT_TIMEOUT_SECONDS)
+                except Exception as exc:  # the next owner reads from the last commit: duplicates
+                    log.warning("could not commit before the revocation: %s", type(exc).__name__)
+                else:
+                    log.info("committed before the revocation of %d partitions", len(revoked))
+            await super().on_partitions_revoked(revoked)
+
         async def on_partitions_assigned(self, assigned: set[Any], generation_id: int = 0) -> None:
             # Faust forgets a revoked partition's acknowledgements at the revocation, but an
             # older record acknowledged between revocation and assignment is recorded again:
@@ -148,6 +173,8 @@ def gapless(base: type[Any], topics: frozenset[str], marker: Path | None = None)
                     f"{tp.topic}[{tp.partition}]: offset {committed} was never processed but "
                     f"later ones were; not committing, stopping so it is read again "
                     "(faust-streaming would have committed past it)")
+                log.error("offset gap diagnostics for %s[%d]: %s", tp.topic, tp.partition,
+                          hole_diagnostics(self, tp))
                 # (called from the commit path: the loop is running; keep the task referenced)
                 self._offset_gap_stop = asyncio.ensure_future(stop(self, tp, skipped))
                 return None
@@ -175,6 +202,23 @@ async def uncommitted_floors(consumer: Any, topics: frozenset[str]) -> dict[Any,
     bare = [tp for tp in consumer.assignment()
             if tp.topic in topics and consumer._committed_offset[tp] is None]
     return (await log_starts(consumer, bare) or {}) if bare else {}
+
+
+def hole_diagnostics(consumer: Any, tp: Any) -> str:
+    """What Faust's bookkeeping says about a partition (offsets only: no message content), for
+    the log line an upstream report needs."""
+    try:
+        acked = consumer._acked.get(tp) or []
+        in_flight = sorted(m.offset for m in list(consumer._unacked_messages) if m.tp == tp)
+        return (f"committed={consumer._committed_offset.get(tp)} "
+                f"floor={getattr(consumer, '_offset_floor', {}).get(tp)} "
+                f"read_offset={consumer._read_offset.get(tp)} "
+                f"acked={len(acked)} in {min(acked, default=None)}..{max(acked, default=None)} "
+                f"in_flight={in_flight[:5]}{'...' if len(in_flight) > 5 else ''} "
+                f"generation={consumer.app.consumer_generation_id} "
+                f"flow_active={consumer.flow_active}")
+    except Exception as exc:  # diagnostics must never stand in the way of the stop
+        return f"unavailable ({type(exc).__name__})"
 
 
 def stale(message: Any, generation: int | None) -> bool:

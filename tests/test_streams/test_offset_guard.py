@@ -252,6 +252,35 @@ class TestGenerations:
         assert consumer._acked[tp] == []
         assert not consumer._acked_index[tp]
 
+    def test_a_revocation_commits_what_is_acknowledged_first(self, consumer: Any) -> None:
+        # Faust forgets the revoked partitions' acknowledgements before its own revocation
+        # commit: without this the progress since the last periodic commit was never committed.
+        tp = self._message(consumer, 0, generation=7).tp
+        consumer._acked[tp], consumer._acked_index[tp] = [0, 1, 2], {0, 1, 2}
+        seen: list[list[int]] = []
+
+        async def commit(*args: Any, **kwargs: Any) -> bool:
+            seen.append(list(consumer._acked[tp]))
+            return True
+
+        consumer.commit = commit
+        consumer._on_partitions_revoked = _nothing  # the app's callbacks
+        asyncio.run(consumer.on_partitions_revoked({tp}))
+        assert seen == [[0, 1, 2]]  # committed while Faust still knew the acknowledgements
+        assert tp not in consumer._acked  # then Faust forgot them, as before
+
+    def test_a_failed_revocation_commit_still_revokes(self, consumer: Any) -> None:
+        tp = self._message(consumer, 0, generation=7).tp
+        consumer._acked[tp] = [0]
+
+        async def commit(*args: Any, **kwargs: Any) -> bool:
+            raise ConnectionError("coordinator away")
+
+        consumer.commit = commit
+        consumer._on_partitions_revoked = _nothing
+        asyncio.run(consumer.on_partitions_revoked({tp}))
+        assert tp not in consumer._acked
+
 
 async def _nothing(*args: Any) -> None:
     return None
