@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pileon.allocator import trim_freed_memory
 from pileon.settings import NearDupSettings
+from streams.mention import post_key
 from streams.neardup import ClusterIndex, NearDupWindow, Signer, kernels, normalise_tokens
 from streams.neardup.signature import _KERNEL_MULT, _KERNEL_SALTS
 from streams.neardup.window import new_index
@@ -396,6 +397,10 @@ def speed(quick: bool) -> dict[str, float]:
 
 
 # -- memory -------------------------------------------------------------------------------
+# Keys of the posts that half the mentions reply to (the focus signal keeps one per record).
+POST_KEYS = [post_key(f"at://did:plc:person/app.bsky.feed.post/{n}") for n in range(40)]
+
+
 def memory_child(per_minute: int, hours: float) -> None:
     """Run in a child process: print peak RSS and window figures as key=value."""
     trim_freed_memory()  # as `pileon worker` does at start-up
@@ -412,7 +417,8 @@ def memory_child(per_minute: int, hours: float) -> None:
     for i in range(n):
         tk = window.tokens(traffic.next())
         sig = signer.signature(tk) if tk is not None else None
-        window.add("p", f"m{i}", i * step, f"a{i % 20_000}", i % 3 == 0, sig)
+        post = POST_KEYS[i % len(POST_KEYS)] if i % 2 else None  # half answer a post
+        window.add("p", f"m{i}", i * step, f"a{i % 20_000}", i % 3 == 0, sig, post=post)
         window.expire("p", i * step)
         if i == n // 2:
             at_cap_rss = _proc_status("VmRSS")
