@@ -8,8 +8,11 @@ is higher for more anomalous bins; deciding what is an incident is a separate st
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
+
+from scipy.stats import binom
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +21,15 @@ class BinObservation:
 
     start: float
     count: int
+
+
+def share_tail_score(k: int, n: int, q: float, cap: float) -> float:
+    """``-log10 P(Bin(n, q) >= k)``, capped at ``cap``: how improbable ``k`` of ``n`` is for a
+    usual share ``q``; 0 when ``k`` is no more than the usual ``n * q``."""
+    if k <= n * q:
+        return 0.0
+    log_sf = float(binom.logsf(k - 1, n, min(q, 0.999)))
+    return min(cap, max(0.0, -log_sf / math.log(10)))
 
 
 class Detector(Protocol):

@@ -19,11 +19,10 @@ Cost: three ``scipy`` tail evaluations per closed bin. State: six floats.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
-from scipy.stats import binom
+from streams.detectors.base import share_tail_score
 
 SIGNS = ("young", "copies", "flood")
 
@@ -80,15 +79,9 @@ class CoordinationDetector:
         if self.learned < self.warmup_windows or x.mentions < self.min_mentions:
             return CoordinationExplanation(0.0, 0.0, 0.0)
         counts = (x.young, x.copies, x.top_author)
-        scores = [self._tail(k, x.mentions, max(q, floor))
+        scores = [share_tail_score(k, x.mentions, max(q, floor), self.cap)
                   for k, q, floor in zip(counts, self.shares, self.floors, strict=True)]
         return CoordinationExplanation(*scores)
-
-    def _tail(self, k: int, n: int, q: float) -> float:
-        if k <= n * q:
-            return 0.0
-        log_sf = float(binom.logsf(k - 1, n, min(q, 0.999)))
-        return min(self.cap, max(0.0, -log_sf / math.log(10)))
 
     def score_one(self, x: WindowSummary) -> float:
         return self.explain(x).score

@@ -17,11 +17,10 @@ Cost: one ``scipy`` tail evaluation per closed bin. State: two numbers.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Self
 
-from scipy.stats import binom
+from streams.detectors.base import share_tail_score
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +69,7 @@ class FocusDetector:
         share = x.top_post / x.mentions if x.mentions > 0 else 0.0
         if self.learned < self.warmup_windows or x.mentions < self.min_mentions:
             return FocusExplanation(share, self.share, 0.0)
-        q = min(max(self.share, self.floor), 0.999)
-        score = 0.0
-        if x.top_post > x.mentions * q:
-            log_sf = float(binom.logsf(x.top_post - 1, x.mentions, q))
-            score = min(self.cap, max(0.0, -log_sf / math.log(10)))
+        score = share_tail_score(x.top_post, x.mentions, max(self.share, self.floor), self.cap)
         return FocusExplanation(share, self.share, score)
 
     def score_one(self, x: FocusSummary) -> float:
