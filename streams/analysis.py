@@ -65,7 +65,6 @@ def pileon_score(
     return rate.score + max(coordination.score, focus.score)
 
 
-
 @dataclass
 class _Recent:
     t: float

@@ -172,9 +172,7 @@ def gapless(base: type[Any], topics: frozenset[str], marker: Path | None = None)
                 skipped = OffsetGap(
                     f"{tp.topic}[{tp.partition}]: offset {committed} was never processed but "
                     f"later ones were; not committing, stopping so it is read again "
-                    "(faust-streaming would have committed past it)")
-                log.error("offset gap diagnostics for %s[%d]: %s", tp.topic, tp.partition,
-                          hole_diagnostics(self, tp))
+                    f"(faust-streaming would have committed past it); {hole_diagnostics(self, tp)}")
                 # (called from the commit path: the loop is running; keep the task referenced)
                 self._offset_gap_stop = asyncio.ensure_future(stop(self, tp, skipped))
                 return None
@@ -206,7 +204,7 @@ async def uncommitted_floors(consumer: Any, topics: frozenset[str]) -> dict[Any,
 
 def hole_diagnostics(consumer: Any, tp: Any) -> str:
     """What Faust's bookkeeping says about a partition (offsets only: no message content), for
-    the log line an upstream report needs."""
+    the stop's message (logged once, and what an upstream report needs)."""
     try:
         acked = consumer._acked.get(tp) or []
         in_flight = sorted(m.offset for m in list(consumer._unacked_messages) if m.tp == tp)
