@@ -72,6 +72,9 @@ def mastodon_source(stack: ExitStack, tmp: Path) -> Source:
     expected: Expected = set()
 
     def feed() -> None:
+        # A first start with no position follows the stream from the moment it connects
+        # (``backfill_hours`` reaches further back), so feed only once it is connected.
+        _wait(lambda: peer.streaming_clients >= 1)
         for i in range(120):
             status = peer.status(f"@amara hello {i}")
             peer.notify("mention" if i % 5 else "favourite", status)
