@@ -87,8 +87,7 @@ def score(rows: list[tuple[str, str, float, int]], cfg: DetectionSettings) -> It
     for timestamp, value, t, count in rows:
         x = BinObservation(t, count)
         rate = detector.explain(x)
-        decision = decide(state, "series", t + bin_seconds, rate.score,
-                          rate.count - rate.expected, cfg)
+        decision = decide(state, "series", t + bin_seconds, rate.score, rate, cfg)
         detector.learn_one(x)
         opens = decision is not None and decision.transition is not Transition.RESOLVED
         yield Scored(timestamp, value, min(1.0, rate.score / cfg.escalate_score), int(opens))

@@ -193,10 +193,7 @@ class PersonAnalyser:
         focused = FocusSummary(x.start, window["mentions"], window["top_post"][1])
         focus = rt.focus.explain(focused)
         score = pileon_score(rate, coordination, focus, cfg)
-        decision = decide(
-            rt.incident, person, x.start + cfg.bin_seconds, score, rate.count - rate.expected,
-            cfg,
-        )
+        decision = decide(rt.incident, person, x.start + cfg.bin_seconds, score, rate, cfg)
         event = (self._alert(person, rt, cfg, decision, score, rate, coordination, focus, window)
                  if decision else None)
         if score < cfg.open_score:

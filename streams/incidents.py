@@ -1,14 +1,23 @@
 """The decision step: turns a per-bin pile-on score into incident transitions, with hysteresis.
 
-An incident opens when the score has reached ``open_score`` in two consecutive bins (a
-one-bin spike is not a pile-on; this costs one bin of delay) and the window holds at least
-``min_excess`` mentions above baseline (a tiny baseline makes a handful of replies look
-improbable, yet nobody should be paged for them). Two windows confirm that an incident exists;
-its severity then follows the current window: it opens at ``critical`` if that window already
-reaches ``escalate_score`` (one page of the right severity, not a warning and an escalation
-one bin later), and a warning escalates once to ``critical`` when a window reaches
-``escalate_score``. It resolves only after ``quiet_bins`` consecutive bins below
-``close_score``, so a campaign that pauses does not flap between open and resolved.
+A window whose score reaches ``open_score`` raises the alarm; the incident opens once the
+bins that arrive after it confirm it: every window since scores at least ``open_score`` and
+the bins since the alarm add evidence of their own, a score of at least ``close_score`` (the
+level below which an open incident counts as quiet). That evidence is the tail score of those
+bins' mentions against their own expectation (with the short window's dispersion), plus the
+part of the window's score that is not volume (coordination signs, focus on one post: a burst
+of copies is worth a page even if it is short). Windows overlap, so a one-bin spike keeps
+every window that holds it improbable for a whole window length: "two consecutive improbable
+windows" would count the same spike twice, and page when the spike is over and the person's
+mentions are back to normal. A second window at ``escalate_score`` needs no fresh evidence:
+it is improbable enough on its own. The window must also hold at least ``min_excess``
+mentions above baseline (a tiny baseline makes a handful of replies look improbable, yet
+nobody should be paged for them). The severity then follows the current window: an incident
+opens at ``critical`` if that window already reaches ``escalate_score`` (one page of the right
+severity, not a warning and an escalation one bin later), and a warning escalates once to
+``critical`` when a window reaches ``escalate_score``. It resolves only after ``quiet_bins``
+consecutive bins below ``close_score``, so a campaign that pauses does not flap between open
+and resolved.
 Incident ids derive from the person and the event time of opening, so replaying history yields
 the same ids, and every transition has an idempotency key for consumers to de-duplicate on.
 """
@@ -21,6 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from pileon.settings import DetectionSettings
+from streams.detectors.rate import RateExplanation, negbin_tail_score
 
 
 class Transition(StrEnum):
@@ -43,7 +53,11 @@ class IncidentState:
     opened_at: float = 0.0
     peak_score: float = 0.0
     quiet_bins: int = 0
-    last_score: float = 0.0  # the previous bin's score: opening needs two in a row
+    # Not yet open: whether a window has raised the alarm, and the mentions and their
+    # expectation over the bins since then, which confirm it or not.
+    alarmed: bool = False
+    fresh_count: int = 0
+    fresh_expected: float = 0.0
 
     @property
     def is_open(self) -> bool:
@@ -55,7 +69,8 @@ class IncidentState:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> IncidentState:
         severity = state.get("severity")
-        return cls(**{**state, "severity": Severity(severity) if severity else None})
+        known = {k: v for k, v in state.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "severity": Severity(severity) if severity else None})
 
 
 @dataclass(frozen=True)
@@ -78,19 +93,34 @@ def decide(
     person: str,
     at: float,
     score: float,
-    excess: float,
+    rate: RateExplanation,
     cfg: DetectionSettings,
 ) -> Decision | None:
-    """Advance ``state`` by one closed bin and return the transition it makes, if any."""
-    sustained, state.last_score = min(score, state.last_score), score
+    """Advance ``state`` by one closed bin and return the transition it makes, if any.
+
+    ``score`` is the bin's pile-on score; ``rate`` the volume evidence behind it (the window's
+    count and expectation, and the newest bin's)."""
     if not state.is_open:
-        if sustained >= cfg.open_score and excess >= cfg.min_excess:
+        if score < cfg.open_score:
+            state.alarmed, state.fresh_count, state.fresh_expected = False, 0, 0.0
+            return None
+        if not state.alarmed:
+            state.alarmed = True  # raised by this window; the bins after it confirm it or not
+            return None
+        state.fresh_count += rate.latest
+        state.fresh_expected += rate.latest_expected
+        critical = score >= cfg.escalate_score
+        # The bins since the alarm confirm it by their volume, or the window by evidence that
+        # is not volume (coordination, focus: the part of the score above the rate's).
+        fresh = negbin_tail_score(state.fresh_count, state.fresh_expected, rate.size)
+        fresh += max(0.0, score - rate.score)
+        if (critical or fresh >= cfg.close_score) and rate.count - rate.expected >= cfg.min_excess:
             state.incident_id = incident_id(person, at)
-            # The incident is confirmed by two windows; its severity is the current one's:
-            # one page with the right severity, not a warning and an escalation a bin later.
-            critical = score >= cfg.escalate_score
+            # Its severity is the current window's: one page with the right severity, not a
+            # warning and an escalation a bin later.
             state.severity = Severity.CRITICAL if critical else Severity.WARNING
             state.opened_at, state.peak_score, state.quiet_bins = at, score, 0
+            state.alarmed, state.fresh_count, state.fresh_expected = False, 0, 0.0
             return Decision(Transition.OPENED, state.incident_id, state.severity)
         return None
     assert state.incident_id is not None  # noqa: S101 - invariant of is_open

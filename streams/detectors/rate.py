@@ -47,7 +47,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Self
 
-from scipy.stats import nbinom
+from scipy.stats import nbinom, poisson
 
 from streams.detectors.base import BinObservation
 
@@ -69,6 +69,11 @@ class RateExplanation:
     count: int
     expected: float
     score: float
+    # The newest bin alone: its count, its expectation, and the short window's size ``r``, so
+    # the decision step can ask whether a surge is still going on (see streams.incidents).
+    latest: int = 0
+    latest_expected: float = 0.0
+    size: float = math.inf
 
     @property
     def ratio(self) -> float:
@@ -147,17 +152,17 @@ class RateDetector:
 
     def explain(self, x: BinObservation) -> RateExplanation:
         """The window length whose count is least probable, with its count and expectation."""
-        best = None
+        best: tuple[int, float, float] | None = None
         for i, bins in enumerate(self.scales):
             if i and len(self.recent) < bins - 1:
                 continue  # the long window is not full yet
             count, expected = self._window(x, bins)
             score = max(0.0, self._tail_score(count, expected, self.size(i)) - _BONFERRONI)
-            if best is None or score > best.score:
-                best = RateExplanation(count, expected, score)
+            if best is None or score > best[2]:
+                best = (count, expected, score)
         assert best is not None  # noqa: S101 - the short window always counts
-        self._explained = (x.start, x.count, best.score)
-        return best
+        self._explained = (x.start, x.count, best[2])
+        return RateExplanation(*best, x.count, self.expected_per_bin(x.start), self.size(0))
 
     def size(self, scale: int = 0) -> float:
         """The negative-binomial size ``r`` in use for a window length: the learned
@@ -172,10 +177,9 @@ class RateDetector:
         return min(_SIZE_BOUNDS[1], max(_SIZE_BOUNDS[0], 1.0 / phi if phi > 0 else math.inf))
 
     def _tail_score(self, count: int, expected: float, r: float) -> float:
-        if self.learned < self.warmup_bins or count <= expected:
+        if self.learned < self.warmup_bins:
             return 0.0
-        log_sf = float(nbinom.logsf(count - 1, r, r / (r + expected)))
-        return min(_MAX_SCORE, max(0.0, -log_sf / math.log(10)))
+        return negbin_tail_score(count, expected, r)
 
     def score_one(self, x: BinObservation) -> float:
         return self.explain(x).score
@@ -277,6 +281,18 @@ class RateDetector:
             day, total, expected, bins = state["day"]
             detector.day = [float(day), float(total), float(expected), int(bins)]
         return detector
+
+
+def negbin_tail_score(count: float, expected: float, r: float) -> float:
+    """``-log10 P(X >= count)`` for ``X ~ NegBin(mean=expected, size=r)``, capped at
+    ``_MAX_SCORE``; 0 when ``count`` is no more than ``expected``."""
+    if count <= expected or expected <= 0:
+        return 0.0
+    if math.isinf(r):
+        log_sf = float(poisson.logsf(math.ceil(count) - 1, expected))
+    else:
+        log_sf = float(nbinom.logsf(math.ceil(count) - 1, r, r / (r + expected)))
+    return min(_MAX_SCORE, max(0.0, -log_sf / math.log(10)))
 
 
 def _weekday(t: float) -> int:

@@ -1,17 +1,29 @@
 from __future__ import annotations
 
+import math
+
 from pileon.settings import DetectionSettings
+from streams.detectors import RateExplanation
 from streams.incidents import IncidentState, Severity, Transition, decide
 
 CFG = DetectionSettings(open_score=8, escalate_score=16, close_score=3, quiet_bins=5,
                         min_excess=25)
 
 
-def _run(scores: list[float], excess: float = 100.0) -> tuple[IncidentState, list[str]]:
+def _rate(score: float, excess: float = 100.0, latest: int = 30) -> RateExplanation:
+    """A window ``excess`` mentions above its baseline of 100, whose newest bin holds
+    ``latest`` mentions where 10 were expected (30 is improbable on its own: p ~ 1e-6)."""
+    return RateExplanation(100 + round(excess), 100.0, score, latest, 10.0, math.inf)
+
+
+def _run(
+    scores: list[float], excess: float = 100.0, latest: list[int] | None = None,
+) -> tuple[IncidentState, list[str]]:
     state = IncidentState()
     seen = []
     for i, s in enumerate(scores):
-        d = decide(state, "amara", 1_800_000_000.0 + 60 * i, s, excess, CFG)
+        rate = _rate(s, excess, latest[i] if latest else 30)
+        d = decide(state, "amara", 1_800_000_000.0 + 60 * i, s, rate, CFG)
         if d is not None:
             seen.append(f"{d.transition}:{d.severity}")
     return state, seen
@@ -24,6 +36,48 @@ class TestDecide:
 
     def test_a_one_bin_spike_does_not_open(self) -> None:
         _, seen = _run([1, 30, 1, 1, 30, 2])
+        assert seen == []
+
+    def test_a_spike_that_is_over_does_not_open(self) -> None:
+        # Windows overlap: a spike keeps every window holding it improbable, but the bins after
+        # it are ordinary (10 where 10 were expected), so nobody is paged for a spike that
+        # ended.
+        _, seen = _run([1, 12, 12, 12, 12, 1], latest=[10, 120, 10, 10, 10, 10])
+        assert seen == []
+
+    def test_a_spike_at_the_critical_bar_needs_no_fresh_bins(self) -> None:
+        _, seen = _run([1, 30, 30, 1], latest=[10, 300, 10, 10])
+        assert seen == ["opened:critical"]
+
+    def test_fresh_evidence_accumulates_over_the_bins_since_the_alarm(self) -> None:
+        # 16 where 10 were expected is not improbable in one bin (p = 0.05) but four such bins
+        # together are (64 where 40 were expected: p < 1e-3): it opens on the fifth window.
+        _, seen = _run([9] * 8, latest=[40] + [16] * 7)
+        state, first = _run([9] * 4, latest=[40] + [16] * 3)
+        assert first == [] and not state.is_open
+        assert seen == ["opened:warning"]
+        state, five = _run([9] * 5, latest=[40] + [16] * 4)
+        assert five == ["opened:warning"]
+
+    def test_coordination_in_the_window_confirms_without_fresh_volume(self) -> None:
+        # A pile-on score of 11 on a rate score of 9: the 2 points of coordination evidence,
+        # with fresh bins at 1.5 times their expectation, make the fresh evidence 3.
+        state = IncidentState()
+        seen = []
+        for i in range(3):
+            rate = RateExplanation(200, 100.0, 9.0, 40 if i == 0 else 15, 10.0, math.inf)
+            d = decide(state, "amara", 60.0 * i, 11.0, rate, CFG)
+            seen.append(d.transition if d else None)
+        assert seen == [None, Transition.OPENED, None]
+
+    def test_state_from_an_older_version_loads(self) -> None:
+        restored = IncidentState.from_state({"incident_id": None, "severity": None,
+                                             "opened_at": 0.0, "peak_score": 0.0,
+                                             "quiet_bins": 0, "last_score": 9.0})
+        assert restored == IncidentState()
+
+    def test_a_quiet_window_forgets_the_fresh_bins(self) -> None:
+        _, seen = _run([9, 9, 9, 1, 9, 9], latest=[40, 16, 16, 10, 40, 16])
         assert seen == []
 
     def test_small_excess_never_opens(self) -> None:
@@ -69,9 +123,9 @@ class TestDecide:
 
     def test_idempotency_keys_differ_per_transition(self) -> None:
         state = IncidentState()
-        assert decide(state, "amara", 0.0, 9, 100, CFG) is None
-        opened = decide(state, "amara", 60.0, 9, 100, CFG)
-        escalated = decide(state, "amara", 120.0, 20, 100, CFG)
+        assert decide(state, "amara", 0.0, 9, _rate(9), CFG) is None
+        opened = decide(state, "amara", 60.0, 9, _rate(9), CFG)
+        escalated = decide(state, "amara", 120.0, 20, _rate(20), CFG)
         assert opened is not None and escalated is not None
         assert opened.idempotency_key != escalated.idempotency_key
         assert escalated.transition is Transition.ESCALATED
