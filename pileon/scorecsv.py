@@ -96,7 +96,7 @@ def score(rows: list[tuple[str, str, float, int]], cfg: DetectionSettings) -> It
 def write(scored: Iterable[Scored], path: Path) -> int:
     n = 0
     with path.open("w", newline="") as f:
-        out = csv.writer(f)
+        out = csv.writer(f, lineterminator="\n")  # as NAB's files and most tools write
         out.writerow(["timestamp", "value", "anomaly_score", "alert"])
         for s in scored:
             out.writerow([s.timestamp, s.value, f"{s.anomaly_score:.6f}", s.alert])

@@ -4,6 +4,7 @@ import csv
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,9 +14,10 @@ from pileon.scorecsv import SeriesError, read_series
 
 
 def _series(path: Path, surge_at: int | None = None, days: int = 4, seed: int = 3,
-            step: int = 60) -> None:
+            step: int = 60, spike: tuple[int, float] | None = None) -> None:
     """Counts per ``step`` seconds with a daily rhythm (about 2 a minute, negative binomial);
-    from row ``surge_at`` on, 5x the usual for 2 hours."""
+    from row ``surge_at`` on, 5x the usual for 2 hours; ``spike`` (row, factor): one bin at
+    ``factor`` times the usual."""
     rng = np.random.default_rng(seed)
     start = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
     with path.open("w", newline="") as f:
@@ -29,10 +31,12 @@ def _series(path: Path, surge_at: int | None = None, days: int = 4, seed: int = 
             if surge_at is not None and surge_at <= i < surge_at + 7200 // step:
                 mean *= 5
             value = rng.negative_binomial(10, 10 / (10 + mean))
+            if spike is not None and i == spike[0]:
+                value = round(mean * spike[1])
             out.writerow([datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S"), value])
 
 
-def _scored(tmp_path: Path, **kw: int) -> list[dict[str, str]]:
+def _scored(tmp_path: Path, **kw: Any) -> list[dict[str, str]]:
     """The series scored by ``pileon score-csv``."""
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
     _series(src, **kw)
@@ -63,6 +67,23 @@ class TestScoreCsv:
         alerts = [i for i, r in enumerate(rows) if r["alert"] == "1"]
         assert alerts and onset <= alerts[0] <= onset + 6  # within 30 minutes
         assert all(onset <= i < onset + 24 for i in alerts)
+
+    def test_a_spike_that_is_over_by_the_next_bin_does_not_alert(self, tmp_path: Path) -> None:
+        # Eight times the usual in one five-minute bin: both windows holding it are improbable
+        # (about 10), but the bins after it are ordinary, so nobody is paged after the fact.
+        at = 5 * 288 + 150
+        rows = _scored(tmp_path, days=6, step=300, spike=(at, 8.0))
+        assert float(rows[at]["anomaly_score"]) * 16 >= 8  # the open bar was reached
+        assert sum(int(r["alert"]) for r in rows) == 0
+
+    def test_a_spike_at_the_critical_bar_alerts_once(self, tmp_path: Path) -> None:
+        at = 5 * 288 + 150
+        rows = _scored(tmp_path, days=6, step=300, spike=(at, 60.0))
+        assert [i for i, r in enumerate(rows) if r["alert"] == "1"] == [at + 1]
+
+    def test_output_lines_end_like_the_input_lines(self, tmp_path: Path) -> None:
+        _scored(tmp_path)
+        assert b"\r" not in (tmp_path / "out.csv").read_bytes()
 
     def test_bad_value_is_named_with_its_line(self, tmp_path: Path) -> None:
         src = tmp_path / "bad.csv"
