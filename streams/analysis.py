@@ -200,8 +200,9 @@ class PersonAnalyser:
             self._learn_baselines(rt, window)
             rt.coordination.learn_one(summary)
             rt.focus.learn_one(focused)
+        short = rt.detector.window(x)  # the panels plot one window length, whichever scores
         rt.detector.learn_one(x)
-        self._export_metrics(person, rt, cfg, score, rate, window)
+        self._export_metrics(person, rt, cfg, score, short, window)
         return event
 
     def _window_stats(
@@ -269,7 +270,7 @@ class PersonAnalyser:
             "score": round(score, 2),
             "signals": {
                 "rate": {
-                    "window_minutes": cfg.window_bins * cfg.bin_seconds / 60,
+                    "window_minutes": rate.window_bins * cfg.bin_seconds / 60,
                     "mentions": rate.count,
                     "expected": round(rate.expected, 2),
                     "ratio": round(rate.ratio, 1) if math.isfinite(rate.ratio) else None,
@@ -329,13 +330,15 @@ class PersonAnalyser:
 
     def _export_metrics(
         self, person: str, rt: PersonRuntime, cfg: DetectionSettings, score: float,
-        rate: RateExplanation, window: dict[str, Any],
+        short: tuple[int, float], window: dict[str, Any],
     ) -> None:
+        count, expected = short
         metrics.SCORE.labels(person).set(score)
-        metrics.WINDOW_MENTIONS.labels(person).set(rate.count)
-        metrics.WINDOW_EXPECTED.labels(person).set(rate.expected)
-        sd = math.sqrt(rate.expected + rate.expected**2 / cfg.dispersion)  # NB(r) variance
-        metrics.WINDOW_EXPECTED_UPPER.labels(person).set(rate.expected + 3 * sd)
+        metrics.WINDOW_MENTIONS.labels(person).set(count)
+        metrics.WINDOW_EXPECTED.labels(person).set(expected)
+        r = rt.detector.size(0)  # the person's learned over-dispersion, as the test uses
+        sd = math.sqrt(expected + expected**2 / r)  # NB(r) variance
+        metrics.WINDOW_EXPECTED_UPPER.labels(person).set(expected + 3 * sd)
         metrics.WINDOW_AUTHORS.labels(person).set(window["distinct_authors"])
         metrics.WINDOW_AUTHORS_BASELINE.labels(person).set(rt.baselines["distinct_authors"])
         metrics.WINDOW_YOUNG_SHARE.labels(person).set(window["young_share"])

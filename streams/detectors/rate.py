@@ -69,6 +69,7 @@ class RateExplanation:
     count: int
     expected: float
     score: float
+    window_bins: int = 1  # the window length these figures are for (the short or the long)
     # The newest bin alone: its count, its expectation, and the short window's size ``r``, so
     # the decision step can ask whether a surge is still going on (see streams.incidents).
     latest: int = 0
@@ -144,6 +145,11 @@ class RateDetector:
                   for f, n in zip(self.week, self.week_n, strict=True)]
         return shrunk[_weekday(start)] * 7 / sum(shrunk)
 
+    def window(self, x: BinObservation) -> tuple[int, float]:
+        """The short window closed by ``x`` (call before learning ``x``): its count and what
+        the baseline expected of it, whichever window length scores."""
+        return self._window(x, self.scales[0])
+
     def _window(self, x: BinObservation, bins: int) -> tuple[int, float]:
         counts = [*list(self.recent)[len(self.recent) - (bins - 1) :], x.count] if bins > 1 \
             else [x.count]
@@ -152,17 +158,18 @@ class RateDetector:
 
     def explain(self, x: BinObservation) -> RateExplanation:
         """The window length whose count is least probable, with its count and expectation."""
-        best: tuple[int, float, float] | None = None
+        best: tuple[int, float, float, int] | None = None
         for i, bins in enumerate(self.scales):
             if i and len(self.recent) < bins - 1:
                 continue  # the long window is not full yet
             count, expected = self._window(x, bins)
             score = max(0.0, self._tail_score(count, expected, self.size(i)) - _BONFERRONI)
             if best is None or score > best[2]:
-                best = (count, expected, score)
+                best = (count, expected, score, bins)
         assert best is not None  # noqa: S101 - the short window always counts
         self._explained = (x.start, x.count, best[2])
-        return RateExplanation(*best, x.count, self.expected_per_bin(x.start), self.size(0))
+        return RateExplanation(*best, latest=x.count,
+                               latest_expected=self.expected_per_bin(x.start), size=self.size(0))
 
     def size(self, scale: int = 0) -> float:
         """The negative-binomial size ``r`` in use for a window length: the learned

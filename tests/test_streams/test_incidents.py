@@ -13,7 +13,8 @@ CFG = DetectionSettings(open_score=8, escalate_score=16, close_score=3, quiet_bi
 def _rate(score: float, excess: float = 100.0, latest: int = 30) -> RateExplanation:
     """A window ``excess`` mentions above its baseline of 100, whose newest bin holds
     ``latest`` mentions where 10 were expected (30 is improbable on its own: p ~ 1e-6)."""
-    return RateExplanation(100 + round(excess), 100.0, score, latest, 10.0, math.inf)
+    return RateExplanation(100 + round(excess), 100.0, score, latest=latest, latest_expected=10.0,
+                           size=math.inf)
 
 
 def _run(
@@ -65,7 +66,8 @@ class TestDecide:
         state = IncidentState()
         seen = []
         for i in range(3):
-            rate = RateExplanation(200, 100.0, 9.0, 40 if i == 0 else 15, 10.0, math.inf)
+            rate = RateExplanation(200, 100.0, 9.0, latest=40 if i == 0 else 15,
+                                   latest_expected=10.0, size=math.inf)
             d = decide(state, "amara", 60.0 * i, 11.0, rate, CFG)
             seen.append(d.transition if d else None)
         assert seen == [None, Transition.OPENED, None]

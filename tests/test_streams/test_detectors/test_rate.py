@@ -61,6 +61,26 @@ class TestRateDetector:
         assert e.ratio == e.count / e.expected
 
 
+    def test_explanation_names_the_window_length_that_scores(self) -> None:
+        # A sharp burst is least probable over 10 minutes; a long, mild rise over the hour.
+        sharp, mild = _trained(), _trained()
+        t = 2 * 86400.0
+        assert sharp.explain(BinObservation(t, 40)).window_bins == 10
+        for i in range(59):
+            x = BinObservation(t + i * 60, 4)
+            mild.explain(x)
+            mild.learn_one(x)
+        rise = mild.explain(BinObservation(t + 59 * 60, 4))
+        assert rise.window_bins == 60
+        assert rise.count >= 200  # the hour's count, not ten minutes' worth
+        assert rise.latest == 4 and 1 < rise.latest_expected < 3
+
+    def test_the_short_window_is_at_hand_whichever_length_scores(self) -> None:
+        d = _trained()
+        count, expected = d.window(BinObservation(2 * 86400.0, 40))
+        assert count >= 40 and 10 < expected < 40
+
+
 def _weekly(weeks: int, weekend_rate: float = 1.0, weekday_rate: float = 4.0) -> RateDetector:
     """Poisson traffic four times lower on Saturdays and Sundays (epoch day 0 is a Thursday)."""
     rng = np.random.default_rng(1)
