@@ -146,6 +146,13 @@ def _print_incident(
         f"{s['young_account_share']['value']:.0%} "
         f"(baseline {s['young_account_share']['baseline']:.0%})",
     ]
+    confirmation = event.get("confirmation") or {}
+    if confirmation:
+        lines.append(
+            "  confirmed by a second window at the critical bar" if confirmation["critical_window"]
+            else f"  confirmed by the minutes since the alarm at {confirmation['alarm_at']}: "
+                 f"{confirmation['mentions_since']} mentions vs {confirmation['expected_since']} "
+                 f"expected (score {confirmation['score']})")
     focus = s.get("reply_focus") or {}
     if focus.get("mentions"):
         lines.append(f"  answering one post: {focus['mentions']} mentions ({focus['share']:.0%}, "

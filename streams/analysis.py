@@ -39,7 +39,14 @@ from streams.detectors import (
     RateExplanation,
     WindowSummary,
 )
-from streams.incidents import Decision, IncidentState, Severity, Transition, decide
+from streams.incidents import (
+    Confirmation,
+    Decision,
+    IncidentState,
+    Severity,
+    Transition,
+    decide,
+)
 from streams.mention import Mention, post_key
 from streams.neardup import NearDupWindow, Signer
 
@@ -268,6 +275,7 @@ class PersonAnalyser:
             "at": _iso(at),
             "opened_at": _iso(rt.incident.opened_at or at),
             "score": round(score, 2),
+            "confirmation": _confirmation(decision.confirmation),
             "signals": {
                 "rate": {
                     "window_minutes": rate.window_bins * cfg.bin_seconds / 60,
@@ -453,6 +461,15 @@ def _coordination_indicators(
     ):
         indicators.append("few_sources")
     return indicators
+
+
+def _confirmation(c: Confirmation | None) -> dict[str, Any] | None:
+    """Why an opening came when it did: the alarm, and what the minutes since added."""
+    if c is None:
+        return None
+    return {"alarm_at": _iso(c.alarm_at), "mentions_since": c.mentions,
+            "expected_since": round(c.expected, 2), "score": round(c.score, 2),
+            "critical_window": c.critical}
 
 
 def _iso(t: float) -> str:

@@ -53,11 +53,14 @@ class IncidentState:
     opened_at: float = 0.0
     peak_score: float = 0.0
     quiet_bins: int = 0
-    # Not yet open: whether a window has raised the alarm, and the mentions and their
+    # Not yet open: when a window raised the alarm (event time), and the mentions and their
     # expectation over the bins since then, which confirm it or not.
-    alarmed: bool = False
+    alarm_at: float | None = None
     fresh_count: int = 0
     fresh_expected: float = 0.0
+
+    def _clear_alarm(self) -> None:
+        self.alarm_at, self.fresh_count, self.fresh_expected = None, 0, 0.0
 
     @property
     def is_open(self) -> bool:
@@ -74,10 +77,22 @@ class IncidentState:
 
 
 @dataclass(frozen=True)
+class Confirmation:
+    """Why an incident opened when it did: the alarm, and the evidence of the bins since."""
+
+    alarm_at: float
+    mentions: int  # in the bins since the alarm
+    expected: float  # what the baseline expected of those bins
+    score: float  # their fresh evidence: volume tail score plus the non-volume part
+    critical: bool  # a second window at the critical bar, which needs no fresh evidence
+
+
+@dataclass(frozen=True)
 class Decision:
     transition: Transition
     incident_id: str
     severity: Severity
+    confirmation: Confirmation | None = None  # for an opening
 
     @property
     def idempotency_key(self) -> str:
@@ -102,10 +117,10 @@ def decide(
     count and expectation, and the newest bin's)."""
     if not state.is_open:
         if score < cfg.open_score:
-            state.alarmed, state.fresh_count, state.fresh_expected = False, 0, 0.0
+            state._clear_alarm()
             return None
-        if not state.alarmed:
-            state.alarmed = True  # raised by this window; the bins after it confirm it or not
+        if state.alarm_at is None:
+            state.alarm_at = at  # raised by this window; the bins after it confirm it or not
             return None
         state.fresh_count += rate.latest
         state.fresh_expected += rate.latest_expected
@@ -120,8 +135,10 @@ def decide(
             # warning and an escalation a bin later.
             state.severity = Severity.CRITICAL if critical else Severity.WARNING
             state.opened_at, state.peak_score, state.quiet_bins = at, score, 0
-            state.alarmed, state.fresh_count, state.fresh_expected = False, 0, 0.0
-            return Decision(Transition.OPENED, state.incident_id, state.severity)
+            confirmation = Confirmation(state.alarm_at, state.fresh_count, state.fresh_expected,
+                                        fresh, critical)
+            state._clear_alarm()
+            return Decision(Transition.OPENED, state.incident_id, state.severity, confirmation)
         return None
     assert state.incident_id is not None  # noqa: S101 - invariant of is_open
     state.peak_score = max(state.peak_score, score)

@@ -61,6 +61,9 @@ def alert_event(
         "at": at or opened,
         "opened_at": opened,
         "score": 12.5,
+        "confirmation": {"alarm_at": opened, "mentions_since": 60, "expected_since": 6.2,
+                         "score": 9.5, "critical_window": False}
+        if transition == "opened" else None,
         "signals": {
             "rate": {"window_minutes": 10.0, "mentions": 240, "expected": 31.0, "ratio": 7.7,
                      "score": 12.5},

@@ -92,6 +92,13 @@ def _description(event: dict[str, Any]) -> str:
         parts.append(f"{focus['mentions']} of them answer one post ({focus.get('share', 0):.0%}, "
                      f"usually {focus.get('usual', 0):.0%}; post {focus.get('post_key')} in the "
                      "evidence bundle).")
+    confirmation = event.get("confirmation") or {}
+    if confirmation.get("critical_window"):
+        parts.append("Opened on a second window at the critical bar.")
+    elif confirmation:
+        parts.append(f"Confirmed by the minutes since the alarm at {confirmation['alarm_at']}: "
+                     f"{confirmation['mentions_since']} mentions, "
+                     f"{confirmation['expected_since']} expected.")
     indicators = ", ".join(event.get("indicators") or []) or "none"
     parts.append(f"Assessment: {event.get('assessment')} (indicators: {indicators}).")
     parts.append("This is evidence, not a verdict: organic criticism can look like this.")

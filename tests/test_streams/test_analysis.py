@@ -97,6 +97,10 @@ class TestPersonAnalyser:
         assert coordination["counted"] and coordination["young"] >= 3  # -log10 p
         assert "young_accounts" in alert["indicators"]
         assert alert["score"] >= signals["rate"]["score"]  # volume plus coordination
+        confirmation = alert["confirmation"]  # why it opened when it did
+        assert _ts(confirmation["alarm_at"]) < _ts(alert["at"])
+        close = settings.detection.close_score
+        assert confirmation["critical_window"] or confirmation["score"] >= close
         body = orjson.dumps(alert).decode()
         assert "fraud" not in body and ".example" not in body
 

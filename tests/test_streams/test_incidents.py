@@ -46,6 +46,16 @@ class TestDecide:
         _, seen = _run([1, 12, 12, 12, 12, 1], latest=[10, 120, 10, 10, 10, 10])
         assert seen == []
 
+    def test_an_opening_carries_what_confirmed_it(self) -> None:
+        state = IncidentState()
+        for i, latest in enumerate([40, 30]):
+            d = decide(state, "amara", 60.0 * (i + 1), 9, _rate(9, latest=latest), CFG)
+        assert d is not None and d.confirmation is not None
+        assert d.confirmation.alarm_at == 60.0
+        assert (d.confirmation.mentions, d.confirmation.expected) == (30, 10.0)
+        assert d.confirmation.score >= CFG.close_score and not d.confirmation.critical
+        assert state.alarm_at is None and state.fresh_count == 0  # cleared once open
+
     def test_a_spike_at_the_critical_bar_needs_no_fresh_bins(self) -> None:
         _, seen = _run([1, 30, 30, 1], latest=[10, 300, 10, 10])
         assert seen == ["opened:critical"]

@@ -14,6 +14,14 @@ class TestNotification:
         assert "evidence, not a verdict" in n.description
         assert n.firing and n.ends_at is None
 
+    def test_an_opening_says_what_confirmed_it(self) -> None:
+        n = notification_from_event(alert_event(), AlertingSettings())
+        assert "minutes since the alarm at 2026-11-20T12:00:00Z: 60 mentions, 6.2 expected" \
+            in n.description
+        escalated = notification_from_event(alert_event(transition="escalated"),
+                                            AlertingSettings())
+        assert "alarm" not in escalated.description
+
     def test_an_incident_opened_at_critical_says_so(self) -> None:
         n = notification_from_event(alert_event(severity="critical"), AlertingSettings())
         assert n.summary.startswith("Possible pile-on against amara opened at critical:")
