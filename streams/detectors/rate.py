@@ -147,7 +147,7 @@ class RateDetector:
 
     def window(self, x: BinObservation) -> tuple[int, float]:
         """The short window closed by ``x`` (call before learning ``x``): its count and what
-        the baseline expected of it, whichever window length scores."""
+        the baseline expected of it, even when the long window gives the score."""
         return self._window(x, self.scales[0])
 
     def _window(self, x: BinObservation, bins: int) -> tuple[int, float]:
