@@ -112,6 +112,8 @@ class RateDetector:
         self.freeze_score = freeze_score
         self.frozen_bins = 0  # consecutive improbable bins the baseline did not learn from
         self._explained: tuple[float, int, float] | None = None  # (start, count, score)
+        # The bin being closed, (start, count), and its windows (see _windows).
+        self._windowed: tuple[tuple[float, int], list[tuple[int, float] | None]] | None = None
         self.profile = [0.0] * _HOURS
         self.profile_n = [0] * _HOURS
         self.level = 0.0
@@ -148,7 +150,20 @@ class RateDetector:
     def window(self, x: BinObservation) -> tuple[int, float]:
         """The short window closed by ``x`` (call before learning ``x``): its count and what
         the baseline expected of it, even when the long window gives the score."""
-        return self._window(x, self.scales[0])
+        short = self._windows(x)[0]
+        assert short is not None  # noqa: S101 - the short window always counts
+        return short
+
+    def _windows(self, x: BinObservation) -> list[tuple[int, float] | None]:
+        """Each window length's count and expectation for the bin ``x`` closes, None for the
+        long window until it is full. Computed once per bin (``explain``, ``window`` and
+        ``learn_one`` all need them) and forgotten once ``x`` is learned."""
+        if self._windowed is not None and self._windowed[0] == (x.start, x.count):
+            return self._windowed[1]
+        windows = [self._window(x, bins) if not i or len(self.recent) >= bins - 1 else None
+                   for i, bins in enumerate(self.scales)]
+        self._windowed = ((x.start, x.count), windows)
+        return windows
 
     def _window(self, x: BinObservation, bins: int) -> tuple[int, float]:
         counts = [*list(self.recent)[len(self.recent) - (bins - 1) :], x.count] if bins > 1 \
@@ -159,10 +174,10 @@ class RateDetector:
     def explain(self, x: BinObservation) -> RateExplanation:
         """The window length whose count is least probable, with its count and expectation."""
         best: tuple[int, float, float, int] | None = None
-        for i, bins in enumerate(self.scales):
-            if i and len(self.recent) < bins - 1:
+        for i, (bins, window) in enumerate(zip(self.scales, self._windows(x), strict=True)):
+            if window is None:
                 continue  # the long window is not full yet
-            count, expected = self._window(x, bins)
+            count, expected = window
             score = max(0.0, self._tail_score(count, expected, self.size(i)) - _BONFERRONI)
             if best is None or score > best[2]:
                 best = (count, expected, score, bins)
@@ -208,9 +223,9 @@ class RateDetector:
         # Residuals count only once the hour has its own expectation: before that they measure
         # the missing daily rhythm, not the person's burstiness.
         if self.learned >= self.warmup_bins // 2 and self._profiled(x.start):
-            for i, bins in enumerate(self.scales):
-                if not i or len(self.recent) >= bins - 1:
-                    self._learn_dispersion(i, *self._window(x, bins))
+            for i, window in enumerate(self._windows(x)):
+                if window is not None:
+                    self._learn_dispersion(i, *window)
         expected = self.expected_per_bin(x.start)
         if not self.learned:
             count = float(x.count)
@@ -228,6 +243,7 @@ class RateDetector:
         self.learned += 1
         self.level += (count - self.level) / min(self.learned, self.memory_bins * 2)
         self.recent.append(x.count)
+        self._windowed = None
 
     def _learn_week(self, start: float, count: float, profile_expected: float) -> None:
         """Add a bin to its day; when a new day starts, the finished one (if the hour profile
