@@ -29,7 +29,6 @@ this broker; the ratio says how much of it the whole pipeline keeps.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -43,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kafka import KafkaConsumer, TopicPartition
 
 from connectors.simulator import PileOnScript, Simulator, SimulatorConnector
-from pileon.broker import free_port
 from pileon.cli import kafka_bootstrap
+from pileon.demo import start_worker
 from pileon.lag import LagProbe
 from pileon.process import terminate
 from pileon.settings import load_settings
@@ -93,15 +92,9 @@ def run(label: str, simulator: Simulator, timeout: float) -> dict[str, float]:
         print(f"{label}: {sent} mentions of {len(simulator.persons)} persons over "
               f"{days * 24:g} simulated hours")
         baseline = plain_consume(bootstrap, names.raw, partitions, sent)
-        env = {**os.environ, "PILEON_KAFKA__BOOTSTRAP": bootstrap,
-               "PILEON_WORKER__WEB_PORT": str(free_port()),
-               "PILEON_WORKER__DATA_DIR": str(Path(tmp) / "worker"),
-               "PILEON_WATCHLIST": str(settings.watchlist.resolve())}
         log_path = Path(tmp) / "worker.log"
-        with log_path.open("wb") as log:
-            started = time.perf_counter()
-            worker = subprocess.Popen([sys.executable, "-m", "pileon", "worker"], env=env,
-                                      stdout=log, stderr=subprocess.STDOUT)
+        started = time.perf_counter()
+        worker = start_worker(settings, bootstrap, Path(tmp))
         try:
             first, done = _caught_up(worker, log_path, bootstrap, settings.worker.app_id,
                                      {names.raw: partitions, names.clean: partitions},

@@ -41,7 +41,7 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
     with kafka_bootstrap(settings) as bootstrap:
         names = ensure_topics(bootstrap, settings.kafka)
         _say(started, f"broker at {bootstrap}; topics: {', '.join(names.all())}")
-        worker = _start_worker(settings, bootstrap, out)
+        worker = start_worker(settings, bootstrap, out)
         alerts: queue.Queue[tuple[dict[str, Any], Path]] = queue.Queue()
         archiver = Archiver(bootstrap, names, out / "evidence",
                             on_bundle=lambda e, p: alerts.put((e, p)))
@@ -70,7 +70,8 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
             terminate(worker, timeout=20)
 
 
-def _start_worker(settings: Settings, bootstrap: str, out: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, bootstrap: str, out: Path) -> subprocess.Popen[bytes]:
+    """A ``pileon worker`` process on ``bootstrap``, its data and ``worker.log`` in ``out``."""
     env = {
         **os.environ,
         "PILEON_KAFKA__BOOTSTRAP": bootstrap,
