@@ -209,7 +209,7 @@ class PersonAnalyser:
             rt.focus.learn_one(focused)
         short = rt.detector.window(x)  # the panels plot one window length, whichever scores
         rt.detector.learn_one(x)
-        self._export_metrics(person, rt, cfg, score, short, window)
+        self._export_metrics(person, rt, score, short, focus, window)
         return event
 
     def _window_stats(
@@ -337,8 +337,8 @@ class PersonAnalyser:
         return top
 
     def _export_metrics(
-        self, person: str, rt: PersonRuntime, cfg: DetectionSettings, score: float,
-        short: tuple[int, float], window: dict[str, Any],
+        self, person: str, rt: PersonRuntime, score: float, short: tuple[int, float],
+        focus: FocusExplanation, window: dict[str, Any],
     ) -> None:
         count, expected = short
         metrics.SCORE.labels(person).set(score)
@@ -350,8 +350,7 @@ class PersonAnalyser:
         metrics.WINDOW_AUTHORS.labels(person).set(window["distinct_authors"])
         metrics.WINDOW_AUTHORS_BASELINE.labels(person).set(rt.baselines["distinct_authors"])
         metrics.WINDOW_YOUNG_SHARE.labels(person).set(window["young_share"])
-        metrics.WINDOW_FOCUS_SHARE.labels(person).set(
-            window["top_post"][1] / window["mentions"] if window["mentions"] else 0.0)
+        metrics.WINDOW_FOCUS_SHARE.labels(person).set(focus.share)
         index = self._neardup.index(person)
         largest = index.largest(1)
         metrics.NEARDUP_LARGEST_SIZE.labels(person).set(largest[0].size if largest else 0)
