@@ -1,7 +1,7 @@
 # pileon image: slim, non-root, pinned base. Build: docker build -t pileon .
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
-# A C compiler for the near-duplicate kernels (streams/neardup/_kernels.c); build stage only.
+# A C compiler for the near-duplicate kernels (streams/detection/neardup/_kernels.c); build stage only.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
@@ -16,7 +16,7 @@ RUN groupadd --gid 10001 pileon \
  && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin pileon \
  && install -d -o 10001 -g 10001 /var/lib/pileon
 COPY --from=build /opt/venv /opt/venv
-COPY config/watchlist.example.yaml /etc/pileon/watchlist/watchlist.yaml
+COPY pileon/core/watchlist.example.yaml /etc/pileon/watchlist/watchlist.yaml
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

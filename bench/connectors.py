@@ -13,7 +13,7 @@ Rows, all on the same frames in the same process (one core):
 * ``decode only``: ``orjson.loads`` of every frame, the floor any matcher pays;
 * ``pileon matcher``: decode, account checks on facets/reply/quote, aliases by one
   Aho-Corasick pass over normalised text, mentions built for matches
-  (``connectors.bluesky.JetstreamMatcher``);
+  (``pileon.connectors.bluesky.JetstreamMatcher``);
 * ``per-term scan``: the obvious alternative, each alias searched in the normalised text
   (measured on a sample: it is four orders of magnitude slower).
 """
@@ -30,9 +30,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from connectors.bluesky import POST, JetstreamMatcher
-from connectors.matching import WatchlistMatcher, normalise_phrase
-from pileon.watchlist import Person, Watchlist
+from pileon.connectors.bluesky import POST, JetstreamMatcher
+from pileon.connectors.matching import WatchlistMatcher, normalise_phrase
+from pileon.core.watchlist import Person, Watchlist
 
 FIRST = ["amara", "lucas", "mei", "sofia", "omar", "ines", "tariq", "yuki", "elena", "kofi",
          "marta", "jonas", "priya", "diego", "hana", "liam", "zara", "ivan", "noor", "felix"]

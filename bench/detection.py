@@ -40,13 +40,13 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 
 from bench.baselines import BASELINES, rising_edges  # noqa: E402
-from connectors.scenarios import SCENARIOS, TARGET, simulate  # noqa: E402
-from pileon.scorecsv import read_series, score  # noqa: E402
-from pileon.settings import load_settings  # noqa: E402
-from pileon.watchlist import Person, Watchlist  # noqa: E402
-from streams.analysis import PersonAnalyser  # noqa: E402
-from streams.mention import Mention  # noqa: E402
-from streams.neardup import Signer  # noqa: E402
+from pileon.cli.scorecsv import read_series, score  # noqa: E402
+from pileon.connectors.scenarios import SCENARIOS, TARGET, simulate  # noqa: E402
+from pileon.core.settings import load_settings  # noqa: E402
+from pileon.core.watchlist import Person, Watchlist  # noqa: E402
+from pileon.schema.mention import Mention  # noqa: E402
+from pileon.streams.detection.analysis import PersonAnalyser  # noqa: E402
+from pileon.streams.detection.neardup import Signer  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "data" / "nab-dev"
 SCORER = ROOT.parent / "shared" / "tools" / "nab_score.py"

@@ -43,12 +43,18 @@ from scipy.special import comb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pileon.allocator import trim_freed_memory
-from pileon.settings import NearDupSettings
-from streams.mention import post_key
-from streams.neardup import ClusterIndex, NearDupWindow, Signer, kernels, normalise_tokens
-from streams.neardup.signature import _KERNEL_MULT, _KERNEL_SALTS
-from streams.neardup.window import new_index
+from pileon.core.allocator import trim_freed_memory
+from pileon.core.settings import NearDupSettings
+from pileon.schema.mention import post_key
+from pileon.streams.detection.neardup import (
+    ClusterIndex,
+    NearDupWindow,
+    Signer,
+    kernels,
+    normalise_tokens,
+)
+from pileon.streams.detection.neardup.signature import _KERNEL_MULT, _KERNEL_SALTS
+from pileon.streams.detection.neardup.window import new_index
 
 KEY = b"bench-key-0123456789abcdef"
 PER_MINUTE = 100  # one heavily mentioned person, for the speed run

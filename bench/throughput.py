@@ -41,17 +41,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kafka import KafkaConsumer, TopicPartition
 
-from connectors.simulator import PileOnScript, Simulator, SimulatorConnector
-from pileon.cli import kafka_bootstrap
-from pileon.demo import start_worker
-from pileon.lag import LagProbe
-from pileon.process import terminate
-from pileon.settings import load_settings
-from pileon.topics import ensure_topics
-from pileon.watchlist import load_watchlist
-from streams.analysis import PersonAnalyser
-from streams.mention import Mention
-from streams.neardup import Signer
+from pileon.cli.demo import start_worker
+from pileon.connectors.simulator import PileOnScript, Simulator, SimulatorConnector
+from pileon.core.process import terminate
+from pileon.core.settings import load_settings
+from pileon.core.watchlist import load_watchlist
+from pileon.kafka.broker import kafka_connection
+from pileon.kafka.lag import LagProbe
+from pileon.kafka.topics import ensure_topics
+from pileon.schema.mention import Mention
+from pileon.streams.detection.analysis import PersonAnalyser
+from pileon.streams.detection.neardup import Signer
 
 
 def plain_consume(bootstrap: str, topic: str, partitions: int, total: int) -> float:
@@ -82,7 +82,8 @@ def peak_rss_mb(pid: int) -> float:
 
 def run(label: str, simulator: Simulator, timeout: float) -> dict[str, float]:
     settings = load_settings()
-    with tempfile.TemporaryDirectory() as tmp, kafka_bootstrap(settings) as bootstrap:
+    with tempfile.TemporaryDirectory() as tmp, kafka_connection(settings) as connection:
+        bootstrap = connection.bootstrap_servers
         names = ensure_topics(bootstrap, settings.kafka)
         partitions = settings.kafka.partitions
         connector = SimulatorConnector(bootstrap, names.raw, simulator)

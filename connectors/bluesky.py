@@ -36,11 +36,11 @@ from urllib3.util.retry import Retry
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import connect
 
-from connectors.base import SourceClosed, StreamingConnector
-from connectors.matching import Match, WatchlistMatcher, merge
-from connectors.metrics import CONNECTOR_EVENT_TIME, CONNECTOR_LOOKUPS
-from connectors.publisher import Publisher
-from connectors.shapes import as_dict
+from pileon.connectors.base import SourceClosed, StreamingConnector
+from pileon.connectors.matching import Match, WatchlistMatcher, merge
+from pileon.connectors.metrics import CONNECTOR_EVENT_TIME, CONNECTOR_LOOKUPS
+from pileon.connectors.publisher import Publisher
+from pileon.connectors.shapes import as_dict
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from connectors.producer import MentionProducer
-from pileon.kafka_security import client_config
+from pileon.connectors.producer import MentionProducer
+from pileon.kafka.connection import Connection, as_connection
 
 
 class CheckpointStore(Protocol):
@@ -40,14 +40,14 @@ class MemoryCheckpoints:
 class KafkaCheckpoints:
     """Checkpoints as records of a one-partition compacted topic, key = connector name."""
 
-    def __init__(self, bootstrap: str, topic: str, producer: MentionProducer) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, connection: Connection, topic: str, producer: MentionProducer) -> None:
+        self.connection = as_connection(connection)
         self.topic = topic
         self._producer = producer
 
     def load(self, name: str) -> dict[str, Any] | None:
         tp = TopicPartition(self.topic, 0)
-        consumer = reader(self.bootstrap)
+        consumer = reader(self.connection)
         try:
             consumer.assign([tp])
             consumer.seek_to_beginning(tp)
@@ -66,11 +66,11 @@ class KafkaCheckpoints:
         self._producer.flush()
 
 
-def reader(bootstrap: str) -> KafkaConsumer:
+def reader(connection: Connection) -> KafkaConsumer:
     """A consumer outside any group, for reading ranges of offsets."""
     return KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-        client_id="pileon-connector-reader", **client_config(),
+        **as_connection(connection).kafka_python(
+            enable_auto_commit=False, group_id=None, client_id="pileon-connector-reader"),
     )
 
 

@@ -36,11 +36,11 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import connect
 
-from connectors.base import SourceClosed, SourceUnavailable, StreamingConnector
-from connectors.matching import Match, MatchedBy, WatchlistMatcher, merge
-from connectors.metrics import CONNECTOR_EVENT_TIME
-from connectors.publisher import Publisher
-from connectors.shapes import as_dict, as_list
+from pileon.connectors.base import SourceClosed, SourceUnavailable, StreamingConnector
+from pileon.connectors.matching import Match, MatchedBy, WatchlistMatcher, merge
+from pileon.connectors.metrics import CONNECTOR_EVENT_TIME
+from pileon.connectors.publisher import Publisher
+from pileon.connectors.shapes import as_dict, as_list
 
 log = logging.getLogger(__name__)
 

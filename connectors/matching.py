@@ -28,8 +28,8 @@ from typing import Literal
 
 import ahocorasick
 
-from pileon.watchlist import Watchlist
-from streams.neardup.normalize import _tables
+from pileon.core.watchlist import Watchlist
+from pileon.streams.detection.neardup.normalize import _tables
 
 MatchedBy = Literal["mention", "reply", "quote", "keyword"]
 _NON_WORD = re.compile(r"[\W_]+")
@@ -79,7 +79,7 @@ def normalise_account(ident: str) -> str:
 class WatchlistMatcher:
     """Matches accounts and texts of one platform against the watchlist.
 
-    >>> from pileon.watchlist import Person, Watchlist
+    >>> from pileon.core.watchlist import Person, Watchlist
     >>> w = Watchlist(persons=(Person(key="amara", display_name="Amara Okafor",
     ...     handles={"bluesky": ["did:plc:abc"]}, aliases=["Amara Okafor"]),))
     >>> m = WatchlistMatcher(w, "bluesky")

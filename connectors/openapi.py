@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 description of webhook ingest, generated from the mention schema itself
-(``streams.mention.Mention``) so the documentation can't drift from what is validated.
+(``pileon.schema.mention.Mention``) so the documentation can't drift from what is validated.
 ``pileon generate`` writes it to ``connectors/webhook-openapi.yaml``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from streams.mention import Mention
+from pileon.schema.mention import Mention
 
 _ERROR = {
     "type": "object",

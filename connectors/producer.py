@@ -10,9 +10,9 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from pileon.kafka_security import client_config
-from streams.deadletter import Origin, dead_letter
-from streams.mention import Reason
+from pileon.kafka.connection import Connection, as_connection
+from pileon.schema.deadletter import Origin, dead_letter
+from pileon.schema.mention import Reason
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,14 @@ class MentionProducer:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, *, invalid_topic: str | None = None, **config: Any
+        self,
+        connection: Connection,
+        topic: str,
+        *,
+        invalid_topic: str | None = None,
+        **config: Any,
     ) -> None:
+        conn = as_connection(connection)
         self.topic = topic
         self.invalid_topic = invalid_topic
         self.max_bytes = int(config.get("max_request_size", 1_048_576)) - 1024  # headers
@@ -49,10 +55,11 @@ class MentionProducer:
         }
         try:
             self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap, **{**client_config(), **defaults, **config}
+                **conn.kafka_python(**{**defaults, **config})
             )
         except KafkaError as exc:
-            raise DeliveryError(f"Kafka at {bootstrap} is not reachable: {exc}") from exc
+            raise DeliveryError(
+                f"Kafka at {conn.bootstrap_servers} is not reachable: {exc}") from exc
         self._failures: list[BaseException] = []
         self.sent = 0
 

@@ -29,9 +29,14 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from connectors.checkpoint import CheckpointStore, read_range, reader
-from connectors.metrics import CONNECTOR_CHECKPOINT, CONNECTOR_DUPLICATES, CONNECTOR_PUBLISHED
-from connectors.producer import MentionProducer
+from pileon.connectors.checkpoint import CheckpointStore, read_range, reader
+from pileon.connectors.metrics import (
+    CONNECTOR_CHECKPOINT,
+    CONNECTOR_DUPLICATES,
+    CONNECTOR_PUBLISHED,
+)
+from pileon.connectors.producer import MentionProducer
+from pileon.kafka.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +61,12 @@ class Resume:
 class Publisher:
     def __init__(
         self, name: str, producer: MentionProducer, store: CheckpointStore, *,
-        bootstrap: str, commit_seconds: float = 1.0, commit_mentions: int = 1000,
+        connection: Connection, commit_seconds: float = 1.0, commit_mentions: int = 1000,
     ) -> None:
         self.name = name
         self.producer = producer
         self.store = store
-        self._bootstrap = bootstrap
+        self._connection = connection
         self._header = name.encode()
         self._commit_seconds = commit_seconds
         self._commit_mentions = commit_mentions
@@ -162,7 +167,7 @@ class Publisher:
 
     def _reader(self) -> Any:
         if self._consumer is None:
-            self._consumer = reader(self._bootstrap)
+            self._consumer = reader(self._connection)
         return self._consumer
 
     def _partitions(self, consumer: Any) -> list[TopicPartition]:
@@ -206,11 +211,11 @@ def _time_bound(consumer: Any, tp: TopicPartition, start: int, end: int, until: 
 
 
 def published_since(
-    bootstrap: str, topic: str, source: str, since: float
+    connection: Connection, topic: str, source: str, since: float
 ) -> Iterator[tuple[str, str, float]]:
     """(person, mention id, publish time) of what connector ``source`` wrote to ``topic`` since
     ``since`` (epoch seconds), found by record timestamp."""
-    consumer = reader(bootstrap)
+    consumer = reader(connection)
     header = source.encode()
     try:
         parts = consumer.partitions_for_topic(topic) or set()

@@ -34,13 +34,13 @@ from typing import Any, Literal
 
 import orjson
 
-from connectors.base import StreamingConnector
-from connectors.matching import WatchlistMatcher
-from connectors.metrics import CONNECTOR_EVENT_TIME
-from connectors.publisher import Publisher
-from connectors.shapes import as_dict
-from streams.deadletter import Origin, dead_letter
-from streams.mention import Reason
+from pileon.connectors.base import StreamingConnector
+from pileon.connectors.matching import WatchlistMatcher
+from pileon.connectors.metrics import CONNECTOR_EVENT_TIME
+from pileon.connectors.publisher import Publisher
+from pileon.connectors.shapes import as_dict
+from pileon.schema.deadletter import Origin, dead_letter
+from pileon.schema.mention import Reason
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from pileon.kafka.connection import Connection
+
 _PLATFORMS = ("bluesky", "mastodon")
 _OPENERS = [
     "honestly", "so", "just read", "wow", "interesting take from", "thread:", "reminder that",
@@ -351,10 +353,10 @@ class SimulatorConnector:
     name = "simulator"
 
     def __init__(
-        self, bootstrap: str, topic: str, simulator: Simulator, *, speed: float = 0.0,
+        self, connection: Connection, topic: str, simulator: Simulator, *, speed: float = 0.0,
         invalid: bool = False, invalid_topic: str | None = None,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._connection = connection
         self._topic = topic
         self._invalid_topic = invalid_topic
         self._simulator = simulator
@@ -366,7 +368,7 @@ class SimulatorConnector:
 
     @classmethod
     def from_watchlist(
-        cls, bootstrap: str, topic: str, watchlist: Any, *, days: float, seed: int,
+        cls, connection: Connection, topic: str, watchlist: Any, *, days: float, seed: int,
         target: str | None, speed: float = 0.0, invalid: bool = False,
         end: float | None = None, invalid_topic: str | None = None,
     ) -> SimulatorConnector:
@@ -376,14 +378,14 @@ class SimulatorConnector:
             persons, end=end if end is not None else time.time(), days=days, seed=seed,
             pileon=PileOnScript(target, post_share=0.5),  # a brigade on one of their posts
         )
-        return cls(bootstrap, topic, simulator, speed=speed, invalid=invalid,
+        return cls(connection, topic, simulator, speed=speed, invalid=invalid,
                    invalid_topic=invalid_topic)
 
     def start(self) -> None:
-        from connectors.producer import MentionProducer
+        from pileon.connectors.producer import MentionProducer
 
         self._producer = MentionProducer(
-            self._bootstrap, self._topic, invalid_topic=self._invalid_topic
+            self._connection, self._topic, invalid_topic=self._invalid_topic
         )
 
     def run(self) -> int:

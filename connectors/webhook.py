@@ -36,10 +36,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import ValidationError
 
-from connectors.producer import DeliveryError, MentionProducer
-from connectors.publisher import ID_HEADER, SOURCE_HEADER, published_since
-from pileon.settings import IngestSettings
-from streams.mention import InvalidMention, Mention, MentionValidator, Reason
+from pileon.connectors.producer import DeliveryError, MentionProducer
+from pileon.connectors.publisher import ID_HEADER, SOURCE_HEADER, published_since
+from pileon.core.settings import IngestSettings
+from pileon.kafka.connection import Connection
+from pileon.schema.mention import InvalidMention, Mention, MentionValidator, Reason
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class WebhookIngest:
 
     def __init__(
         self, producer: MentionProducer, persons: frozenset[str], tokens: list[str], *,
-        ingest: IngestSettings, bootstrap: str, source: str = "webhook",
+        ingest: IngestSettings, connection: Connection, source: str = "webhook",
         max_body_bytes: int = 4 * 1024 * 1024, max_batch: int = 10_000,
         idempotency_hours: float = 1.0, flush_seconds: float = 15.0,
     ) -> None:
@@ -109,7 +110,7 @@ class WebhookIngest:
             max_age=timedelta(days=ingest.max_age_days),
             max_future=timedelta(seconds=ingest.max_future_seconds),
         )
-        self._bootstrap = bootstrap
+        self._connection = connection
         self._source = source
         self._header = source.encode()
         self.max_body_bytes = max_body_bytes
@@ -123,7 +124,7 @@ class WebhookIngest:
         """Read back what this endpoint published in the idempotency window."""
         since = time.time() - self._window
         for person, mention_id, at in published_since(
-            self._bootstrap, self._producer.topic, self._source, since
+            self._connection, self._producer.topic, self._source, since
         ):
             self.recent.add((person, mention_id), at)
         return len(self.recent)

@@ -1,3 +1,3 @@
-from pileon.cli import main
+from pileon.cli.main import main
 
 raise SystemExit(main())

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pileon.broker import EmbeddedBroker
-from pileon.settings import Settings, load_settings
-from pileon.watchlist import Watchlist, load_watchlist
+from pileon.core.settings import Settings, load_settings
+from pileon.core.watchlist import Watchlist, load_watchlist
+from pileon.kafka.broker import EmbeddedBroker
 from tests.kafka.broker import ApacheKafka
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_WATCHLIST = REPO / "config" / "watchlist.example.yaml"
+EXAMPLE_WATCHLIST = REPO / "pileon" / "core" / "watchlist.example.yaml"
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from pileon.broker import free_port
-from pileon.process import terminate
+from pileon.core.process import terminate
+from pileon.kafka.broker import free_port
 from tests.procs import wait_ready
 
 

@@ -7,9 +7,14 @@ import importlib
 
 import pytest
 
-MODULES = ["connectors.matching", "connectors.mastodon", "streams.neardup.normalize",
-           "streams.watchdog",
-           "streams.detectors.rate", "streams.detectors.coordination"]
+MODULES = [
+    "pileon.connectors.matching",
+    "pileon.connectors.mastodon",
+    "pileon.streams.detection.neardup.normalize",
+    "pileon.streams.worker.watchdog",
+    "pileon.streams.detection.detectors.rate",
+    "pileon.streams.detection.detectors.coordination",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

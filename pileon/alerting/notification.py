@@ -1,5 +1,5 @@
 """What a responder is told about an incident transition: evidence and links, never message
-text or author handles (the alert event holds neither; see ``streams.analysis``)."""
+text or author handles (the alert event holds neither; see :mod:`pileon.schema.alert`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from pileon.settings import AlertingSettings
+from pileon.core.settings import AlertingSettings
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from pileon.alerting import metrics
 from pileon.alerting.base import AlertSink
 from pileon.alerting.dispatch import OffsetTracker, SinkWorker, Token
 from pileon.alerting.notification import Notification, notification_from_event
-from pileon.kafka_security import client_config
-from pileon.settings import AlertingSettings
+from pileon.core.settings import AlertingSettings
+from pileon.kafka.connection import Connection, as_connection
 
 log = logging.getLogger(__name__)
 _KEYS_KEPT = 100_000
@@ -53,12 +53,12 @@ class IncidentBook:
 
 class Notifier:
     def __init__(
-        self, bootstrap: str, topic: str, cfg: AlertingSettings, sinks: Sequence[AlertSink]
+        self, connection: Connection, topic: str, cfg: AlertingSettings, sinks: Sequence[AlertSink]
     ) -> None:
         if not sinks:
             raise ValueError("no alert sinks configured: set alerting.alertmanager_urls or "
                              "alerting.webhook_url")
-        self._bootstrap, self._topic, self._cfg = bootstrap, topic, cfg
+        self._connection, self._topic, self._cfg = as_connection(connection), topic, cfg
         self.book = IncidentBook()
         self._tracker = OffsetTracker(len(sinks))
         self._workers = [
@@ -72,7 +72,7 @@ class Notifier:
 
     def run(self, stop: threading.Event) -> None:
         self._consumer = KafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=self._cfg.group_id, **client_config(),
+            **self._connection.kafka_python(group_id=self._cfg.group_id),
             client_id="pileon-notify", enable_auto_commit=False, auto_offset_reset="earliest",
             # poll() runs at least every second (reading pauses instead of blocking), so a
             # replacement for a killed notifier does not wait the default 5 minutes to join.
@@ -109,8 +109,7 @@ class Notifier:
         todo = {tp: n for tp, n in committed.items() if n > 0}
         if not todo:
             return
-        reader = KafkaConsumer(bootstrap_servers=self._bootstrap, client_id="pileon-notify",
-                               **client_config(),
+        reader = KafkaConsumer(**self._connection.kafka_python(client_id="pileon-notify"),
                                enable_auto_commit=False)
         try:
             reader.assign(list(todo))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pileon.alerting.alertmanager import AlertmanagerSink
 from pileon.alerting.base import AlertSink
 from pileon.alerting.webhook import WebhookSink
-from pileon.settings import AlertingSettings
+from pileon.core.settings import AlertingSettings
 
 
 def sinks_from_settings(cfg: AlertingSettings) -> list[AlertSink]:

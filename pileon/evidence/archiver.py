@@ -21,8 +21,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from pileon.evidence.bundle import export_bundle
 from pileon.evidence.chain import EvidenceLog
-from pileon.kafka_security import client_config
-from pileon.topics import TopicNames
+from pileon.kafka.connection import Connection, as_connection
+from pileon.kafka.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ AlertCallback = Callable[[dict[str, Any], Path], None]
 class Archiver:
     def __init__(
         self,
-        bootstrap: str,
+        connection: Connection,
         topics: TopicNames,
         root: Path,
         group_id: str = "pileon-evidence",
@@ -44,20 +44,15 @@ class Archiver:
         self._on_bundle = on_bundle
         self._events: dict[str, list[dict[str, Any]]] = {}
         self._stop = threading.Event()
+        conn = as_connection(connection)
         self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=group_id,
-            client_id="pileon-archiver",
-            **client_config(),
+            **conn.kafka_python(group_id=group_id, client_id="pileon-archiver"),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=2000,
         )
         self._clean = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=f"{group_id}-clean",
-            client_id="pileon-archiver-clean",
-            **client_config(),
+            **conn.kafka_python(group_id=f"{group_id}-clean", client_id="pileon-archiver-clean"),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=5000,

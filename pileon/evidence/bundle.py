@@ -25,7 +25,7 @@ import orjson
 
 from pileon import __version__
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
-from streams.mention import post_key
+from pileon.schema.mention import post_key
 
 _FILES = ("incident.json", "mentions.jsonl", "mentions.csv", "report.html")
 _CSV_FIELDS = [

@@ -1,18 +1,18 @@
-"""Write the generated files: ``dashboards/*.json``, ``prometheus/pileon-rules.yml`` and their
-copies in the Helm chart, and the webhook's OpenAPI description (a test fails when they differ
+"""Write the generated files into a checkout: ``dashboards/*.json``,
+``prometheus/pileon-rules.yml`` and their copies in the Helm chart, and the webhook's OpenAPI
+description (a test fails when they differ
 from this code's output)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from connectors import openapi
+from pileon.connectors import openapi
 from pileon.observability import dashboards, rules
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def outputs(root: Path = REPO) -> dict[Path, str]:
+def outputs(root: Path) -> dict[Path, str]:
+    """Every generated file under ``root`` (a checkout of pileon) with its content."""
     files: dict[Path, str] = {}
     # The Helm chart can only read files inside its directory: it gets copies.
     for base in (root, root / "helm" / "pileon" / "files"):
@@ -24,7 +24,8 @@ def outputs(root: Path = REPO) -> dict[Path, str]:
     return files
 
 
-def write(root: Path = REPO) -> list[Path]:
+def write(root: Path) -> list[Path]:
+    """Write the files that differ from this code's output; returns those written."""
     written = []
     for path, text in outputs(root).items():
         if not path.exists() or path.read_text() != text:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError
+
+from pileon.observability import dashboards
 
 FOLDER_UID = "pileon"
 FOLDER_TITLE = "pileon"
@@ -24,7 +27,18 @@ class Pushed:
     dashboards: list[str]  # uids
 
 
-def push(url: str, token: str | None, files: list[Path], timeout: float = 10.0) -> Pushed:
+def rendered() -> list[tuple[str, dict[str, Any]]]:
+    """This version's dashboards, built in memory (no files needed: works from a wheel)."""
+    return [(f"{name}.json", json.loads(dashboards.render(name))) for name in dashboards.DASHBOARDS]
+
+
+def from_files(files: list[Path]) -> list[tuple[str, dict[str, Any]]]:
+    return [(path.name, json.loads(path.read_text())) for path in files]
+
+
+def push(
+    url: str, token: str | None, boards: list[tuple[str, dict[str, Any]]], timeout: float = 10.0
+) -> Pushed:
     api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
     created = False
     try:
@@ -35,12 +49,11 @@ def push(url: str, token: str | None, files: list[Path], timeout: float = 10.0) 
         api.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID)
         created = True
     uids = []
-    for path in files:
-        dashboard = json.loads(path.read_text())
+    for name, dashboard in boards:
         dashboard.pop("id", None)  # Grafana assigns ids; the uid is what is stable
         api.dashboard.update_dashboard({
             "dashboard": dashboard, "folderUid": FOLDER_UID, "overwrite": True,
-            "message": f"pileon dashboards push ({path.name})",
+            "message": f"pileon dashboards push ({name})",
         })
         uids.append(dashboard["uid"])
     return Pushed(created, uids)

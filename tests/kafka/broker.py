@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from pileon.broker import free_port
+from pileon.kafka.broker import free_port
 
 HERE = Path(__file__).resolve().parent
 POM = HERE / "pom.xml"

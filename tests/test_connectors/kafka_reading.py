@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from connectors.publisher import ID_HEADER, SOURCE_HEADER
+from pileon.connectors.publisher import ID_HEADER, SOURCE_HEADER
 
 
 def published(bootstrap: str, topic: str, source: str | None = None) -> list[dict[str, Any]]:

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.bluesky import BadEvent, JetstreamConnector, JetstreamMatcher, ProfileLookup
-from connectors.checkpoint import MemoryCheckpoints
-from connectors.matching import WatchlistMatcher
-from connectors.metrics import CONNECTOR_EVENTS
-from connectors.producer import MentionProducer
-from connectors.publisher import Publisher
-from pileon.broker import EmbeddedBroker
-from pileon.watchlist import Person, Watchlist
-from streams.mention import Mention
+from pileon.connectors.bluesky import BadEvent, JetstreamConnector, JetstreamMatcher, ProfileLookup
+from pileon.connectors.checkpoint import MemoryCheckpoints
+from pileon.connectors.matching import WatchlistMatcher
+from pileon.connectors.metrics import CONNECTOR_EVENTS
+from pileon.connectors.producer import MentionProducer
+from pileon.connectors.publisher import Publisher
+from pileon.core.watchlist import Person, Watchlist
+from pileon.kafka.broker import EmbeddedBroker
+from pileon.schema.mention import Mention
 from tests.peers.jetstream import POST, Expected, JetstreamPeer, firehose
 from tests.test_connectors.kafka_reading import once_each, published
 
@@ -146,7 +146,7 @@ class TestProfileLookup:
 
 def _connector(bootstrap: str, topic: str, peer: JetstreamPeer, store: MemoryCheckpoints,
                name: str) -> JetstreamConnector:
-    publisher = Publisher(name, MentionProducer(bootstrap, topic), store, bootstrap=bootstrap,
+    publisher = Publisher(name, MentionProducer(bootstrap, topic), store, connection=bootstrap,
                           commit_seconds=0.2)
     return JetstreamConnector(publisher, WatchlistMatcher(WATCHLIST, "bluesky"), url=peer.url,
                               profiles=ProfileLookup(peer.http_url, connector=name),
@@ -230,7 +230,7 @@ class TestFirstStartBackfill:
         topic, store = f"raw-{uuid.uuid4().hex[:8]}", MemoryCheckpoints()
         with JetstreamPeer(old + recent, profiles={**profiles, **more}) as peer:
             publisher = Publisher("jet", MentionProducer(embedded_broker.bootstrap, topic), store,
-                                  bootstrap=embedded_broker.bootstrap, commit_seconds=0.2)
+                                  connection=embedded_broker.bootstrap, commit_seconds=0.2)
             connector = JetstreamConnector(publisher, WatchlistMatcher(WATCHLIST, "bluesky"),
                                            url=peer.url, idle_seconds=0.2, backfill_hours=1)
             _run_until(connector, lambda: _at_end(connector, recent))

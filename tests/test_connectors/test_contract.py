@@ -19,17 +19,17 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.base import StreamingConnector
-from connectors.bluesky import JetstreamConnector
-from connectors.checkpoint import MemoryCheckpoints
-from connectors.mastodon import MastodonConnector, Watch, id_key
-from connectors.matching import WatchlistMatcher
-from connectors.producer import MentionProducer
-from connectors.publisher import Publisher
-from connectors.replay import ReplayConnector
-from pileon.broker import EmbeddedBroker
-from pileon.watchlist import Person, Watchlist
-from streams.mention import Mention
+from pileon.connectors.base import StreamingConnector
+from pileon.connectors.bluesky import JetstreamConnector
+from pileon.connectors.checkpoint import MemoryCheckpoints
+from pileon.connectors.mastodon import MastodonConnector, Watch, id_key
+from pileon.connectors.matching import WatchlistMatcher
+from pileon.connectors.producer import MentionProducer
+from pileon.connectors.publisher import Publisher
+from pileon.connectors.replay import ReplayConnector
+from pileon.core.watchlist import Person, Watchlist
+from pileon.kafka.broker import EmbeddedBroker
+from pileon.schema.mention import Mention
 from tests.factories import mention
 from tests.peers.jetstream import JetstreamPeer, firehose
 from tests.peers.mastodon import MastodonPeer
@@ -175,7 +175,7 @@ def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Source]:
 
 def _publisher(bootstrap: str, topic: str, store: MemoryCheckpoints) -> Publisher:
     return Publisher("contract", MentionProducer(bootstrap, topic, invalid_topic=topic + ".bad"),
-                     store, bootstrap=bootstrap, commit_seconds=0.2, commit_mentions=50)
+                     store, connection=bootstrap, commit_seconds=0.2, commit_mentions=50)
 
 
 class TestConnectorContract:

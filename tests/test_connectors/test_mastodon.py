@@ -10,21 +10,21 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.base import SourceUnavailable
-from connectors.checkpoint import MemoryCheckpoints
-from connectors.mastodon import (
+from pileon.connectors.base import SourceUnavailable
+from pileon.connectors.checkpoint import MemoryCheckpoints
+from pileon.connectors.mastodon import (
     MastodonConnector,
     StatusMatcher,
     Watch,
     id_key,
     plain_text,
 )
-from connectors.matching import WatchlistMatcher
-from connectors.producer import MentionProducer
-from connectors.publisher import Publisher
-from pileon.broker import EmbeddedBroker
-from pileon.watchlist import Person, Watchlist
-from streams.mention import Mention
+from pileon.connectors.matching import WatchlistMatcher
+from pileon.connectors.producer import MentionProducer
+from pileon.connectors.publisher import Publisher
+from pileon.core.watchlist import Person, Watchlist
+from pileon.kafka.broker import EmbeddedBroker
+from pileon.schema.mention import Mention
 from tests.peers.mastodon import MastodonPeer
 from tests.test_connectors.kafka_reading import once_each, published
 
@@ -119,7 +119,7 @@ def _wait(cond: Callable[[], bool], timeout: float = 30.0) -> None:
 
 def _connector(bootstrap: str, topic: str, peer: MastodonPeer, store: MemoryCheckpoints,
                token: str | None = None) -> MastodonConnector:
-    publisher = Publisher("masto", MentionProducer(bootstrap, topic), store, bootstrap=bootstrap,
+    publisher = Publisher("masto", MentionProducer(bootstrap, topic), store, connection=bootstrap,
                           commit_seconds=0.2)
     return MastodonConnector(publisher, WatchlistMatcher(WATCHLIST, "mastodon"), instance=peer.url,
                              token=token or peer.token, watch=NOTES, idle_seconds=0.2)
@@ -190,7 +190,7 @@ class TestMastodonConnector:
         topic, store = f"raw-{uuid.uuid4().hex[:8]}", MemoryCheckpoints()
         with MastodonPeer() as peer:
             publisher = Publisher("tag", MentionProducer(embedded_broker.bootstrap, topic), store,
-                                  bootstrap=embedded_broker.bootstrap, commit_seconds=0.2)
+                                  connection=embedded_broker.bootstrap, commit_seconds=0.2)
             connector = MastodonConnector(
                 publisher, WatchlistMatcher(WATCHLIST, "mastodon"), instance=peer.url,
                 token=peer.token, watch=Watch("hashtag", tag="press"), idle_seconds=0.2)
@@ -225,7 +225,7 @@ class TestFirstStartBackfill:
                 else:
                     expected.add(("amara", f"mastodon:{status['uri']}", "mention"))
             publisher = Publisher("masto", MentionProducer(embedded_broker.bootstrap, topic),
-                                  store, bootstrap=embedded_broker.bootstrap, commit_seconds=0.2)
+                                  store, connection=embedded_broker.bootstrap, commit_seconds=0.2)
             connector = MastodonConnector(
                 publisher, WatchlistMatcher(WATCHLIST, "mastodon"), instance=peer.url,
                 token=peer.token, watch=NOTES, idle_seconds=0.2, backfill_hours=1)

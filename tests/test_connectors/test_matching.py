@@ -3,8 +3,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.matching import WatchlistMatcher, merge, normalise_account, normalise_phrase
-from pileon.watchlist import Person, Watchlist
+from pileon.connectors.matching import WatchlistMatcher, merge, normalise_account, normalise_phrase
+from pileon.core.watchlist import Person, Watchlist
 
 ALIASES = {"amara": ["Amara Okafor", "The Okafor Show"], "lucas": ["Lucas Ferreira", "LF"],
            "mei": ["Mei Tanaka", "田中 芽衣"], "sam": ["the news"]}

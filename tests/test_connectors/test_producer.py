@@ -6,8 +6,8 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from connectors.producer import DeliveryError, MentionProducer, MentionTooLarge
-from pileon.broker import EmbeddedBroker, free_port
+from pileon.connectors.producer import DeliveryError, MentionProducer, MentionTooLarge
+from pileon.kafka.broker import EmbeddedBroker, free_port
 from tests.factories import mention
 
 

@@ -8,10 +8,10 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from connectors.checkpoint import KafkaCheckpoints, MemoryCheckpoints
-from connectors.producer import MentionProducer
-from connectors.publisher import ID_HEADER, SOURCE_HEADER, Publisher
-from pileon.broker import EmbeddedBroker
+from pileon.connectors.checkpoint import KafkaCheckpoints, MemoryCheckpoints
+from pileon.connectors.producer import MentionProducer
+from pileon.connectors.publisher import ID_HEADER, SOURCE_HEADER, Publisher
+from pileon.kafka.broker import EmbeddedBroker
 from tests.factories import mention
 from tests.kafka.broker import ApacheKafka
 
@@ -31,7 +31,7 @@ class TestPublisher:
     ) -> None:
         bootstrap, topic = embedded_broker.bootstrap, f"raw-{uuid.uuid4().hex[:8]}"
         store = MemoryCheckpoints()
-        first = Publisher("c", MentionProducer(bootstrap, topic), store, bootstrap=bootstrap)
+        first = Publisher("c", MentionProducer(bootstrap, topic), store, connection=bootstrap)
         before, after, other = mention(), mention(), mention()
         first.publish(before)
         first.commit({"line": 1})
@@ -39,7 +39,7 @@ class TestPublisher:
         first.producer.flush()
         first.close()
         _record(bootstrap, topic, "someone-else", other, time.time())
-        second = Publisher("c", MentionProducer(bootstrap, topic), store, bootstrap=bootstrap)
+        second = Publisher("c", MentionProducer(bootstrap, topic), store, connection=bootstrap)
         resume = second.resume()
         assert resume.position == {"line": 1}
         assert resume.published == {(after["person"], after["id"])}
@@ -73,7 +73,7 @@ class TestPublisher:
         soon, late = mention(), mention()
         _record(bootstrap, topic, "c", soon, t0 + 30)  # sent just before the crash
         _record(bootstrap, topic, "c", late, time.time() - 60)  # can't be ours: long after
-        publisher = Publisher("c", MentionProducer(bootstrap, topic), store, bootstrap=bootstrap)
+        publisher = Publisher("c", MentionProducer(bootstrap, topic), store, connection=bootstrap)
         found = publisher.resume().published
         publisher.close()
         return (soon["person"], soon["id"]) in found, (late["person"], late["id"]) in found

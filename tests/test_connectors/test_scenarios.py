@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from connectors.scenarios import SCENARIOS, TARGET, simulate
+from pileon.connectors.scenarios import SCENARIOS, TARGET, simulate
 
 END = 1_790_000_000.0
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from connectors.simulator import PileOnScript, Simulator, invalid_messages
+from pileon.connectors.simulator import PileOnScript, Simulator, invalid_messages
 
 END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC).timestamp()
 PERSONS = {"amara": "Amara Okafor", "sam": "Sam Ruiz"}
@@ -73,8 +73,8 @@ class TestSimulatorConnector:
 
         from kafka import KafkaConsumer
 
-        from connectors.simulator import SimulatorConnector
-        from pileon.broker import EmbeddedBroker
+        from pileon.connectors.simulator import SimulatorConnector
+        from pileon.kafka.broker import EmbeddedBroker
 
         with EmbeddedBroker() as broker:
             topic = f"raw-{uuid.uuid4().hex[:6]}"

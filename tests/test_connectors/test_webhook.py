@@ -15,11 +15,11 @@ import yaml
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from connectors import openapi
-from connectors.producer import MentionProducer
-from connectors.webhook import OPENAPI, WebhookIngest
-from pileon.broker import EmbeddedBroker
-from pileon.settings import IngestSettings
+from pileon.connectors import openapi
+from pileon.connectors.producer import MentionProducer
+from pileon.connectors.webhook import OPENAPI, WebhookIngest
+from pileon.core.settings import IngestSettings
+from pileon.kafka.broker import EmbeddedBroker
 from tests.factories import iso, mention
 from tests.test_connectors.kafka_reading import once_each, published
 
@@ -73,7 +73,7 @@ def ndjson(items: list[Any]) -> bytes:
 def _ingest(bootstrap: str, topic: str, producer: MentionProducer | None = None,
             **kw: Any) -> WebhookIngest:
     return WebhookIngest(producer or MentionProducer(bootstrap, topic), PERSONS,
-                         [TOKEN, "old-token"], ingest=IngestSettings(), bootstrap=bootstrap, **kw)
+                         [TOKEN, "old-token"], ingest=IngestSettings(), connection=bootstrap, **kw)
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ class TestWebhookIngest:
             assert second.post(ndjson(batch)).json() == {"accepted": 0, "duplicates": 5}
 
     def test_kafka_down_is_503_and_nothing_counts_as_accepted(self, topic: str) -> None:
-        from pileon.broker import EmbeddedBroker
+        from pileon.kafka.broker import EmbeddedBroker
 
         broker = EmbeddedBroker().start()
         producer = MentionProducer(broker.bootstrap, topic, request_timeout_ms=1000,

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from pileon.observability.generate import REPO
+from tests.conftest import REPO
 from tests.kafka.broker import VERSION as KAFKA_VERSION
 
 COMPOSE = REPO / "docker-compose.yml"

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pileon.observability.generate import REPO
+from tests.conftest import REPO
 
 CHART = REPO / "helm" / "pileon"
 FULL = CHART / "ci" / "full-values.yaml"

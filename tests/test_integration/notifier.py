@@ -9,8 +9,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from pileon.broker import free_port
-from pileon.process import terminate
+from pileon.core.process import terminate
+from pileon.kafka.broker import free_port
 from tests.procs import wait_ready
 
 

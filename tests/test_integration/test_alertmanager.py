@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.producer import MentionProducer
-from pileon.broker import EmbeddedBroker
-from pileon.settings import KafkaSettings
-from pileon.topics import TopicNames, ensure_topics
+from pileon.connectors.producer import MentionProducer
+from pileon.core.settings import KafkaSettings
+from pileon.kafka.broker import EmbeddedBroker
+from pileon.kafka.topics import TopicNames, ensure_topics
 from tests.factories import alert_event
 from tests.http_receiver import Received, Receiver
 from tests.monitoring import AlertmanagerServer

@@ -19,8 +19,8 @@ import orjson
 import pytest
 import yaml
 
-from pileon.settings import KafkaSettings
-from pileon.topics import TopicNames
+from pileon.core.settings import KafkaSettings
+from pileon.kafka.topics import TopicNames
 from tests.peers.jetstream import JetstreamPeer, firehose
 from tests.test_connectors.kafka_reading import once_each, published
 from tests.test_integration.worker import read_topic
@@ -181,7 +181,7 @@ def test_webhook_connector_process_accepts_and_stops_cleanly(
 ) -> None:
     import requests
 
-    from pileon.broker import free_port
+    from pileon.kafka.broker import free_port
     from tests.factories import mention
     from tests.procs import wait_ready
 

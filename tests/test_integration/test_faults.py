@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.simulator import PileOnScript, Simulator, SimulatorConnector
-from pileon.settings import KafkaSettings
-from pileon.topics import TopicNames, ensure_topics
-from pileon.watchlist import load_watchlist
+from pileon.connectors.simulator import PileOnScript, Simulator, SimulatorConnector
+from pileon.core.settings import KafkaSettings
+from pileon.core.watchlist import load_watchlist
+from pileon.kafka.topics import TopicNames, ensure_topics
 from tests.conftest import EXAMPLE_WATCHLIST
 from tests.kafka.broker import ApacheKafka
 from tests.test_integration.worker import WorkerProcess, metric_value, read_topic

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from connectors.simulator import SimulatorConnector
-from pileon.broker import EmbeddedBroker, free_port
+from pileon.connectors.simulator import SimulatorConnector
+from pileon.core.process import terminate
+from pileon.core.settings import KafkaSettings
+from pileon.core.watchlist import load_watchlist
+from pileon.kafka.broker import EmbeddedBroker, free_port
+from pileon.kafka.topics import ensure_topics
 from pileon.observability.generate import REPO
-from pileon.process import terminate
-from pileon.settings import KafkaSettings
-from pileon.topics import ensure_topics
-from pileon.watchlist import load_watchlist
 from tests.conftest import EXAMPLE_WATCHLIST
 from tests.http_receiver import Receiver
 from tests.monitoring import PrometheusServer

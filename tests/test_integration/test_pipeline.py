@@ -15,11 +15,16 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.producer import MentionProducer
-from connectors.simulator import PileOnScript, Simulator, SimulatorConnector, invalid_messages
-from pileon.settings import KafkaSettings
-from pileon.topics import ensure_topics
-from pileon.watchlist import Watchlist
+from pileon.connectors.producer import MentionProducer
+from pileon.connectors.simulator import (
+    PileOnScript,
+    Simulator,
+    SimulatorConnector,
+    invalid_messages,
+)
+from pileon.core.settings import KafkaSettings
+from pileon.core.watchlist import Watchlist
+from pileon.kafka.topics import ensure_topics
 from tests.test_integration.worker import WorkerProcess, metric_value, read_topic
 
 pytestmark = pytest.mark.slow
@@ -31,7 +36,7 @@ def _ts(iso: str) -> float:
 
 @pytest.fixture(scope="module")
 def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from pileon.watchlist import load_watchlist
+    from pileon.core.watchlist import load_watchlist
     from tests.conftest import EXAMPLE_WATCHLIST
 
     watchlist: Watchlist = load_watchlist(EXAMPLE_WATCHLIST)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pileon.broker import tansu_binary
+from pileon.kafka.broker import tansu_binary
 from tests.procs import alive, children
 from tests.test_integration.worker import WorkerProcess
 

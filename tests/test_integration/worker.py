@@ -11,8 +11,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pileon.broker import free_port
-from pileon.process import terminate
+from pileon.core.process import terminate
+from pileon.kafka.broker import free_port
 from tests.procs import wait_ready
 
 

@@ -4,7 +4,7 @@ import ctypes.util
 
 import pytest
 
-from pileon import allocator
+from pileon.core import allocator
 
 
 class TestTrimFreedMemory:

@@ -6,7 +6,7 @@ import time
 
 from kafka import KafkaAdminClient
 
-from pileon.broker import EmbeddedBroker, tansu_binary
+from pileon.kafka.broker import EmbeddedBroker, tansu_binary
 from tests.procs import alive, children
 
 
@@ -32,7 +32,7 @@ class TestEmbeddedBroker:
 
     def test_dies_with_a_killed_parent(self) -> None:
         script = (
-            "from pileon.broker import EmbeddedBroker; import time, sys\n"
+            "from pileon.kafka.broker import EmbeddedBroker; import time, sys\n"
             "b = EmbeddedBroker().start(); print(b.pid, flush=True); time.sleep(60)\n"
         )
         parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)

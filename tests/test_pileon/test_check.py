@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import uuid
 
-from pileon.broker import EmbeddedBroker, free_port
-from pileon.check import check
-from pileon.settings import Settings, load_settings
-from pileon.topics import ensure_topics
+from pileon.cli.check import check
+from pileon.core.settings import Settings, load_settings
+from pileon.kafka.broker import EmbeddedBroker, free_port
+from pileon.kafka.topics import ensure_topics
 
 
 def _settings(prefix: str) -> Settings:
@@ -25,7 +25,7 @@ class TestCheck:
     def test_topics_without_a_worker_say_so(self, embedded_broker: EmbeddedBroker) -> None:
         settings = _settings(f"c{uuid.uuid4().hex[:6]}.")
         names = ensure_topics(embedded_broker.bootstrap, settings.kafka)
-        from connectors.producer import MentionProducer
+        from pileon.connectors.producer import MentionProducer
         from tests.factories import mention
 
         producer = MentionProducer(embedded_broker.bootstrap, names.raw)

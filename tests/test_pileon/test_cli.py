@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pileon.cli import main
+from pileon.cli.main import main
 
 
 def _pileon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

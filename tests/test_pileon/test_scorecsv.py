@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pileon.cli import main
-from pileon.scorecsv import SeriesError, read_series
+from pileon.cli.main import main
+from pileon.cli.scorecsv import SeriesError, read_series
 
 
 def _series(path: Path, surge_at: int | None = None, days: int = 4, seed: int = 3,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pileon.settings import ConfigError, load_settings
+from pileon.core.settings import ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)

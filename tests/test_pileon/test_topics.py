@@ -5,16 +5,16 @@ import uuid
 import pytest
 from kafka import KafkaAdminClient
 
-from pileon.broker import EmbeddedBroker
-from pileon.settings import KafkaSettings, Settings
-from pileon.topics import (
+from pileon.core.settings import KafkaSettings, Settings
+from pileon.core.watchlist import Watchlist
+from pileon.kafka.broker import EmbeddedBroker
+from pileon.kafka.topics import (
     TopicNames,
     TopicSetupError,
     changelog_topics,
     ensure_changelogs,
     ensure_topics,
 )
-from pileon.watchlist import Watchlist
 
 
 class TestTopicNames:
@@ -48,7 +48,7 @@ class TestEnsureTopics:
             ensure_topics(embedded_broker.bootstrap, KafkaSettings(topic_prefix=prefix))
 
     def test_unreachable_broker_is_a_clear_error(self) -> None:
-        from pileon.broker import free_port
+        from pileon.kafka.broker import free_port
 
         with pytest.raises(TopicSetupError, match="not reachable"):
             ensure_topics(f"127.0.0.1:{free_port()}", KafkaSettings(), timeout=1.0)
@@ -69,7 +69,7 @@ class TestEnsureChangelogs:
     def test_names_match_the_tables_of_the_faust_app(
         self, settings: Settings, watchlist: Watchlist
     ) -> None:
-        from streams.app import build_app
+        from pileon.streams.worker.app import build_app
 
         app = build_app(settings, watchlist, "127.0.0.1:1")
         names = {t.changelog_topic.get_topic_name() for t in app.tables.values()}

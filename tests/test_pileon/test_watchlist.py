@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pileon.settings import ConfigError, DetectionSettings
-from pileon.watchlist import load_watchlist
+from pileon.core.settings import ConfigError, DetectionSettings
+from pileon.core.watchlist import load_watchlist
 from tests.conftest import EXAMPLE_WATCHLIST
 
 

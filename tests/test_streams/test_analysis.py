@@ -10,14 +10,14 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.simulator import PileOnScript, Simulator
-from pileon.settings import Settings
-from pileon.watchlist import Watchlist
-from streams.analysis import PersonAnalyser
-from streams.deadletter import Origin
-from streams.ingest import Clean, Ingestor
-from streams.mention import Mention
-from streams.neardup import Signer
+from pileon.connectors.simulator import PileOnScript, Simulator
+from pileon.core.settings import Settings
+from pileon.core.watchlist import Watchlist
+from pileon.schema.deadletter import Origin
+from pileon.schema.mention import Mention
+from pileon.streams.detection.analysis import PersonAnalyser
+from pileon.streams.detection.ingest import Clean, Ingestor
+from pileon.streams.detection.neardup import Signer
 from tests.factories import alert_event
 
 END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC).timestamp()
@@ -25,8 +25,8 @@ END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC).timestamp()
 
 @pytest.fixture(scope="module")
 def simulated() -> tuple[list[Mention], dict[str, Any]]:
-    from pileon.settings import load_settings
-    from pileon.watchlist import load_watchlist
+    from pileon.core.settings import load_settings
+    from pileon.core.watchlist import load_watchlist
     from tests.conftest import EXAMPLE_WATCHLIST
 
     wl = load_watchlist(EXAMPLE_WATCHLIST)
@@ -139,7 +139,7 @@ class TestPersonAnalyser:
         self, simulated: tuple[list[Mention], dict[str, Any]], settings: Settings,
         watchlist: Watchlist, caplog: pytest.LogCaptureFixture,
     ) -> None:
-        from streams import metrics
+        from pileon.streams.detection import metrics
 
         mentions, _ = simulated
         tables = Tables()
@@ -191,7 +191,7 @@ class TestReplyFocus:
     def test_the_alert_names_the_post_a_pileon_lands_on_by_key(
         self, settings: Settings, watchlist: Watchlist
     ) -> None:
-        from streams.mention import post_key
+        from pileon.schema.mention import post_key
 
         mentions, truth = _focused(watchlist)
         alert = next(a for a in _run(Tables().analyser(settings, watchlist), mentions)

@@ -4,8 +4,8 @@ import hashlib
 
 import orjson
 
-from streams.deadletter import Origin, dead_letter, original_value
-from streams.mention import Reason
+from pileon.schema.deadletter import Origin, dead_letter, original_value
+from pileon.schema.mention import Reason
 
 
 class TestDeadLetter:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import math
 
-from pileon.settings import DetectionSettings
-from streams.detectors import RateExplanation
-from streams.incidents import IncidentState, Severity, Transition, decide
+from pileon.core.settings import DetectionSettings
+from pileon.streams.detection.detectors import RateExplanation
+from pileon.streams.detection.incidents import IncidentState, Severity, Transition, decide
 
 CFG = DetectionSettings(open_score=8, escalate_score=16, close_score=3, quiet_bins=5,
                         min_excess=25)

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import orjson
 
-from pileon.settings import IngestSettings
-from streams.deadletter import Origin, original_value
-from streams.ingest import Clean, DeadLetter, Duplicate, Ingestor
+from pileon.core.settings import IngestSettings
+from pileon.schema.deadletter import Origin, original_value
+from pileon.streams.detection.ingest import Clean, DeadLetter, Duplicate, Ingestor
 from tests.factories import NOW, mention
 
 ORIGIN = Origin("mentions.raw", 0, 42, 1.0)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.mention import InvalidMention, Mention, MentionValidator, Reason
+from pileon.schema.mention import InvalidMention, Mention, MentionValidator, Reason
 from tests.factories import NOW, iso, mention
 
 VALIDATOR = MentionValidator(

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from faust.types.tuples import ConsumerMessage
 
-from pileon.settings import Settings
-from pileon.topics import TopicNames
-from pileon.watchlist import Watchlist
-from streams import metrics, offset_guard
-from streams.offset_guard import OffsetGap, gapless
+from pileon.core.settings import Settings
+from pileon.core.watchlist import Watchlist
+from pileon.kafka.topics import TopicNames
+from pileon.streams.worker import metrics, offset_guard
+from pileon.streams.worker.offset_guard import OffsetGap, gapless
 
 TP = namedtuple("TP", "topic partition")
 RAW = TP("p.mentions.raw", 1)
@@ -192,7 +192,7 @@ class TestWorkerApp:
     def test_the_worker_consumes_through_the_guarded_consumer(
         self, settings: Settings, watchlist: Watchlist
     ) -> None:
-        from streams.app import build_app
+        from pileon.streams.worker.app import build_app
 
         app = build_app(settings, watchlist, "127.0.0.1:1")
         assert type(app.consumer).__name__ == "GaplessConsumer"
@@ -206,7 +206,7 @@ class TestGenerations:
 
     @pytest.fixture
     def consumer(self, settings: Settings, watchlist: Watchlist) -> Any:
-        from streams.app import build_app
+        from pileon.streams.worker.app import build_app
 
         app = build_app(settings, watchlist, "127.0.0.1:1")
         app.consumer_generation_id = 7

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from pileon.lag import PartitionLag
-from streams.watchdog import StallWatch
+from pileon.kafka.lag import PartitionLag
+from pileon.streams.worker.watchdog import StallWatch
 
 RAW0 = ("raw", 0)
 

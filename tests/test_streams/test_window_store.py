@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams.window_store import WindowStore
+from pileon.streams.detection.window_store import WindowStore
 
 
 class TestWindowStore:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pileon.alerting import AlertSink, DeliveryFailed, Notification, Rejected
 from pileon.alerting import notification_from_event as from_event
 from pileon.alerting.dispatch import Backoff, OffsetTracker, SinkWorker, Token
-from pileon.settings import AlertingSettings
+from pileon.core.settings import AlertingSettings
 from tests.factories import alert_event
 
 FAST = Backoff(base=0.01, cap=0.05)

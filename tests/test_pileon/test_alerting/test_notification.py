@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pileon.alerting import notification_from_event
-from pileon.settings import AlertingSettings
+from pileon.core.settings import AlertingSettings
 from tests.factories import alert_event
 
 

@@ -12,8 +12,8 @@ from pileon.alerting import AlertSink, DeliveryFailed, Rejected, notification_fr
 from pileon.alerting.alertmanager import AlertmanagerSink
 from pileon.alerting.notification import Notification
 from pileon.alerting.webhook import WebhookSink
-from pileon.broker import free_port
-from pileon.settings import AlertingSettings
+from pileon.core.settings import AlertingSettings
+from pileon.kafka.broker import free_port
 from tests.factories import alert_event
 from tests.http_receiver import Receiver
 

@@ -68,7 +68,7 @@ class TestExportBundle:
 
 
     def test_report_resolves_the_post_a_surge_answers(self, tmp_path: Path) -> None:
-        from streams.mention import post_key
+        from pileon.schema.mention import post_key
 
         post = "at://did:plc:amara/app.bsky.feed.post/3kviral"
         log = EvidenceLog(tmp_path / "chains")

@@ -12,7 +12,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from pileon.observability.dashboards import DASHBOARDS, render
-from pileon.observability.generate import REPO
+from tests.conftest import REPO
 
 UIDS = {"overview": "pileon-overview", "person": "pileon-person", "pipeline": "pileon-pipeline"}
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pileon.cli import main
-from pileon.observability.generate import REPO
+from pileon.cli.main import main
+from tests.conftest import REPO
 
 
 class GrafanaDouble:
@@ -125,3 +125,17 @@ class TestDashboardsPush:
         assert _push(grafana, token) == 2
         assert "Unauthorized" in capsys.readouterr().err
         assert not grafana.dashboards
+
+    def test_pushes_the_files_of_a_directory_when_given_one(
+        self, grafana: GrafanaDouble, tmp_path: Path
+    ) -> None:
+        token = tmp_path / "token"
+        token.write_text("tok-123")
+        board = json.loads((REPO / "dashboards" / "overview.json").read_text())
+        board["title"] = "edited here"
+        (tmp_path / "boards").mkdir()
+        (tmp_path / "boards" / "overview.json").write_text(json.dumps(board))
+        assert main(["dashboards", "push", "--grafana-url", grafana.url, "--token-file",
+                     str(token), "--dir", str(tmp_path / "boards")]) == 0
+        assert set(grafana.dashboards) == {"pileon-overview"}
+        assert grafana.dashboards["pileon-overview"]["dashboard"]["title"] == "edited here"

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from pileon.observability import rules
-from pileon.observability.generate import REPO, outputs
+from pileon.observability.generate import outputs
+from tests.conftest import REPO
 
 RULES = REPO / "prometheus" / "pileon-rules.yml"
 TESTS = REPO / "prometheus" / "pileon-rules.test.yml"
@@ -25,7 +26,7 @@ def promtool() -> str:
 
 class TestRules:
     def test_generated_files_are_up_to_date(self) -> None:
-        stale = [str(p) for p, text in outputs().items() if p.read_text() != text]
+        stale = [str(p) for p, text in outputs(REPO).items() if p.read_text() != text]
         assert not stale, f"run `make generate`: {stale}"
 
     def test_promtool_checks_the_rules(self, promtool: str) -> None:

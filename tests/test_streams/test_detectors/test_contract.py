@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
-from streams.detectors import (
+from pileon.streams.detection.detectors import (
     BinObservation,
     CoordinationDetector,
     FocusDetector,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams.detectors import CoordinationDetector, WindowSummary
+from pileon.streams.detection.detectors import CoordinationDetector, WindowSummary
 
 
 def _trained(young: int = 0, copies: int = 2, top: int = 2) -> CoordinationDetector:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streams.detectors import BinObservation, RateDetector
+from pileon.streams.detection.detectors import BinObservation, RateDetector
 
 
 def _trained(rate: float = 2.0, days: int = 2, seed: int = 0) -> RateDetector:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streams.neardup import ClusterIndex, Signature, Signer, normalise_tokens
+from pileon.streams.detection.neardup import ClusterIndex, Signature, Signer, normalise_tokens
 
 SIGNER = Signer(b"k" * 32)
 TEMPLATE = "why does anyone still trust amara biased hack journalism unfollow and report"

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from streams.neardup import ClusterIndex, Signer, kernels
-from streams.neardup.signature import _KERNEL_MULT, _KERNEL_SALTS
+from pileon.streams.detection.neardup import ClusterIndex, Signer, kernels
+from pileon.streams.detection.neardup.signature import _KERNEL_MULT, _KERNEL_SALTS
 
 KEY = b"k" * 32
 _SIGNATURES = hnp.arrays(np.uint32, 128, elements=st.integers(0, 2**32 - 1))
@@ -18,7 +18,7 @@ _WORDS = st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=300)
 
 def test_the_package_is_built_with_its_compiled_kernels() -> None:
     # The numpy reference would serve, about half as fast: `make` installs a compiler for it.
-    assert kernels.COMPILED, "streams.neardup._kernels missing: pip install -e . with a C compiler"
+    assert kernels.COMPILED, "the compiled _kernels are missing: pip install -e . with a C compiler"
 
 
 class TestSign:

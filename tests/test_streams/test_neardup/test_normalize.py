@@ -5,8 +5,8 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.neardup import normalise_tokens
-from streams.neardup.normalize import _fold_unicode, _tables
+from pileon.streams.detection.neardup import normalise_tokens
+from pileon.streams.detection.neardup.normalize import _fold_unicode, _tables
 
 
 class TestNormaliseTokens:

@@ -6,7 +6,7 @@ from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.neardup import Signer, jaccard, normalise_tokens
+from pileon.streams.detection.neardup import Signer, jaccard, normalise_tokens
 
 KEY = b"k" * 32
 A = normalise_tokens("amara is a fraud and everyone knows it stop spreading lies and resign now")

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from pileon.settings import NearDupSettings
-from streams import metrics
-from streams.neardup import NearDupWindow, Signer
+from pileon.core.settings import NearDupSettings
+from pileon.streams.detection import metrics
+from pileon.streams.detection.neardup import NearDupWindow, Signer
 
 SIGNER = Signer(b"k" * 32)
 TEMPLATE = "we see you amara your fake story will cost you delete it before it gets worse"

@@ -1,0 +1,32 @@
+"""What every ``pileon`` subcommand shares: the ``--bootstrap`` option, the broker a command
+must be given, and the error a command raises when it cannot do its job."""
+
+from __future__ import annotations
+
+import argparse
+
+from pileon.core.settings import ConfigError, Settings
+from pileon.kafka.connection import ConnectionConfig
+
+
+class CommandError(Exception):
+    """A command could not do its job; the message says why (exit status 2)."""
+
+
+def bootstrap_parent() -> argparse.ArgumentParser:
+    """The parent parser of every command that talks to a broker it does not start."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--bootstrap", metavar="HOST:PORT[,...]",
+                        help="Kafka bootstrap servers (default: kafka.bootstrap from the settings)")
+    return parent
+
+
+def required_connection(
+    args: argparse.Namespace, settings: Settings, command: str
+) -> ConnectionConfig:
+    """The broker a command that does not start one must be given, with the configured
+    security: ``--bootstrap`` overrides only the address."""
+    bootstrap: str | None = getattr(args, "bootstrap", None) or settings.kafka.bootstrap
+    if not bootstrap:
+        raise ConfigError(f"{command} needs a broker: --bootstrap or PILEON_KAFKA__BOOTSTRAP")
+    return ConnectionConfig.from_settings(settings.kafka, bootstrap)

@@ -1,0 +1,299 @@
+"""The ``pileon`` command: worker, simulate, connect, archive, notify, demo, topics, check,
+verify, check-config, dashboards."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from pileon.cli.common import CommandError, bootstrap_parent, required_connection
+from pileon.connectors.base import SourceUnavailable
+from pileon.connectors.producer import DeliveryError
+from pileon.core.settings import ConfigError, Settings, load_settings
+from pileon.core.watchlist import Watchlist, load_watchlist
+from pileon.evidence.chain import ChainError
+from pileon.kafka.broker import BrokerStartError, kafka_connection
+from pileon.kafka.topics import TopicSetupError, ensure_changelogs, ensure_topics
+
+log = logging.getLogger("pileon")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for chatty in ("kafka", "aiokafka"):  # client internals: connections, metadata
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    # Faust warns at every 100 buffered table-changelog writes: normal backpressure, not news.
+    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
+    try:
+        settings = load_settings(args.config)
+        logging.getLogger().setLevel(settings.log_level)
+        watchlist = load_watchlist(settings.watchlist)
+        return int(args.func(args, settings, watchlist) or 0)
+    except (ConfigError, BrokerStartError, TopicSetupError, ChainError, CommandError,
+            SourceUnavailable, DeliveryError) as exc:
+        print(f"pileon: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from faust.worker import Worker
+
+    from pileon.core.allocator import trim_freed_memory
+    from pileon.streams.worker.app import build_app
+
+    trim_freed_memory()  # a day of window churn otherwise leaves RSS far above live data
+
+    with kafka_connection(settings) as connection:
+        ensure_topics(connection, settings.kafka)
+        ensure_changelogs(connection, settings.kafka, settings.worker.app_id)
+        if not settings.kafka.bootstrap:
+            bootstrap = connection.bootstrap_servers
+            print(f"pileon worker: embedded broker at {bootstrap} "
+                  f"(point connectors at it with --bootstrap {bootstrap})", flush=True)
+        app = build_app(settings, watchlist, connection)
+        worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+        worker.execute_from_commandline()
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.connectors.simulator import SimulatorConnector
+
+    connection = required_connection(args, settings, "simulate")
+    names = ensure_topics(connection, settings.kafka)
+    connector = SimulatorConnector.from_watchlist(
+        connection, names.raw, watchlist, days=args.days, seed=args.seed, target=args.target,
+        speed=args.speed, invalid=args.invalid, invalid_topic=names.invalid,
+    )
+    connector.start()
+    connector.run()
+    connector.stop()
+    truth = connector.ground_truth()
+    if args.ground_truth:
+        args.ground_truth.write_bytes(orjson.dumps(truth.to_dict(), option=orjson.OPT_INDENT_2))
+    print(f"sent {sum(truth.background_mentions.values()) + truth.pileon_mentions} mentions; "
+          f"pile-on on {truth.target} from {truth.onset}", flush=True)
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.evidence.archiver import Archiver
+
+    connection = required_connection(args, settings, "archive")
+    names = ensure_topics(connection, settings.kafka)
+    archiver = Archiver(connection, names, args.out)
+    signal.signal(signal.SIGTERM, lambda *_: archiver.stop())
+    try:
+        archiver.run()
+    except KeyboardInterrupt:
+        archiver.stop()
+    return 0
+
+
+def cmd_notify(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from pileon.alerting.notifier import Notifier
+    from pileon.alerting.sinks import sinks_from_settings
+
+    connection = required_connection(args, settings, "notify")
+    names = ensure_topics(connection, settings.kafka)
+    cfg = settings.alerting
+    sinks = sinks_from_settings(cfg)
+    if not sinks:
+        raise ConfigError("notify needs a sink: set alerting.alertmanager_urls or "
+                          "alerting.webhook_url")
+    if cfg.metrics_port:
+        start_http_server(cfg.metrics_port, cfg.metrics_bind)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"pileon notify: {', '.join(s.name for s in sinks)}; metrics on "
+          f"{cfg.metrics_bind}:{cfg.metrics_port}", flush=True)
+    try:
+        Notifier(connection, names.alerts, cfg, sinks).run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.observability.generate import write
+
+    written = write(args.root)
+    print("\n".join(str(p) for p in written) or "up to date")
+    return 0
+
+
+def cmd_dashboards_push(
+    args: argparse.Namespace, settings: Settings, watchlist: Watchlist
+) -> int:
+    import os
+
+    from pileon.observability.push import from_files, push, rendered
+
+    token = os.environ.get("GRAFANA_TOKEN")
+    if args.token_file:
+        token = args.token_file.read_text().strip()
+    boards = rendered()
+    if args.dir:
+        boards = from_files(sorted(args.dir.glob("*.json")))
+        if not boards:
+            raise ConfigError(f"no dashboards in {args.dir}")
+    from grafana_client.client import GrafanaException
+
+    try:
+        pushed = push(args.grafana_url, token, boards)
+    except GrafanaException as exc:
+        raise CommandError(f"Grafana at {args.grafana_url}: {exc}") from None
+    print(f"pushed {', '.join(pushed.dashboards)} to folder 'pileon'"
+          f"{' (created)' if pushed.folder_created else ''}")
+    return 0
+
+
+def cmd_score_csv(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.cli.scorecsv import SeriesError, read_series, score, write
+
+    try:
+        rows = read_series(args.input)
+    except (SeriesError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    n = write(score(rows, settings.detection), args.output)
+    print(f"scored {n} rows into {args.output}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.cli.demo import run_demo
+
+    return run_demo(settings, watchlist, args)
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    connection = required_connection(args, settings, "topics")
+    names = ensure_topics(connection, settings.kafka)
+    print("\n".join(names.all()))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.cli.check import check
+
+    report = check(required_connection(args, settings, "check"), settings)
+    print("\n".join(report.lines), flush=True)
+    return 1 if report.problems else 0
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.evidence import verify_bundle, verify_records
+    from pileon.evidence.chain import EvidenceLog
+
+    path: Path = args.path
+    if (path / "manifest.json").exists():
+        count = verify_bundle(path)
+        print(f"OK: bundle {path}: {count} records, every file matches its SHA-256")
+    elif path.is_file():
+        count, head = verify_records(EvidenceLog(path.parent.parent).records(path.parent.name))
+        print(f"OK: chain {path}: {count} records, head {head}")
+    else:
+        raise ChainError(f"{path}: neither a bundle folder nor a chain.jsonl file")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    print(f"OK: settings valid; watchlist {settings.watchlist}: {len(watchlist.persons)} persons;"
+          f" broker: {settings.kafka.bootstrap or 'embedded (none configured)'}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pileon", description=__doc__)
+    p.add_argument("--config", type=Path, help="YAML config file (or PILEON_CONFIG)")
+    sub = p.add_subparsers(required=True, metavar="command")
+    kafka = bootstrap_parent()
+
+    s = sub.add_parser("worker", help="run the stream worker (embedded broker if none set)")
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("simulate", parents=[kafka],
+                       help="send simulated mentions with a scripted pile-on")
+    s.add_argument("--days", type=float, default=2.0)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--target", help="person key of the pile-on target (default: first)")
+    s.add_argument("--speed", type=float, default=0.0,
+                   help="event-time seconds per wall second; 0 sends as fast as possible")
+    s.add_argument("--invalid", action="store_true", help="also send malformed messages")
+    s.add_argument("--ground-truth", type=Path, help="write the ground truth JSON here")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("archive", parents=[kafka], help="keep evidence chains and incident bundles")
+    s.add_argument("--out", type=Path, default=Path("pileon-evidence"))
+    s.set_defaults(func=cmd_archive)
+
+    s = sub.add_parser("notify", parents=[kafka],
+                       help="deliver alerts to Alertmanager and webhooks")
+    s.set_defaults(func=cmd_notify)
+
+    s = sub.add_parser("score-csv", help="run the detector over a timestamp,value count series")
+    s.add_argument("input", type=Path)
+    s.add_argument("--output", type=Path, required=True)
+    s.set_defaults(func=cmd_score_csv)
+
+    s = sub.add_parser("generate", help="write dashboards/*.json and prometheus rules")
+    s.add_argument("--root", type=Path, default=Path(),
+                   help="checkout of pileon to write into (default: the current directory)")
+    s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("dashboards", help="Grafana dashboards")
+    dash = s.add_subparsers(required=True, metavar="action")
+    s = dash.add_parser("push", help="create the folder and upload the dashboards")
+    s.add_argument("--grafana-url", required=True)
+    s.add_argument("--token-file", type=Path, help="API token file (default: $GRAFANA_TOKEN)")
+    s.add_argument("--dir", type=Path,
+                   help="push the *.json files of this directory (default: this version's "
+                        "dashboards, built in memory)")
+    s.set_defaults(func=cmd_dashboards_push)
+
+    s = sub.add_parser("demo", help="broker, worker, simulated pile-on, alert and evidence")
+    s.add_argument("--out", type=Path, default=Path("pileon-demo"))
+    s.add_argument("--follow", action="store_true", help="keep running after the incident")
+    s.add_argument("--timeout", type=float, default=180.0)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--days", type=float, default=2.0)
+    s.set_defaults(func=cmd_demo)
+
+    from pileon.cli.connect import add_parser as add_connect
+
+    add_connect(sub, kafka)
+
+    s = sub.add_parser("topics", parents=[kafka], help="create pileon's topics")
+    s.set_defaults(func=cmd_topics)
+
+    s = sub.add_parser("check", parents=[kafka],
+                       help="broker reachability, topics, partitions and worker lag")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("verify", help="verify an evidence bundle or chain file")
+    s.add_argument("path", type=Path)
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("check-config", help="validate settings and watchlist, then exit")
+    s.set_defaults(func=cmd_check_config)
+    return p
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+

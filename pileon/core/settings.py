@@ -1,0 +1,236 @@
+"""One typed settings object for every pileon process.
+
+Sources, highest priority first: explicit overrides, environment variables
+(``PILEON_`` prefix, ``__`` between nested fields, e.g. ``PILEON_KAFKA__BOOTSTRAP``), a YAML
+config file (``--config`` or ``PILEON_CONFIG``), then defaults. A bad value stops start-up
+with one line naming the field (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+# The example watchlist ships with the package (package data), so the demo runs from a wheel.
+DEFAULT_WATCHLIST = Path(__file__).resolve().with_name("watchlist.example.yaml")
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the process stops before doing anything."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap: str | None = Field(
+        default=None, description="host:port[,host:port]; unset starts the embedded broker"
+    )
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    partitions: int = Field(default=4, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    security_protocol: str = Field(
+        default="PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
+    )
+    sasl_mechanism: str = Field(default="PLAIN", pattern=r"^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$")
+    sasl_username: str | None = None
+    sasl_password_file: Path | None = Field(
+        default=None, description="file holding the SASL password (a mounted secret)"
+    )
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers")
+
+
+class WorkerSettings(_Section):
+    app_id: str = Field(default="pileon", pattern=r"^[A-Za-z0-9._-]+$")
+    web_bind: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    data_dir: Path = Path(".pileon")
+    session_timeout_seconds: float = Field(default=30.0, gt=0)
+    standby_replicas: int = Field(
+        default=0, ge=0, le=3,
+        description="Faust standby table replicas; 0 because faust-streaming 0.15 can hang "
+        "taking over a standby partition (docs/reliability.md)",
+    )
+    lag_interval_seconds: float = Field(default=15.0, gt=0, description="lag metrics refresh")
+    stall_seconds: float = Field(
+        default=120.0, gt=0,
+        description="an owned partition with messages waiting and no progress this long is "
+        "stalled: /healthz answers 503",
+    )
+    stall_exit_seconds: float = Field(
+        default=300.0, ge=0,
+        description="stalled this long, the worker stops with an error so its supervisor "
+        "restarts it (0: never)",
+    )
+
+
+class IngestSettings(_Section):
+    max_message_bytes: int = Field(default=1_000_000, ge=1024)
+    max_age_days: float = Field(default=30.0, gt=0, description="older event times dead-letter")
+    max_future_seconds: float = Field(default=300.0, ge=0, description="clock-skew allowance")
+    dedup_hours: float = Field(default=48.0, gt=0, description="how long a mention id is held")
+
+
+class DetectionSettings(_Section):
+    bin_seconds: int = Field(default=60, ge=10, le=3600)
+    window_bins: int = Field(default=10, ge=1, le=240)
+    lateness_seconds: int = Field(default=60, ge=0, le=3600)
+    open_score: float = Field(default=8.0, gt=0)
+    escalate_score: float = Field(default=16.0, gt=0)
+    close_score: float = Field(default=3.0, ge=0)
+    quiet_bins: int = Field(default=30, ge=1)
+    min_excess: int = Field(default=25, ge=0, description="mentions above baseline to open")
+    dispersion: float = Field(
+        default=8.0, gt=0, description="prior negative-binomial size r (learned per person)"
+    )
+    coordination_gate: float = Field(
+        default=2.0, ge=0,
+        description="volume score a window needs before coordination evidence adds to it",
+    )
+    warmup_hours: float = Field(default=12.0, ge=0)
+    young_account_days: float = Field(default=7.0, gt=0)
+
+    @field_validator("escalate_score")
+    @classmethod
+    def _escalate_above_open(cls, v: float, info: Any) -> float:
+        open_score = info.data.get("open_score")
+        if open_score is not None and v < open_score:
+            raise ValueError("must be >= open_score")
+        return v
+
+
+class NearDupSettings(_Section):
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="estimated Jaccard to join")
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    shingle_words: int = Field(default=2, ge=1, le=5, description="word n-grams, n = 1 .. this")
+    lsh_false_negative_weight: float = Field(
+        default=0.8, gt=0, lt=1,
+        description="weight of missed pairs vs spurious candidates when choosing LSH bands; "
+        "spurious candidates cost one Jaccard estimate each, missed copies are lost",
+    )
+    min_tokens: int = Field(default=4, ge=1)
+    window_hours: float = Field(default=24.0, gt=0)
+    singleton_hours: float = Field(
+        default=2.0, gt=0,
+        description="a text nobody copied within this many hours stops being a template (a "
+        "later copy starts a new cluster); keeps the LSH index to live clusters and recent texts",
+    )
+    max_per_person: int = Field(
+        default=100_000, ge=100,
+        description="hard cap of mentions held per person (2-4 KB each with their index)",
+    )
+    key_file: Path | None = Field(
+        default=None, description="secret for keyed hashing; default <data_dir>/neardup.key"
+    )
+
+
+class AlertingSettings(_Section):
+    """``pileon notify``: delivers alert events to Alertmanager and webhooks."""
+
+    alertmanager_urls: list[str] = Field(
+        default_factory=list, description="Alertmanager base URLs (each gets every alert)"
+    )
+    webhook_url: str | None = None
+    webhook_url_file: Path | None = Field(
+        default=None, description="read the webhook URL from this file (Slack URLs are secrets)"
+    )
+    webhook_format: str = Field(default="json", pattern=r"^(json|slack)$")
+    webhook_token_file: Path | None = Field(
+        default=None, description="bearer token for the webhook, read from this file"
+    )
+    dashboard_url: str = Field(
+        default="http://localhost:3000/d/pileon-person/pileon-person",
+        description="Grafana person dashboard; ?var-person=<key> is appended",
+    )
+    evidence_url: str = Field(
+        default="http://localhost:6066/evidence",
+        description="evidence base URL; /<person>?from=&to= is appended",
+    )
+    runbook_url: str = "https://github.com/pileon-dev/pileon/blob/main/docs/runbook.md"
+    resend_seconds: float = Field(
+        default=60.0, gt=0, description="re-send open incidents to Alertmanager this often"
+    )
+    queue_size: int = Field(default=1000, ge=1, description="per-sink queue; full pauses reading")
+    max_retry_seconds: float = Field(
+        default=86_400.0, gt=0, description="a failing receiver is retried this long"
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    group_id: str = Field(default="pileon-notify", pattern=r"^[A-Za-z0-9._-]+$")
+    metrics_bind: str = "127.0.0.1"
+    metrics_port: int = Field(default=6067, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PILEON_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    watchlist: Path = DEFAULT_WATCHLIST
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    kafka: KafkaSettings = KafkaSettings()
+    worker: WorkerSettings = WorkerSettings()
+    ingest: IngestSettings = IngestSettings()
+    detection: DetectionSettings = DetectionSettings()
+    neardup: NearDupSettings = NearDupSettings()
+    alerting: AlertingSettings = AlertingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _CONFIG_FILE.get("path")
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+
+# The config file path is chosen per load; pydantic-settings reads sources from the class.
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate settings, or raise :class:`ConfigError` naming the bad field."""
+    path = config or (Path(p) if (p := os.environ.get("PILEON_CONFIG")) else None)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path}: not found")
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, source=path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}: not valid YAML{where}") from None
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"config file {path}: {exc}".splitlines()[0]) from None
+    finally:
+        _CONFIG_FILE["path"] = None
+
+
+def describe_validation_error(exc: ValidationError, source: Path | None = None) -> str:
+    """One line naming the first bad field, its problem and the value given."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "<root>"
+    where = f" in {source}" if source else ""
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    given = "" if err["type"] == "missing" else f" (got {err.get('input')!r:.60})"
+    return f"invalid setting '{field}'{where}: {err['msg']}{given}{more}"

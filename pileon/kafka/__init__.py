@@ -1,0 +1,2 @@
+"""Kafka plumbing: connection config handed to every client, topics, the embedded broker,
+consumer-group lag."""

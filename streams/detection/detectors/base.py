@@ -1,0 +1,47 @@
+"""The contract every detector keeps (after river's ``learn_one`` / ``score_one``).
+
+A detector sees one closed event-time bin at a time, in order, and never looks ahead. Its score
+is higher for more anomalous bins; deciding what is an incident is a separate step
+(:mod:`pileon.streams.detection.incidents`). State must be small and round-trip through
+``to_state`` / ``from_state`` so it can live in a Faust table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol, Self
+
+from scipy.stats import binom
+
+
+@dataclass(frozen=True, slots=True)
+class BinObservation:
+    """Mentions of one person in one closed bin ``[start, start + bin_seconds)``."""
+
+    start: float
+    count: int
+
+
+def share_tail_score(k: int, n: int, q: float, cap: float) -> float:
+    """``-log10 P(Bin(n, q) >= k)``, capped at ``cap``: how improbable ``k`` of ``n`` is for a
+    usual share ``q``; 0 when ``k`` is no more than the usual ``n * q``."""
+    if k <= n * q:
+        return 0.0
+    log_sf = float(binom.logsf(k - 1, n, min(q, 0.999)))
+    return min(cap, max(0.0, -log_sf / math.log(10)))
+
+
+class Detector(Protocol):
+    def learn_one(self, x: BinObservation) -> None:
+        """Update the baseline with a bin (call after :meth:`score_one` for that bin)."""
+
+    def score_one(self, x: BinObservation) -> float:
+        """How anomalous the bin is, ≥ 0; higher is more anomalous. Does not change state."""
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-serialisable snapshot of the detector's state."""
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **params: Any) -> Self:
+        """Rebuild a detector from :meth:`to_state` output."""
