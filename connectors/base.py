@@ -9,9 +9,9 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
-from pileon.alerting.dispatch import Backoff
 from pileon.connectors.metrics import CONNECTOR_EVENTS, CONNECTOR_RECONNECTS
 from pileon.connectors.publisher import Publisher
+from pileon.core.retry import Backoff
 
 log = logging.getLogger(__name__)
 

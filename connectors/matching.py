@@ -21,15 +21,14 @@ some alias's *anchor* (its longest word); most posts have none and cost one ``sp
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import ahocorasick
 
+from pileon.core.textfold import fold_unicode
 from pileon.core.watchlist import Watchlist
-from pileon.streams.detection.neardup.normalize import _tables
 
 MatchedBy = Literal["mention", "reply", "quote", "keyword"]
 _NON_WORD = re.compile(r"[\W_]+")
@@ -55,7 +54,7 @@ def normalise_phrase(text: str) -> str:
     """
     if text.isascii():  # most posts: byte-level passes (str.translate is 10x slower)
         return _ascii_phrase(_fold_ascii(text))
-    text = unicodedata.normalize("NFKC", text).casefold().translate(_tables()[1])
+    text = fold_unicode(text)
     return f" {' '.join(_NON_WORD.sub(' ', text).split())} "
 
 

@@ -12,6 +12,7 @@ MODULES = [
     "pileon.connectors.mastodon",
     "pileon.streams.detection.neardup.normalize",
     "pileon.streams.worker.watchdog",
+    "pileon.core.textfold",
     "pileon.streams.detection.detectors.rate",
     "pileon.streams.detection.detectors.coordination",
 ]

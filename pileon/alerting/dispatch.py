@@ -5,8 +5,7 @@ the ``alerts`` topic (it never blocks the stream workers, which only write to th
 Offsets are committed only up to the first alert not yet finished by every sink, so an alert
 pending at a crash is delivered again after the restart, with the same idempotency key.
 
-Retries use exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff
-And Jitter", 2015): the n-th wait is uniform in [0, min(cap, base * 2**n)].
+Retries use :class:`pileon.core.retry.Backoff` (exponential, full jitter).
 """
 
 from __future__ import annotations
@@ -25,19 +24,11 @@ from typing import Any
 from pileon.alerting import metrics
 from pileon.alerting.base import AlertSink, DeliveryFailed, Rejected
 from pileon.alerting.notification import Notification
+from pileon.core.retry import Backoff
 
 log = logging.getLogger(__name__)
 
 Token = tuple[Any, int]  # (topic partition, offset)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    base: float = 1.0
-    cap: float = 60.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0.0, min(self.cap, self.base * 2.0**attempt))
 
 
 @dataclass

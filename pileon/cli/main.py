@@ -130,7 +130,7 @@ def cmd_notify(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
-    from pileon.observability.generate import write
+    from pileon.cli.generate import write
 
     written = write(args.root)
     print("\n".join(str(p) for p in written) or "up to date")

@@ -24,8 +24,7 @@ from pileon.core.settings import KafkaSettings
 from pileon.core.watchlist import load_watchlist
 from pileon.kafka.broker import EmbeddedBroker, free_port
 from pileon.kafka.topics import ensure_topics
-from pileon.observability.generate import REPO
-from tests.conftest import EXAMPLE_WATCHLIST
+from tests.conftest import EXAMPLE_WATCHLIST, REPO
 from tests.http_receiver import Receiver
 from tests.monitoring import PrometheusServer
 from tests.peers.jetstream import JetstreamPeer, firehose

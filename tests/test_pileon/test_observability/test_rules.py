@@ -9,8 +9,8 @@ import subprocess
 import pytest
 import yaml
 
+from pileon.cli.generate import outputs
 from pileon.observability import rules
-from pileon.observability.generate import outputs
 from tests.conftest import REPO
 
 RULES = REPO / "prometheus" / "pileon-rules.yml"
