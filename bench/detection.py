@@ -112,7 +112,7 @@ def _analyse(mentions: list[dict[str, object]]) -> list[dict[str, object]]:
     for m in mentions:
         mention = Mention.model_validate_json(orjson.dumps(m))
         outbox = analyser.process(mention)
-        alerts += outbox
+        alerts += [a.to_dict() for a in outbox]
         analyser.delivered(mention.person, len(outbox))
     return alerts
 

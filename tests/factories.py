@@ -6,6 +6,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pileon.schema.alert import AlertEvent
+
 _ids = itertools.count()
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -48,8 +50,16 @@ def mention(
 def alert_event(
     person: str = "amara", transition: str = "opened", severity: str = "warning",
     opened: str = "2026-11-20T12:00:00Z", at: str | None = None,
+) -> AlertEvent:
+    """A ``pileon.alert/v1`` event as the analyser emits it."""
+    return AlertEvent.from_json(alert_dict(person, transition, severity, opened, at))
+
+
+def alert_dict(
+    person: str = "amara", transition: str = "opened", severity: str = "warning",
+    opened: str = "2026-11-20T12:00:00Z", at: str | None = None,
 ) -> dict[str, Any]:
-    """A ``pileon.alert/v1`` event as the analyser emits it (test_analysis checks the keys)."""
+    """The same event in its wire form (test_analysis checks the analyser's keys against it)."""
     incident = f"{person}-{opened[:16].replace('-', '').replace(':', '')}Z"
     return {
         "schema": "pileon.alert/v1",

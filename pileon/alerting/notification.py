@@ -4,10 +4,10 @@ text or author handles (the alert event holds neither; see :mod:`pileon.schema.a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from pileon.core.settings import AlertingSettings
+from pileon.schema.alert import AlertEvent, Severity, Transition
 
 
 @dataclass(frozen=True)
@@ -33,22 +33,21 @@ class Notification:
         return self.transition != "resolved"
 
 
-def notification_from_event(event: dict[str, Any], cfg: AlertingSettings) -> Notification:
+def notification_from_event(event: AlertEvent, cfg: AlertingSettings) -> Notification:
     """Build the notification for one ``pileon.alert/v1`` event."""
-    person, transition = event["person"], event["transition"]
-    evidence = event.get("evidence") or {}
-    query = urlencode({"from": evidence.get("from", ""), "to": evidence.get("to", "")})
+    person, transition = event.person, str(event.transition)
+    query = urlencode({"from": event.evidence.from_, "to": event.evidence.to})
     return Notification(
-        idempotency_key=event["idempotency_key"],
-        incident_id=event["incident_id"],
+        idempotency_key=event.idempotency_key,
+        incident_id=event.incident_id,
         transition=transition,
         person=person,
-        severity=event["severity"],
-        starts_at=event.get("opened_at") or event["at"],
-        ends_at=event["at"] if transition == "resolved" else None,
-        at=event["at"],
-        score=float(event.get("score", 0.0)),
-        assessment=event.get("assessment", ""),
+        severity=str(event.severity),
+        starts_at=event.opened_at or event.at,
+        ends_at=event.at if transition == "resolved" else None,
+        at=event.at,
+        score=event.score,
+        assessment=event.assessment,
         summary=_summary(event),
         description=_description(event),
         dashboard_url=f"{cfg.dashboard_url}?{urlencode({'var-person': person})}",
@@ -57,49 +56,44 @@ def notification_from_event(event: dict[str, Any], cfg: AlertingSettings) -> Not
     )
 
 
-def _summary(event: dict[str, Any]) -> str:
-    person, transition = event["person"], event["transition"]
-    if transition == "resolved":
-        return f"Pile-on incident {event['incident_id']} for {person} resolved"
-    rate = event.get("signals", {}).get("rate", {})
-    ratio = rate.get("ratio")
+def _summary(event: AlertEvent) -> str:
+    person, transition = event.person, event.transition
+    if transition is Transition.RESOLVED:
+        return f"Pile-on incident {event.incident_id} for {person} resolved"
+    ratio = event.signals.rate.ratio
     surge = f"{ratio}x their usual rate" if ratio else "far above their usual rate"
-    verb = {"escalated": "escalated to critical"}.get(transition, "opened")
-    if transition == "opened" and event.get("severity") == "critical":
+    verb = {Transition.ESCALATED: "escalated to critical"}.get(transition, "opened")
+    if transition is Transition.OPENED and event.severity is Severity.CRITICAL:
         verb = "opened at critical"
     return f"Possible pile-on against {person} {verb}: mentions at {surge}"
 
 
-def _description(event: dict[str, Any]) -> str:
-    signals = event.get("signals", {})
-    rate = signals.get("rate", {})
-    authors = signals.get("distinct_authors", {})
-    young = signals.get("young_account_share", {})
+def _description(event: AlertEvent) -> str:
+    signals = event.signals
+    rate, authors, young = signals.rate, signals.distinct_authors, signals.young_account_share
     parts = [
-        f"Score {event.get('score')}.",
-        f"{rate.get('mentions')} mentions in {rate.get('window_minutes')} min, "
-        f"{rate.get('expected')} expected.",
-        f"{authors.get('value')} distinct authors (usually {authors.get('baseline')}).",
-        f"Young-account share {young.get('value')} (usually {young.get('baseline')}).",
+        f"Score {event.score}.",
+        f"{rate.mentions} mentions in {rate.window_minutes:g} min, {rate.expected} expected.",
+        f"{authors.value} distinct authors (usually {authors.baseline}).",
+        f"Young-account share {young.value} (usually {young.baseline}).",
     ]
-    clusters = signals.get("near_duplicate_clusters") or []
-    if clusters:
-        top = clusters[0]
-        parts.append(f"Largest near-duplicate cluster: {top['size']} copies by "
-                     f"{top['distinct_authors']} authors.")
-    focus = signals.get("reply_focus") or {}
-    if focus.get("mentions"):
-        parts.append(f"{focus['mentions']} of them answer one post ({focus.get('share', 0):.0%}, "
-                     f"usually {focus.get('usual', 0):.0%}; post {focus.get('post_key')} in the "
+    if signals.near_duplicate_clusters:
+        top = signals.near_duplicate_clusters[0]
+        parts.append(f"Largest near-duplicate cluster: {top.size} copies by "
+                     f"{top.distinct_authors} authors.")
+    focus = signals.reply_focus
+    if focus.mentions:
+        parts.append(f"{focus.mentions} of them answer one post ({focus.share:.0%}, "
+                     f"usually {focus.usual:.0%}; post {focus.post_key} in the "
                      "evidence bundle).")
-    confirmation = event.get("confirmation") or {}
-    if confirmation.get("critical_window"):
+    confirmation = event.confirmation
+    if confirmation is not None and confirmation.critical_window:
         parts.append("Opened on a second window at the critical bar.")
-    elif confirmation:
-        parts.append(f"Confirmed by the minutes since the alarm at {confirmation['alarm_at']}: "
-                     f"{confirmation['mentions_since']} mentions, "
-                     f"{confirmation['expected_since']} expected.")
-    indicators = ", ".join(event.get("indicators") or []) or "none"
-    parts.append(f"Assessment: {event.get('assessment')} (indicators: {indicators}).")
+    elif confirmation is not None:
+        parts.append(f"Confirmed by the minutes since the alarm at {confirmation.alarm_at}: "
+                     f"{confirmation.mentions_since} mentions, "
+                     f"{confirmation.expected_since} expected.")
+    indicators = ", ".join(event.indicators) or "none"
+    parts.append(f"Assessment: {event.assessment} (indicators: {indicators}).")
     parts.append("This is evidence, not a verdict: organic criticism can look like this.")
     return " ".join(parts)

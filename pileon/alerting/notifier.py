@@ -14,10 +14,10 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
 
 from pileon.alerting import metrics
 from pileon.alerting.base import AlertSink
@@ -25,6 +25,7 @@ from pileon.alerting.dispatch import OffsetTracker, SinkWorker, Token
 from pileon.alerting.notification import Notification, notification_from_event
 from pileon.core.settings import AlertingSettings
 from pileon.kafka.connection import Connection, as_connection
+from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
 
 log = logging.getLogger(__name__)
 _KEYS_KEPT = 100_000
@@ -127,11 +128,13 @@ class Notifier:
 
     def _parse(self, record: Any) -> Notification | None:
         try:
-            return notification_from_event(orjson.loads(record.value), self._cfg)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            return notification_from_event(AlertEvent.from_json(record.value), self._cfg)
+        except ValidationError as exc:
             metrics.INVALID_EVENTS.inc()
-            log.error("alerts %d@%d is not an alert event (%s); skipped and counted",
-                      record.partition, record.offset, type(exc).__name__)
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "(the message)"
+            log.error("alerts %d@%d is not a %s event: field %s: %s; skipped and counted",
+                      record.partition, record.offset, ALERT_SCHEMA, field, first["type"])
             return None
 
     def _handle(self, record: Any) -> None:

@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -30,6 +29,7 @@ from pileon.evidence.archiver import Archiver
 from pileon.kafka.broker import free_port, kafka_connection
 from pileon.kafka.connection import Connection, as_connection
 from pileon.kafka.topics import ensure_topics
+from pileon.schema.alert import AlertEvent
 
 
 def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace) -> int:
@@ -42,7 +42,7 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
         names = ensure_topics(connection, settings.kafka)
         _say(started, f"broker at {connection.bootstrap_servers}; topics: {', '.join(names.all())}")
         worker = start_worker(settings, connection, out)
-        alerts: queue.Queue[tuple[dict[str, Any], Path]] = queue.Queue()
+        alerts: queue.Queue[tuple[AlertEvent, Path]] = queue.Queue()
         archiver = Archiver(connection, names, out / "evidence",
                             on_bundle=lambda e, p: alerts.put((e, p)))
         archiving = threading.Thread(target=archiver.run, name="archiver", daemon=True)
@@ -89,7 +89,7 @@ def start_worker(
 
 
 def _await_incident(
-    alerts: queue.Queue[tuple[dict[str, Any], Path]],
+    alerts: queue.Queue[tuple[AlertEvent, Path]],
     archiver: Archiver,
     worker: subprocess.Popen[bytes],
     target: str,
@@ -110,9 +110,9 @@ def _await_incident(
                 return 0
             continue
         _print_incident(event, folder, archiver, started)
-        shown.add(event["person"])
-        if event["person"] != target:
-            _say(started, f"note: an alert for '{event['person']}', who had no pile-on")
+        shown.add(event.person)
+        if event.person != target:
+            _say(started, f"note: an alert for '{event.person}', who had no pile-on")
         if not args.follow:
             deadline = min(deadline, time.monotonic() + 8)  # show an escalation, then stop
     if not shown:
@@ -121,54 +121,50 @@ def _await_incident(
     return 0
 
 
-def _coordination_line(event: dict[str, Any]) -> str:
-    c = event["signals"]["coordination"]
-    added = c["score"] if c["counted"] else 0.0
-    return (f"  pile-on score {event['score']} = volume {event['signals']['rate']['score']} + "
-            f"coordination {added} (-log10 p of young accounts {c['young']}, copies "
-            f"{c['copies']}, one-author flood {c['flood']})")
+def _coordination_line(event: AlertEvent) -> str:
+    c = event.signals.coordination
+    added = c.score if c.counted else 0.0
+    return (f"  pile-on score {event.score} = volume {event.signals.rate.score} + "
+            f"coordination {added} (-log10 p of young accounts {c.young}, copies "
+            f"{c.copies}, one-author flood {c.flood})")
 
 
 def _print_incident(
-    event: dict[str, Any], folder: Path, archiver: Archiver, started: float
+    event: AlertEvent, folder: Path, archiver: Archiver, started: float
 ) -> None:
-    s = event["signals"]
-    rate = s["rate"]
+    s = event.signals
+    rate, authors, young = s.rate, s.distinct_authors, s.young_account_share
     count = verify_bundle(folder)
     lines = [
         "",
-        f"INCIDENT {event['incident_id']} {event['transition'].upper()} "
-        f"severity={event['severity']} person={event['person']} at {event['at']} (event time)",
-        f"  assessment: {event['assessment']} (indicators: "
-        f"{', '.join(event['indicators']) or 'none'}) -- evidence, not a verdict: a human decides",
-        f"  rate: {rate['mentions']} mentions in {rate['window_minutes']:.0f} min vs baseline "
-        f"{rate['expected']} (x{rate['ratio']}), score {rate['score']} (-log10 p)",
+        f"INCIDENT {event.incident_id} {event.transition.upper()} "
+        f"severity={event.severity} person={event.person} at {event.at} (event time)",
+        f"  assessment: {event.assessment} (indicators: "
+        f"{', '.join(event.indicators) or 'none'}) -- evidence, not a verdict: a human decides",
+        f"  rate: {rate.mentions} mentions in {rate.window_minutes:.0f} min vs baseline "
+        f"{rate.expected} (x{rate.ratio}), score {rate.score} (-log10 p)",
         _coordination_line(event),
-        f"  distinct authors: {s['distinct_authors']['value']} "
-        f"(baseline {s['distinct_authors']['baseline']}); young accounts (< "
-        f"{s['young_account_share']['young_means_days']:g} d): "
-        f"{s['young_account_share']['value']:.0%} "
-        f"(baseline {s['young_account_share']['baseline']:.0%})",
+        f"  distinct authors: {authors.value} (baseline {authors.baseline}); young accounts (< "
+        f"{young.young_means_days:g} d): {young.value:.0%} (baseline {young.baseline:.0%})",
     ]
-    confirmation = event.get("confirmation") or {}
-    if confirmation:
+    confirmation = event.confirmation
+    if confirmation is not None:
         lines.append(
-            "  confirmed by a second window at the critical bar" if confirmation["critical_window"]
-            else f"  confirmed by the minutes since the alarm at {confirmation['alarm_at']}: "
-                 f"{confirmation['mentions_since']} mentions vs {confirmation['expected_since']} "
-                 f"expected (score {confirmation['score']})")
-    focus = s.get("reply_focus") or {}
-    if focus.get("mentions"):
-        lines.append(f"  answering one post: {focus['mentions']} mentions ({focus['share']:.0%}, "
-                     f"usually {focus['usual']:.0%}), score {focus['score']}: "
-                     f"post {focus['post_key']}")
-    texts = _texts(archiver, event["person"], {c["template_id"] for c in
-                                                s["near_duplicate_clusters"]})
-    for c in s["near_duplicate_clusters"]:
+            "  confirmed by a second window at the critical bar" if confirmation.critical_window
+            else f"  confirmed by the minutes since the alarm at {confirmation.alarm_at}: "
+                 f"{confirmation.mentions_since} mentions vs {confirmation.expected_since} "
+                 f"expected (score {confirmation.score})")
+    focus = s.reply_focus
+    if focus.mentions:
+        lines.append(f"  answering one post: {focus.mentions} mentions ({focus.share:.0%}, "
+                     f"usually {focus.usual:.0%}), score {focus.score}: post {focus.post_key}")
+    clusters = s.near_duplicate_clusters
+    texts = _texts(archiver, event.person, {c.template_id for c in clusters})
+    for c in clusters:
         lines.append(
-            f"  near-duplicate template ({c['in_window']} in window, {c['size']} total, "
-            f"{c['distinct_authors']} authors, {c['young_share']:.0%} young): "
-            f"\"{texts.get(c['template_id'], '?')[:90]}\""
+            f"  near-duplicate template ({c.in_window} in window, {c.size} total, "
+            f"{c.distinct_authors} authors, {c.young_share:.0%} young): "
+            f"\"{texts.get(c.template_id, '?')[:90]}\""
         )
     lines.append(f"  evidence bundle: {folder} ({count} hash-chained mentions, verified)")
     print("\n".join(lines), flush=True)

@@ -18,15 +18,17 @@ from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
+from pydantic import ValidationError
 
 from pileon.evidence.bundle import export_bundle
 from pileon.evidence.chain import EvidenceLog
 from pileon.kafka.connection import Connection, as_connection
 from pileon.kafka.topics import TopicNames
+from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
 
 log = logging.getLogger(__name__)
 
-AlertCallback = Callable[[dict[str, Any], Path], None]
+AlertCallback = Callable[[AlertEvent, Path], None]
 
 
 class Archiver:
@@ -42,7 +44,7 @@ class Archiver:
         self.incidents_dir = root / "incidents"
         self._topics = topics
         self._on_bundle = on_bundle
-        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._events: dict[str, list[AlertEvent]] = {}
         self._stop = threading.Event()
         conn = as_connection(connection)
         self._consumer = KafkaConsumer(
@@ -71,7 +73,7 @@ class Archiver:
             batch = self._consumer.poll(timeout_ms=200)
             for records in batch.values():
                 for record in records:
-                    self._on_alert(record.value)
+                    self._on_alert(record)
             if batch:
                 self._consumer.commit()
         self._consumer.close()
@@ -97,20 +99,27 @@ class Archiver:
             if all(self._clean.position(tp) >= end for tp, end in until.items()):
                 return
 
-    def _on_alert(self, value: bytes) -> None:
-        event = orjson.loads(value)
-        events = self._events.get(event["incident_id"])
+    def _on_alert(self, record: Any) -> None:
+        try:
+            event = AlertEvent.from_json(record.value)
+        except ValidationError as exc:
+            # Only pileon workers write this topic: a bad event is a bug to see, not to die on.
+            log.error("alerts %d@%d is not a %s event (%d errors); no bundle made for it",
+                      record.partition, record.offset, ALERT_SCHEMA, exc.error_count())
+            return
+        events = self._events.get(event.incident_id)
         if events is None:  # after a restart, continue the incident's existing bundle
-            saved = self.incidents_dir / event["incident_id"] / "incident.json"
-            events = orjson.loads(saved.read_bytes()) if saved.exists() else []
-            self._events[event["incident_id"]] = events
-        if any(e["idempotency_key"] == event["idempotency_key"] for e in events):
+            saved = self.incidents_dir / event.incident_id / "incident.json"
+            events = ([AlertEvent.from_json(e) for e in orjson.loads(saved.read_bytes())]
+                      if saved.exists() else [])
+            self._events[event.incident_id] = events
+        if any(e.idempotency_key == event.idempotency_key for e in events):
             return  # re-delivered transition
         events.append(event)
         partitions = list(self._clean.assignment())
         self._drain_clean(timeout_ms=100, until=self._clean.end_offsets(partitions))
-        folder = export_bundle(self.log, events, self.incidents_dir / event["incident_id"])
-        log.info("incident %s %s: bundle at %s", event["incident_id"], event["transition"], folder)
+        folder = export_bundle(self.log, events, self.incidents_dir / event.incident_id)
+        log.info("incident %s %s: bundle at %s", event.incident_id, event.transition, folder)
         if self._on_bundle is not None:
             self._on_bundle(event, folder)
 

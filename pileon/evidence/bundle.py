@@ -25,6 +25,7 @@ import orjson
 
 from pileon import __version__
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
+from pileon.schema.alert import AlertEvent
 from pileon.schema.mention import post_key
 
 _FILES = ("incident.json", "mentions.jsonl", "mentions.csv", "report.html")
@@ -37,23 +38,24 @@ _CSV_FIELDS = [
 
 def export_bundle(
     log: EvidenceLog,
-    events: list[dict[str, Any]],
+    events: list[AlertEvent],
     out_dir: Path,
     lookback_seconds: float = 3600.0,
 ) -> Path:
     """Write the bundle of one incident (its alert events, oldest first) into ``out_dir``."""
-    person = events[0]["person"]
-    opened = _ts(events[0]["opened_at"])
+    person = events[0].person
+    opened = _ts(events[0].opened_at)
     segment = _segment(list(log.records(person)), opened - lookback_seconds)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "incident.json").write_bytes(orjson.dumps(events, option=orjson.OPT_INDENT_2))
+    (out_dir / "incident.json").write_bytes(
+        orjson.dumps([e.to_dict() for e in events], option=orjson.OPT_INDENT_2))
     (out_dir / "mentions.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in segment))
     (out_dir / "mentions.csv").write_text(_csv(segment), encoding="utf-8")
     (out_dir / "report.html").write_text(_html(events, segment), encoding="utf-8")
     manifest = {
         "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "generator": f"pileon {__version__}",
-        "incident_id": events[0]["incident_id"],
+        "incident_id": events[0].incident_id,
         "person": person,
         "files": {name: _sha256(out_dir / name) for name in _FILES},
         "chain": {
@@ -112,7 +114,7 @@ def _csv(records: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _html(events: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
+def _html(events: list[AlertEvent], records: list[dict[str, Any]]) -> str:
     last = events[-1]
     per_minute = Counter(int(_ts(r["mention"]["created_at"]) // 60) for r in records)
     rows = "".join(
@@ -121,42 +123,42 @@ def _html(events: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
     )
     esc = html.escape
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>pileon incident {esc(last['incident_id'])}</title>
+<title>pileon incident {esc(last.incident_id)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}}
 td{{padding:.2rem .8rem;border-bottom:1px solid #ddd}}.note{{color:#555}}</style></head><body>
-<h1>Incident {esc(last['incident_id'])}</h1>
-<p>Person <b>{esc(last['person'])}</b> · severity <b>{esc(last['severity'])}</b> ·
-opened {esc(last['opened_at'])} · assessment: <b>{esc(last['assessment'])}</b></p>
+<h1>Incident {esc(last.incident_id)}</h1>
+<p>Person <b>{esc(last.person)}</b> · severity <b>{esc(last.severity)}</b> ·
+opened {esc(last.opened_at)} · assessment: <b>{esc(last.assessment)}</b></p>
 <p class="note">pileon shows evidence, not a verdict: organic criticism can look like a
 pile-on. A person decides.</p>
 <h2>Mentions per minute (event time)</h2>{_svg_chart(per_minute)}
-<h2>Signals at the last transition ({esc(last['transition'])})</h2><table>{rows}</table>
+<h2>Signals at the last transition ({esc(last.transition)})</h2><table>{rows}</table>
 <p>{len(records)} mentions in this bundle; verify with <code>pileon verify &lt;folder&gt;</code>.
 </p></body></html>
 """
 
 
-def _signal_rows(event: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    s = event["signals"]
-    rate = s["rate"]
+def _signal_rows(event: AlertEvent, records: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    s = event.signals
+    rate = s.rate
     rows: list[tuple[str, Any]] = [
-        (f"mentions in {rate['window_minutes']:.0f} min", f"{rate['mentions']} "
-         f"(baseline {rate['expected']}, ×{rate['ratio']})"),
-        ("pile-on score (−log10 p)", rate["score"]),
-        ("distinct authors", f"{s['distinct_authors']['value']} "
-         f"(baseline {s['distinct_authors']['baseline']})"),
-        ("young-account share", f"{s['young_account_share']['value']:.0%} "
-         f"(baseline {s['young_account_share']['baseline']:.0%})"),
-        ("coordination indicators", ", ".join(event["indicators"]) or "none"),
+        (f"mentions in {rate.window_minutes:.0f} min", f"{rate.mentions} "
+         f"(baseline {rate.expected}, ×{rate.ratio})"),
+        ("pile-on score (−log10 p)", rate.score),
+        ("distinct authors", f"{s.distinct_authors.value} "
+         f"(baseline {s.distinct_authors.baseline})"),
+        ("young-account share", f"{s.young_account_share.value:.0%} "
+         f"(baseline {s.young_account_share.baseline:.0%})"),
+        ("coordination indicators", ", ".join(event.indicators) or "none"),
     ]
-    focus = s.get("reply_focus") or {}
-    if focus.get("mentions"):
-        rows.append(("answering one post", f"{focus['mentions']} ({focus['share']:.0%}, "
-                     f"usually {focus['usual']:.0%}): {_post(records, focus['post_key'])}"))
-    for c in s["near_duplicate_clusters"]:
-        rows.append((f"near-duplicate cluster {c['template_id']}",
-                     f"{c['in_window']} in window, {c['size']} in 24 h, "
-                     f"{c['distinct_authors']} authors"))
+    focus = s.reply_focus
+    if focus.mentions and focus.post_key:
+        rows.append(("answering one post", f"{focus.mentions} ({focus.share:.0%}, "
+                     f"usually {focus.usual:.0%}): {_post(records, focus.post_key)}"))
+    for c in s.near_duplicate_clusters:
+        rows.append((f"near-duplicate cluster {c.template_id}",
+                     f"{c.in_window} in window, {c.size} in 24 h, "
+                     f"{c.distinct_authors} authors"))
     return rows
 
 

@@ -17,45 +17,37 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter, deque
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from pileon.core.settings import DetectionSettings, NearDupSettings
 from pileon.core.watchlist import Watchlist
+from pileon.schema.alert import AlertEvent, ClusterSummary
 from pileon.schema.mention import Mention, post_key
 from pileon.streams.detection import metrics
+from pileon.streams.detection.alert import Scored, build_alert, iso
 from pileon.streams.detection.detectors import (
     BinObservation,
-    CoordinationDetector,
     CoordinationExplanation,
-    FocusDetector,
     FocusExplanation,
     FocusSummary,
-    RateDetector,
     RateExplanation,
     WindowSummary,
 )
-from pileon.streams.detection.incidents import (
-    Confirmation,
-    Decision,
-    IncidentState,
-    Severity,
-    Transition,
-    decide,
-)
+from pileon.streams.detection.gauges import export_gauges
+from pileon.streams.detection.incidents import decide
 from pileon.streams.detection.neardup import NearDupWindow, Signer
+from pileon.streams.detection.person_state import (
+    PersonRuntime,
+    dump_state,
+    load_state,
+    new_runtime,
+)
+from pileon.streams.detection.window_stats import RecentMention, WindowStats, window_stats
 
 log = logging.getLogger(__name__)
 
-ALERT_SCHEMA = "pileon.alert/v1"
 _MAX_CATCHUP_BINS = 24 * 60
-_MIN_COPY_AUTHORS = 3  # a text posted by this many accounts in one window is copypasta
-_INDICATOR_SCORE = 3.0  # -log10 p of a coordination sign that is reported as an indicator
 
 
 def pileon_score(
@@ -70,31 +62,6 @@ def pileon_score(
     if rate.score < cfg.coordination_gate:
         return rate.score
     return rate.score + max(coordination.score, focus.score)
-
-
-@dataclass
-class _Recent:
-    t: float
-    author: str
-    young: bool
-    cluster: str | None
-    post: int | None = None  # key of the post it replies to or quotes
-
-
-@dataclass
-class PersonRuntime:
-    """In-memory view of one person: persisted state plus indexes derived from the window."""
-
-    detector: RateDetector
-    coordination: CoordinationDetector
-    focus: FocusDetector
-    incident: IncidentState
-    closed_until: float | None
-    baselines: dict[str, float]
-    pending: Counter[float] = field(default_factory=Counter)
-    recent: deque[_Recent] = field(default_factory=deque)
-    watermark: float = -math.inf
-    outbox: list[dict[str, Any]] = field(default_factory=list)
 
 
 class PersonAnalyser:
@@ -117,7 +84,7 @@ class PersonAnalyser:
         self._persons: dict[str, PersonRuntime] = {}
 
     # -- public -------------------------------------------------------------------------
-    def process(self, mention: Mention) -> list[dict[str, Any]]:
+    def process(self, mention: Mention) -> list[AlertEvent]:
         """Analyse one mention; return every alert of its person not yet delivered.
 
         Alerts go to an outbox saved in the same table record as the state that caused them,
@@ -137,6 +104,14 @@ class PersonAnalyser:
             del rt.outbox[:count]
             self._save(person, rt)
 
+    def forget_cache(self) -> None:
+        """Drop in-memory state after a rebalance; it is rebuilt from the tables on use."""
+        self._persons.clear()
+        self._neardup.forget_cache()
+
+    def runtime(self, person: str) -> PersonRuntime:
+        return self._runtime(person)
+
     def _analyse(self, mention: Mention, rt: PersonRuntime) -> None:
         person = mention.person
         cfg = self._cfg[person]
@@ -148,7 +123,7 @@ class PersonAnalyser:
         post = post_key(mention.answers) if mention.answers else None
         cluster_id = self._neardup.add(person, mention.id, t, mention.author.id, young, signature,
                                        post=post)
-        rt.recent.append(_Recent(t, mention.author.id, young, cluster_id, post))
+        rt.recent.append(RecentMention(t, mention.author.id, young, cluster_id, post))
         if rt.closed_until is None:
             rt.closed_until = self._bin_start(t, cfg)
         if t < rt.closed_until:
@@ -158,14 +133,6 @@ class PersonAnalyser:
         rt.watermark = max(rt.watermark, t)
         self._close_bins(person, rt, cfg)
         self._neardup.expire(person, rt.watermark)
-
-    def forget_cache(self) -> None:
-        """Drop in-memory state after a rebalance; it is rebuilt from the tables on use."""
-        self._persons.clear()
-        self._neardup.forget_cache()
-
-    def runtime(self, person: str) -> PersonRuntime:
-        return self._runtime(person)
 
     # -- bins, detection, incidents -----------------------------------------------------
     @staticmethod
@@ -191,190 +158,57 @@ class PersonAnalyser:
 
     def _close_bin(
         self, person: str, rt: PersonRuntime, cfg: DetectionSettings, x: BinObservation
-    ) -> dict[str, Any] | None:
+    ) -> AlertEvent | None:
+        end = x.start + cfg.bin_seconds
         rate = rt.detector.explain(x)
-        window = self._window_stats(person, rt, cfg, x.start + cfg.bin_seconds)
-        summary = WindowSummary(x.start, window["mentions"], window["young"], window["copies"],
-                                window["top_author"])
+        window = window_stats(rt.recent, end - cfg.window_bins * cfg.bin_seconds, end,
+                              cfg.lateness_seconds)
+        summary = WindowSummary(x.start, window.mentions, window.young, window.copies,
+                                window.top_author)
         coordination = rt.coordination.explain(summary)
-        focused = FocusSummary(x.start, window["mentions"], window["top_post"][1])
+        focused = FocusSummary(x.start, window.mentions, window.top_post[1])
         focus = rt.focus.explain(focused)
-        score = pileon_score(rate, coordination, focus, cfg)
-        decision = decide(rt.incident, person, x.start + cfg.bin_seconds, score, rate, cfg)
-        event = (self._alert(person, rt, cfg, decision, score, rate, coordination, focus, window)
-                 if decision else None)
-        if score < cfg.open_score:
+        scored = Scored(pileon_score(rate, coordination, focus, cfg), rate, coordination, focus,
+                        window)
+        decision = decide(rt.incident, person, end, scored.score, rate, cfg)
+        event = None
+        if decision:
+            metrics.INCIDENT_TRANSITIONS.labels(person, decision.transition).inc()
+            event = build_alert(person, end, rt.incident.opened_at, decision, scored,
+                                rt.baselines, self._top_clusters(person, window), cfg)
+        if scored.score < cfg.open_score:
             self._learn_baselines(rt, window)
             rt.coordination.learn_one(summary)
             rt.focus.learn_one(focused)
         short = rt.detector.window(x)  # the panels plot one window length, whichever scores
         rt.detector.learn_one(x)
-        self._export_metrics(person, rt, score, short, focus, window)
+        export_gauges(person, rt, scored, short, self._neardup.index(person))
         return event
 
-    def _window_stats(
-        self, person: str, rt: PersonRuntime, cfg: DetectionSettings, end: float
-    ) -> dict[str, Any]:
-        start = end - cfg.window_bins * cfg.bin_seconds
-        while rt.recent and rt.recent[0].t < start - cfg.lateness_seconds:
-            rt.recent.popleft()
-        inside = [r for r in rt.recent if start <= r.t < end]
-        per_author = Counter(r.author for r in inside)
-        per_cluster = Counter(r.cluster for r in inside if r.cluster is not None)
-        # Copies: mentions of texts that several accounts posted within this window (a
-        # cluster's all-day size grows with ordinary chatter, so it is not the measure).
-        cluster_authors: dict[str, set[str]] = {}
-        for r in inside:
-            if r.cluster is not None:
-                cluster_authors.setdefault(r.cluster, set()).add(r.author)
-        copies = sum(per_cluster[cid] for cid, authors in cluster_authors.items()
-                     if len(authors) >= _MIN_COPY_AUTHORS)
-        young = sum(r.young for r in inside)
-        per_post = Counter(r.post for r in inside if r.post is not None)
-        top_post = per_post.most_common(1)[0] if per_post else (None, 0)
-        return {
-            "mentions": len(inside),
-            "distinct_authors": len(per_author),
-            "young": young,
-            "young_share": young / len(inside) if inside else 0.0,
-            "copies": copies,
-            "top_author": max(per_author.values(), default=0),
-            "top_post": top_post,
-            "clusters": per_cluster,
-        }
-
-    def _learn_baselines(self, rt: PersonRuntime, window: dict[str, Any]) -> None:
+    def _learn_baselines(self, rt: PersonRuntime, window: WindowStats) -> None:
         n = rt.baselines["n"] = rt.baselines["n"] + 1
         alpha = 1.0 / min(n, 720)
-        for name in ("distinct_authors", "young_share"):
-            rt.baselines[name] += alpha * (float(window[name]) - rt.baselines[name])
+        rt.baselines["distinct_authors"] += alpha * (
+            window.distinct_authors - rt.baselines["distinct_authors"])
+        rt.baselines["young_share"] += alpha * (window.young_share - rt.baselines["young_share"])
 
-    def _alert(
-        self,
-        person: str,
-        rt: PersonRuntime,
-        cfg: DetectionSettings,
-        decision: Decision,
-        score: float,
-        rate: RateExplanation,
-        coordination: CoordinationExplanation,
-        focus: FocusExplanation,
-        window: dict[str, Any],
-    ) -> dict[str, Any]:
-        at = rt.closed_until + cfg.bin_seconds if rt.closed_until is not None else 0.0
-        top = self._top_clusters(person, window["clusters"])
-        indicators = _coordination_indicators(window, coordination)
-        metrics.INCIDENT_TRANSITIONS.labels(person, decision.transition).inc()
-        return {
-            "schema": ALERT_SCHEMA,
-            "idempotency_key": decision.idempotency_key,
-            "incident_id": decision.incident_id,
-            "transition": str(decision.transition),
-            "person": person,
-            "severity": str(decision.severity),
-            "at": _iso(at),
-            "opened_at": _iso(rt.incident.opened_at or at),
-            "score": round(score, 2),
-            "confirmation": _confirmation(decision.confirmation),
-            "signals": {
-                "rate": {
-                    "window_minutes": rate.window_bins * cfg.bin_seconds / 60,
-                    "mentions": rate.count,
-                    "expected": round(rate.expected, 2),
-                    "ratio": round(rate.ratio, 1) if math.isfinite(rate.ratio) else None,
-                    "score": round(rate.score, 2),
-                },
-                "distinct_authors": {
-                    "value": window["distinct_authors"],
-                    "baseline": round(rt.baselines["distinct_authors"], 1),
-                },
-                "young_account_share": {
-                    "value": round(window["young_share"], 3),
-                    "baseline": round(rt.baselines["young_share"], 3),
-                    "young_means_days": cfg.young_account_days,
-                },
-                "near_duplicate_clusters": top,
-                "reply_focus": {
-                    # the post most of the window answers, by key (the bundle resolves it)
-                    "post_key": f"{window['top_post'][0]:08x}" if window["top_post"][1] else None,
-                    "mentions": window["top_post"][1],
-                    **focus.to_dict(),
-                    "counted": rate.score >= cfg.coordination_gate,
-                },
-                "coordination": {
-                    **coordination.to_dict(),
-                    "score": round(coordination.score, 2),
-                    "counted": rate.score >= cfg.coordination_gate,
-                },
-            },
-            "assessment": "looks coordinated" if indicators else "looks organic",
-            "indicators": indicators,
-            "exemplar_ids": [c["template_id"] for c in top],
-            "evidence": {
-                "person": person,
-                "from": _iso(at - cfg.window_bins * cfg.bin_seconds),
-                "to": _iso(at),
-            },
-        }
-
-    def _top_clusters(self, person: str, per_cluster: Counter[str]) -> list[dict[str, Any]]:
+    def _top_clusters(self, person: str, window: WindowStats) -> list[ClusterSummary]:
         clusters = self._neardup.index(person).clusters
         top = []
-        for cluster_id, in_window in per_cluster.most_common(3):
+        for cluster_id, in_window in window.clusters.most_common(3):
             cluster = clusters.get(cluster_id)
             if cluster is None or cluster.size < 2:
                 continue
-            top.append(
-                {
-                    "template_id": cluster.id,
-                    "in_window": in_window,
-                    "size": cluster.size,
-                    "distinct_authors": cluster.distinct_authors,
-                    "young_share": round(cluster.young_share, 3),
-                    "first_seen": _iso(cluster.first_seen),
-                }
-            )
+            top.append(ClusterSummary(
+                template_id=cluster.id, in_window=in_window, size=cluster.size,
+                distinct_authors=cluster.distinct_authors,
+                young_share=round(cluster.young_share, 3), first_seen=iso(cluster.first_seen),
+            ))
         return top
-
-    def _export_metrics(
-        self, person: str, rt: PersonRuntime, score: float, short: tuple[int, float],
-        focus: FocusExplanation, window: dict[str, Any],
-    ) -> None:
-        count, expected = short
-        metrics.SCORE.labels(person).set(score)
-        metrics.WINDOW_MENTIONS.labels(person).set(count)
-        metrics.WINDOW_EXPECTED.labels(person).set(expected)
-        r = rt.detector.size(0)  # the person's learned over-dispersion, as the test uses
-        sd = math.sqrt(expected + expected**2 / r)  # NB(r) variance
-        metrics.WINDOW_EXPECTED_UPPER.labels(person).set(expected + 3 * sd)
-        metrics.WINDOW_AUTHORS.labels(person).set(window["distinct_authors"])
-        metrics.WINDOW_AUTHORS_BASELINE.labels(person).set(rt.baselines["distinct_authors"])
-        metrics.WINDOW_YOUNG_SHARE.labels(person).set(window["young_share"])
-        metrics.WINDOW_FOCUS_SHARE.labels(person).set(focus.share)
-        index = self._neardup.index(person)
-        largest = index.largest(1)
-        metrics.NEARDUP_LARGEST_SIZE.labels(person).set(largest[0].size if largest else 0)
-        metrics.NEARDUP_CLUSTERS.labels(person).set(index.copied)
-        metrics.NEARDUP_TOP_AUTHORS.labels(person).set(index.most_authors())
-        for severity in Severity:
-            is_open = rt.incident.is_open and rt.incident.severity is severity
-            metrics.INCIDENTS_OPEN.labels(person, severity).set(int(is_open))
 
     # -- persistence --------------------------------------------------------------------
     def _save(self, person: str, rt: PersonRuntime) -> None:
-        self._state[person.encode()] = orjson.dumps(
-            {
-                "v": 1,
-                "detector": rt.detector.to_state(),
-                "coordination": rt.coordination.to_state(),
-                "focus": rt.focus.to_state(),
-                "incident": rt.incident.to_state(),
-                "closed_until": rt.closed_until,
-                "baselines": rt.baselines,
-                "outbox": rt.outbox,
-                "key_id": self._signer.key_id,
-            }
-        )
+        self._state[person.encode()] = dump_state(rt, self._signer.key_id)
 
     def _runtime(self, person: str) -> PersonRuntime:
         rt = self._persons.get(person)
@@ -395,24 +229,10 @@ class PersonAnalyser:
         params = self._detector_params(cfg)
         raw = self._state.get(person.encode())
         if raw is None:
-            rt = PersonRuntime(
-                RateDetector(**params), CoordinationDetector(), FocusDetector(), IncidentState(),
-                None,
-                {"n": 0.0, "distinct_authors": 0.0, "young_share": 0.0},
-            )
+            rt = new_runtime(params)
         else:
-            saved = orjson.loads(raw)
-            self._check_key(person, saved.get("key_id"))
-            rt = PersonRuntime(
-                RateDetector.from_state(saved["detector"], **params),
-                CoordinationDetector.from_state(saved["coordination"])
-                if "coordination" in saved else CoordinationDetector(),
-                FocusDetector.from_state(saved["focus"]) if "focus" in saved else FocusDetector(),
-                IncidentState.from_state(saved["incident"]),
-                saved["closed_until"],
-                saved["baselines"],
-                outbox=saved.get("outbox", []),
-            )
+            rt, key_id = load_state(raw, params)
+            self._check_key(person, key_id)
         self._rebuild_from_window(person, rt, cfg)
         return rt
 
@@ -433,7 +253,7 @@ class PersonAnalyser:
             rt.closed_until = self._bin_start(float(records[0][1]["t"]), cfg)
         for _, r in records:
             t = float(r["t"])
-            rt.recent.append(_Recent(t, r["a"], bool(r["y"]), r["c"], r.get("p")))
+            rt.recent.append(RecentMention(t, r["a"], bool(r["y"]), r["c"], r.get("p")))
             if rt.closed_until is not None and t >= rt.closed_until:
                 rt.pending[self._bin_start(t, cfg)] += 1
             rt.watermark = max(rt.watermark, t)
@@ -442,37 +262,4 @@ class PersonAnalyser:
             rt.recent.popleft()
 
 
-def _coordination_indicators(
-    window: dict[str, Any], coordination: CoordinationExplanation
-) -> list[str]:
-    """Signs that a surge is coordinated rather than organic; none means 'looks organic'.
-
-    A sign counts when its share in the window is improbable for this person (p < 0.001):
-    young accounts, copies of one text by many accounts, or one account posting much of it.
-    """
-    indicators = []
-    if coordination.young >= _INDICATOR_SCORE:
-        indicators.append("young_accounts")
-    if coordination.copies >= _INDICATOR_SCORE:
-        indicators.append("copypasta")
-    if coordination.flood >= _INDICATOR_SCORE or (
-        window["distinct_authors"] < 0.3 * max(1, window["mentions"])
-    ):
-        indicators.append("few_sources")
-    return indicators
-
-
-def _confirmation(c: Confirmation | None) -> dict[str, Any] | None:
-    """Why an opening came when it did: the alarm, and what the minutes since added."""
-    if c is None:
-        return None
-    return {"alarm_at": _iso(c.alarm_at), "mentions_since": c.mentions,
-            "expected_since": round(c.expected, 2), "score": round(c.score, 2),
-            "critical_window": c.critical}
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
-
-
-__all__ = ["ALERT_SCHEMA", "PersonAnalyser", "Transition"]
+__all__ = ["PersonAnalyser", "pileon_score"]

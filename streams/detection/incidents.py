@@ -26,22 +26,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from pileon.core.settings import DetectionSettings
+from pileon.schema.alert import Severity, Transition
 from pileon.streams.detection.detectors.rate import RateExplanation, negbin_tail_score
-
-
-class Transition(StrEnum):
-    OPENED = "opened"
-    ESCALATED = "escalated"
-    RESOLVED = "resolved"
-
-
-class Severity(StrEnum):
-    WARNING = "warning"
-    CRITICAL = "critical"
 
 
 @dataclass

@@ -138,7 +138,7 @@ def build_app(settings: Settings, watchlist: Watchlist, connection: Connection) 
                 mention = Mention.model_validate_json(event.value)
                 outbox = analyser.process(mention)
                 for alert in outbox:  # wait for the broker: only then leave the outbox
-                    sent = await alerts.send(key=mention.person.encode(), value=_dumps(alert))
+                    sent = await alerts.send(key=mention.person.encode(), value=alert.to_json())
                     await sent
                 analyser.delivered(mention.person, len(outbox))
             except Exception as exc:
@@ -276,8 +276,3 @@ def _observe(stage: str, started: float, event: Any) -> None:
     if ts:
         metrics.END_TO_END_SECONDS.labels(stage).observe(max(0.0, time.time() - ts))
 
-
-def _dumps(obj: Any) -> bytes:
-    import orjson
-
-    return orjson.dumps(obj)

@@ -34,6 +34,7 @@ from tests.factories import mention
 from tests.peers.jetstream import JetstreamPeer, firehose
 from tests.peers.mastodon import MastodonPeer
 from tests.test_connectors.kafka_reading import once_each, published
+from tests.waiting import wait_until
 
 PERSONS = {"amara": ("did:plc:amara000000000000000000", "Amara Okafor"),
            "mei": ("did:plc:mei00000000000000000000", "Mei Tanaka")}
@@ -74,7 +75,7 @@ def mastodon_source(stack: ExitStack, tmp: Path) -> Source:
     def feed() -> None:
         # A first start with no position follows the stream from the moment it connects
         # (``backfill_hours`` reaches further back), so feed only once it is connected.
-        _wait(lambda: peer.streaming_clients >= 1)
+        wait_until(lambda: peer.streaming_clients >= 1)
         for i in range(120):
             status = peer.status(f"@amara hello {i}")
             peer.notify("mention" if i % 5 else "favourite", status)
@@ -160,12 +161,6 @@ def running(connector: StreamingConnector) -> Iterator[list[int]]:
         assert not thread.is_alive(), "run() did not return within 30 s of stop()"
 
 
-def _wait(cond: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out waiting for the connector"
-        time.sleep(0.05)
-
 
 @pytest.fixture(params=sorted(SOURCES))
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Source]:
@@ -187,13 +182,13 @@ class TestConnectorContract:
         with running(first):
             feeder = threading.Thread(target=case.feed)
             feeder.start()
-            _wait(lambda: first.publisher.published >= 20)
+            wait_until(lambda: first.publisher.published >= 20)
         saved = store.saved["contract"]["position"]
         assert first.checkpoint() == {"position": saved}  # only what the broker acknowledged
         second = case.make(_publisher(embedded_broker.bootstrap, topic, store))
         with running(second) as result:
             feeder.join()
-            _wait(lambda: case.at_end(second))
+            wait_until(lambda: case.at_end(second))
             time.sleep(0.3)
         assert result and result[0] == second.publisher.published
         mentions = published(embedded_broker.bootstrap, topic, "contract")

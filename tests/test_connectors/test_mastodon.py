@@ -27,6 +27,7 @@ from pileon.kafka.broker import EmbeddedBroker
 from pileon.schema.mention import Mention
 from tests.peers.mastodon import MastodonPeer
 from tests.test_connectors.kafka_reading import once_each, published
+from tests.waiting import wait_until
 
 WATCHLIST = Watchlist(persons=(
     Person(key="amara", display_name="Amara Okafor", aliases=["Amara Okafor"],
@@ -110,12 +111,6 @@ def running(connector: MastodonConnector) -> Iterator[None]:
     assert result, "run() did not return after stop()"
 
 
-def _wait(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
 
 def _connector(bootstrap: str, topic: str, peer: MastodonPeer, store: MemoryCheckpoints,
                token: str | None = None) -> MastodonConnector:
@@ -153,23 +148,23 @@ class TestMastodonConnector:
         with MastodonPeer() as peer:
             first = _connector(embedded_broker.bootstrap, topic, peer, store)
             with running(first):
-                _wait(lambda: peer.streaming_clients == 1)
+                wait_until(lambda: peer.streaming_clients == 1)
                 _mixed(peer, 30, expected)
                 peer.send_raw("not json")
                 peer.send_raw(orjson.dumps({"event": "notification", "payload": 5}).decode())
                 peer.send_raw('{"stream": ["user"], "event": "filters_changed"}')
-                _wait(_caught_up(first, peer))
+                wait_until(_caught_up(first, peer))
                 peer.down = True
                 peer.drop()
                 _mixed(peer, 130, expected)  # while the stream is down: 87 mentions, 3 pages
                 peer.down = False
-                _wait(_caught_up(first, peer))
+                wait_until(_caught_up(first, peer))
                 _mixed(peer, 20, expected)  # live again
-                _wait(_caught_up(first, peer))
+                wait_until(_caught_up(first, peer))
             _mixed(peer, 45, expected)  # while the connector is stopped
             second = _connector(embedded_broker.bootstrap, topic, peer, store)
             with running(second):
-                _wait(_caught_up(second, peer))
+                wait_until(_caught_up(second, peer))
         got, twice = once_each(published(embedded_broker.bootstrap, topic, "masto"))
         assert got == expected and twice == 0
         backfills = [q for path, q in peer.queries if path == "/api/v1/notifications"]
@@ -196,14 +191,14 @@ class TestMastodonConnector:
                 token=peer.token, watch=Watch("hashtag", tag="press"), idle_seconds=0.2)
             statuses: list[dict[str, Any]] = []
             with running(connector):
-                _wait(lambda: peer.streaming_clients == 1)
+                wait_until(lambda: peer.streaming_clients == 1)
                 for i in range(10):
                     s = peer.status(f"Mei Tanaka story {i}" if i % 2 else f"other {i}",
                                     tag="press")
                     statuses.append(s)
                     peer.publish(s)
                 peer.publish(peer.status("Mei Tanaka, untagged"))  # not on this stream
-                _wait(lambda: (connector.position or {}).get("last_id") == statuses[-1]["id"])
+                wait_until(lambda: (connector.position or {}).get("last_id") == statuses[-1]["id"])
         got, _ = once_each(published(embedded_broker.bootstrap, topic, "tag"))
         assert got == {("mei", f"mastodon:{s['uri']}", "keyword") for s in statuses[1::2]}
 
@@ -230,7 +225,7 @@ class TestFirstStartBackfill:
                 publisher, WatchlistMatcher(WATCHLIST, "mastodon"), instance=peer.url,
                 token=peer.token, watch=NOTES, idle_seconds=0.2, backfill_hours=1)
             with running(connector):
-                _wait(_caught_up(connector, peer))
+                wait_until(_caught_up(connector, peer))
         got, twice = once_each(published(embedded_broker.bootstrap, topic, "masto"))
         assert got == expected and twice == 0
         pages = [q for path, q in peer.queries if path == "/api/v1/notifications"]

@@ -9,26 +9,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from pileon.connectors.producer import MentionProducer
 from pileon.core.settings import KafkaSettings
 from pileon.kafka.broker import EmbeddedBroker
 from pileon.kafka.topics import TopicNames, ensure_topics
+from pileon.schema.alert import AlertEvent
 from tests.factories import alert_event
 from tests.http_receiver import Received, Receiver
 from tests.monitoring import AlertmanagerServer
 from tests.test_integration.notifier import NotifierProcess
 from tests.test_integration.worker import metric_value
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def _send(bootstrap: str, names: TopicNames, *events: dict[str, Any]) -> None:
+def _send(bootstrap: str, names: TopicNames, *events: AlertEvent) -> None:
     producer = MentionProducer(bootstrap, names.alerts)
     for e in events:
-        producer.send_raw(e["person"].encode(), orjson.dumps(e))
+        producer.send_raw(e.person.encode(), e.to_json())
     producer.flush()
     producer.close()
 
@@ -40,11 +41,6 @@ def _am(receiver: Receiver) -> list[Received]:
 def _hooks(receiver: Receiver) -> list[Received]:
     return [r for r in receiver.requests if r.path == "/hook"]
 
-
-def _wait(cond: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +58,8 @@ def run(embedded_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactor
         try:
             _send(bootstrap, names, opened, alert_event("sam", "opened",
                                                         opened="2026-11-25T10:05:00Z"))
-            _wait(lambda: len({r.body["groupLabels"]["person"] for r in _am(receiver)}) == 2)
-            _wait(lambda: len(_hooks(receiver)) == 2)
+            wait_until(lambda: len({r.body["groupLabels"]["person"] for r in _am(receiver)}) == 2)
+            wait_until(lambda: len(_hooks(receiver)) == 2)
             before_restart = len(_am(receiver))
             metrics = notifier.metrics()
             time.sleep(2)  # offsets committed: what was delivered is not delivered again
@@ -71,14 +67,14 @@ def run(embedded_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactor
             notifier.kill()
             notifier = NotifierProcess(bootstrap, tmp, prefix, alertmanager=am.url,
                                        webhook=f"{receiver.url}/hook").start()
-            _wait(lambda: metric_value(notifier.metrics(),
+            wait_until(lambda: metric_value(notifier.metrics(),
                                        "pileon_notify_assigned_partitions") > 0, timeout=60)
             _send(bootstrap, names, opened)
             time.sleep(8)  # resends every 2 s, Alertmanager's group interval is 2 s
             after_restart = len(_am(receiver))
             _send(bootstrap, names, alert_event("amara", "resolved", opened="2026-11-25T10:00:00Z",
                                                 at="2026-11-25T11:00:00Z"))
-            _wait(lambda: any(r.body["status"] == "resolved" for r in _am(receiver)))
+            wait_until(lambda: any(r.body["status"] == "resolved" for r in _am(receiver)))
             time.sleep(1)
             yield {"receiver": receiver, "before_restart": before_restart,
                    "after_restart": after_restart, "metrics": metrics,

@@ -5,8 +5,8 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pileon.core.textfold import _tables, fold_unicode
 from pileon.streams.detection.neardup import normalise_tokens
-from pileon.streams.detection.neardup.normalize import _fold_unicode, _tables
 
 
 class TestNormaliseTokens:
@@ -44,4 +44,4 @@ class TestAsciiFastPath:
     @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80), st.booleans())
     def test_ascii_text_folds_as_the_full_unicode_path_does(self, text: str, fold: bool) -> None:
         full = unicodedata.normalize("NFKC", text).casefold().translate(_tables()[int(fold)])
-        assert _fold_unicode(text, fold) == full
+        assert fold_unicode(text, fold) == full

@@ -10,26 +10,16 @@ import pytest
 
 from pileon.evidence.bundle import export_bundle, verify_bundle
 from pileon.evidence.chain import ChainError, EvidenceLog
-from tests.factories import NOW, iso, mention
+from pileon.schema.alert import AlertEvent
+from tests.factories import NOW, alert_dict, iso, mention
 
 
-def _event(**changes: Any) -> dict[str, Any]:
-    event = {
-        "schema": "pileon.alert/v1", "idempotency_key": "amara-1:opened:warning",
-        "incident_id": "amara-1", "transition": "opened", "person": "amara",
-        "severity": "warning", "at": iso(NOW), "opened_at": iso(NOW), "score": 9.1,
-        "signals": {
-            "rate": {"window_minutes": 10, "mentions": 90, "expected": 12.0, "ratio": 7.5,
-                     "score": 9.1},
-            "distinct_authors": {"value": 80, "baseline": 14.0},
-            "young_account_share": {"value": 0.7, "baseline": 0.0, "young_means_days": 7},
-            "near_duplicate_clusters": [],
-        },
-        "assessment": "looks coordinated", "indicators": ["young_accounts"],
-        "exemplar_ids": [], "evidence": {},
-    }
-    event.update(changes)
-    return event
+def _event(reply_focus: dict[str, Any] | None = None) -> AlertEvent:
+    event = alert_dict(opened=iso(NOW))
+    event["signals"]["near_duplicate_clusters"] = []
+    if reply_focus is not None:
+        event["signals"]["reply_focus"] = reply_focus
+    return AlertEvent.from_json(event)
 
 
 @pytest.fixture
@@ -78,8 +68,7 @@ class TestExportBundle:
                                in_reply_to=post), origin)
         focus = {"post_key": f"{post_key(post):08x}", "mentions": 10, "share": 1.0,
                  "usual": 0.05, "score": 12.0, "counted": True}
-        event = _event()
-        event["signals"]["reply_focus"] = focus
+        event = _event(reply_focus=focus)
         html = (export_bundle(log, [event], tmp_path / "incident") / "report.html").read_text()
         assert "answering one post" in html and post in html
 

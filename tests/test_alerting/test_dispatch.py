@@ -10,6 +10,7 @@ from pileon.alerting import notification_from_event as from_event
 from pileon.alerting.dispatch import Backoff, OffsetTracker, SinkWorker, Token
 from pileon.core.settings import AlertingSettings
 from tests.factories import alert_event
+from tests.waiting import wait_until
 
 FAST = Backoff(base=0.01, cap=0.05)
 
@@ -53,18 +54,13 @@ def _worker(sink: AlertSink, done: list[Token], **kw: float) -> SinkWorker:
                       backoff=FAST, rng=random.Random(1)).start()
 
 
-def _wait(cond: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.01)
-
 
 class TestSinkWorker:
     def test_failing_receiver_gets_the_alert_once_it_recovers(self) -> None:
         sink, done = FlakySink(failures=3), []
         worker = _worker(sink, done)
         assert worker.offer(("p", 1), _n(), timeout=1)
-        _wait(lambda: done)
+        wait_until(lambda: done)
         worker.stop()
         assert done == [("p", 1)] and len(sink.delivered) == 1
 
@@ -73,7 +69,7 @@ class TestSinkWorker:
         worker = _worker(sink, done)
         worker.offer(("p", 1), _n(), timeout=1)
         worker.offer(("p", 2), _n("sam"), timeout=1)
-        _wait(lambda: len(done) == 2)
+        wait_until(lambda: len(done) == 2)
         worker.stop()
         assert done == [("p", 1), ("p", 2)] and [n.person for n in sink.delivered] == ["sam"]
 
@@ -81,7 +77,7 @@ class TestSinkWorker:
         sink, done = FlakySink(failures=10**6), []
         worker = _worker(sink, done, max_retry=0.2)
         worker.offer(("p", 1), _n(), timeout=1)
-        _wait(lambda: done)
+        wait_until(lambda: done)
         worker.stop()
         assert done == [("p", 1)] and not sink.delivered
 
@@ -89,7 +85,7 @@ class TestSinkWorker:
         sink, done = FlakySink(failures=2, error=RuntimeError("bug")), []
         worker = _worker(sink, done)
         worker.offer(("p", 1), _n(), timeout=1)
-        _wait(lambda: done)
+        wait_until(lambda: done)
         worker.stop()
         assert len(sink.delivered) == 1
 
@@ -97,7 +93,7 @@ class TestSinkWorker:
         sink, done = BlockingSink(), []
         worker = _worker(sink, done, queue_size=1)
         worker.offer(("p", 1), _n(), timeout=1)  # taken by the thread, blocks there
-        _wait(lambda: worker._queue.empty())
+        wait_until(lambda: worker._queue.empty())
         assert worker.offer(("p", 2), _n(), timeout=1)
         assert not worker.offer(("p", 3), _n(), timeout=0.1)
         sink.release.set()
@@ -115,7 +111,7 @@ class TestSinkWorker:
         sink, done = FlakySink(), []
         worker = _worker(sink, done)
         worker.refresh([_n(), _n("sam")])
-        _wait(lambda: sink.refreshed)
+        wait_until(lambda: sink.refreshed)
         worker.stop()
         assert sink.refreshed == [2]
 

@@ -18,7 +18,7 @@ from pileon.schema.mention import Mention
 from pileon.streams.detection.analysis import PersonAnalyser
 from pileon.streams.detection.ingest import Clean, Ingestor
 from pileon.streams.detection.neardup import Signer
-from tests.factories import alert_event
+from tests.factories import alert_dict
 
 END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC).timestamp()
 
@@ -57,7 +57,7 @@ def _run(analyser: PersonAnalyser, mentions: list[Mention]) -> list[dict[str, An
     alerts = []
     for m in mentions:
         outbox = analyser.process(m)
-        alerts += outbox
+        alerts += [a.to_dict() for a in outbox]  # the wire form
         analyser.delivered(m.person, len(outbox))
     return alerts
 
@@ -85,8 +85,8 @@ class TestPersonAnalyser:
     ) -> None:
         mentions, _ = simulated
         alert = _run(Tables().analyser(settings, watchlist), mentions)[0]
-        assert set(alert) == set(alert_event())  # the factory the alert-sink tests use
-        assert set(alert["signals"]) == set(alert_event()["signals"])
+        assert set(alert) == set(alert_dict())  # the factory the alert-sink tests use
+        assert set(alert["signals"]) == set(alert_dict()["signals"])
         signals = alert["signals"]
         assert signals["rate"]["mentions"] > signals["rate"]["expected"]
         assert signals["distinct_authors"]["value"] > signals["distinct_authors"]["baseline"]
@@ -129,7 +129,7 @@ class TestPersonAnalyser:
                          if (out := analyser.process(m)))  # state saved, alert not delivered
         restarted = tables.analyser(settings, watchlist)  # crash: only the tables survive
         again = restarted.process(mentions[i])  # the same mention, redelivered
-        assert [a["idempotency_key"] for a in again] == [a["idempotency_key"] for a in outbox]
+        assert [a.idempotency_key for a in again] == [a.idempotency_key for a in outbox]
         restarted.delivered("amara", len(again))
         later = next(m for m in mentions[i + 1 :] if m.person == "amara")
         assert restarted.process(later) == []
