@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kafka import KafkaConsumer, TopicPartition
 
 from pileon.cli.demo import start_worker
-from pileon.connectors.simulator import PileOnScript, Simulator, SimulatorConnector
+from pileon.connectors.simulator import SimulatorConnector
+from pileon.connectors.traffic import PileOnScript, Simulator
 from pileon.core.process import terminate
 from pileon.core.settings import load_settings
 from pileon.core.watchlist import load_watchlist

@@ -1,6 +1,6 @@
 """The labelled scenario suite: calm traffic and five kinds of surge, reproducible by seed.
 
-Every scenario is a :class:`~pileon.connectors.simulator.Simulator` run for one protected person
+Every scenario is a :class:`~pileon.connectors.traffic.Simulator` run for one protected person
 (``target``) with background traffic (daily rhythm, over-dispersed counts, organic reply
 threads, news-cycle lifts) and, except ``calm``, a surge whose peak is ``multiple`` times the
 person's usual rate at onset. ``coordinated`` is the label an incident's assessment is checked
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pileon.connectors.simulator import PileOnScript, Simulator
+from pileon.connectors.traffic import PileOnScript, Simulator
 
 TARGET = "target"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from pileon.connectors.simulator import PileOnScript, Simulator, invalid_messages
+from pileon.connectors.traffic import PileOnScript, Simulator, invalid_messages
 
 END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC).timestamp()
 PERSONS = {"amara": "Amara Okafor", "sam": "Sam Ruiz"}

@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-from pileon.connectors.simulator import PileOnScript, Simulator, SimulatorConnector
+from pileon.connectors.simulator import SimulatorConnector
+from pileon.connectors.traffic import PileOnScript, Simulator
 from pileon.core.settings import KafkaSettings
 from pileon.core.watchlist import load_watchlist
 from pileon.kafka.topics import TopicNames, ensure_topics

@@ -16,12 +16,8 @@ import orjson
 import pytest
 
 from pileon.connectors.producer import MentionProducer
-from pileon.connectors.simulator import (
-    PileOnScript,
-    Simulator,
-    SimulatorConnector,
-    invalid_messages,
-)
+from pileon.connectors.simulator import SimulatorConnector
+from pileon.connectors.traffic import PileOnScript, Simulator, invalid_messages
 from pileon.core.settings import KafkaSettings
 from pileon.core.watchlist import Watchlist
 from pileon.kafka.topics import ensure_topics

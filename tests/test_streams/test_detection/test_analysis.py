@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pileon.connectors.simulator import PileOnScript, Simulator
+from pileon.connectors.traffic import PileOnScript, Simulator
 from pileon.core.settings import Settings
 from pileon.core.watchlist import Watchlist
 from pileon.schema.deadletter import Origin
