@@ -1,6 +1,8 @@
 """Online anomaly detectors: each learns from and scores closed event-time windows."""
 
-from pileon.streams.detection.detectors.base import BinObservation, Detector
+from typing import Any
+
+from pileon.streams.detection.detectors.base import BinObservation, Detector, Explanation
 from pileon.streams.detection.detectors.coordination import (
     CoordinationDetector,
     CoordinationExplanation,
@@ -9,11 +11,20 @@ from pileon.streams.detection.detectors.coordination import (
 from pileon.streams.detection.detectors.focus import FocusDetector, FocusExplanation, FocusSummary
 from pileon.streams.detection.detectors.rate import RateDetector, RateExplanation
 
+# The built-in detectors, typed with the contract so that mypy checks each one fits it.
+BUILTIN: dict[str, type[Detector[Any, Any]]] = {
+    "rate": RateDetector,
+    "coordination": CoordinationDetector,
+    "focus": FocusDetector,
+}
+
 __all__ = [
+    "BUILTIN",
     "BinObservation",
     "CoordinationDetector",
     "CoordinationExplanation",
     "Detector",
+    "Explanation",
     "FocusDetector",
     "FocusExplanation",
     "FocusSummary",

@@ -1,16 +1,21 @@
 """The contract every detector keeps (after river's ``learn_one`` / ``score_one``).
 
-A detector sees one closed event-time bin at a time, in order, and never looks ahead. Its score
-is higher for more anomalous bins; deciding what is an incident is a separate step
-(:mod:`pileon.streams.detection.incidents`). State must be small and round-trip through
-``to_state`` / ``from_state`` so it can live in a Faust table.
+A detector sees one closed event-time observation at a time (a bin, or a window summary), in
+order, and never looks ahead. Its score is higher for more anomalous observations, and
+:meth:`Detector.explain` says what the score compared, for the alert; deciding what is an
+incident is a separate step (:mod:`pileon.streams.detection.incidents`). State must be small
+and round-trip through ``to_state`` / ``from_state`` so it can live in a Faust table.
+
+:class:`Detector` is generic in its observation and its explanation; the rate, coordination and
+focus detectors all fit it (``BUILTIN`` in :mod:`.` is typed with it, so mypy checks that), and
+:mod:`.checks` holds the contract checks any new detector must pass.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from scipy.stats import binom
 
@@ -32,12 +37,29 @@ def share_tail_score(k: int, n: int, q: float, cap: float) -> float:
     return min(cap, max(0.0, -log_sf / math.log(10)))
 
 
-class Detector(Protocol):
-    def learn_one(self, x: BinObservation) -> None:
-        """Update the baseline with a bin (call after :meth:`score_one` for that bin)."""
+class Explanation(Protocol):
+    """What a detector's score compared; ``score`` is the score itself."""
 
-    def score_one(self, x: BinObservation) -> float:
-        """How anomalous the bin is, ≥ 0; higher is more anomalous. Does not change state."""
+    @property
+    def score(self) -> float: ...
+
+
+X = TypeVar("X", contravariant=True)
+E = TypeVar("E", bound=Explanation, covariant=True)
+
+
+@runtime_checkable
+class Detector(Protocol[X, E]):
+    """An online detector of observations ``X`` whose scores are explained by ``E``."""
+
+    def learn_one(self, x: X) -> None:
+        """Update the baseline with an observation (after :meth:`score_one` for it)."""
+
+    def score_one(self, x: X) -> float:
+        """How anomalous ``x`` is, >= 0; higher is more anomalous. Does not change state."""
+
+    def explain(self, x: X) -> E:
+        """The score of ``x`` with what it compared. Does not change state."""
 
     def to_state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot of the detector's state."""

@@ -1,23 +1,27 @@
-"""The contract every detector keeps (after river's check_estimator)."""
+"""pileon's detectors run the contract checks that ship with the library (detectors/checks.py)."""
 
 from __future__ import annotations
 
-import copy
-import pickle
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import orjson
 import pytest
 
 from pileon.streams.detection.detectors import (
+    BUILTIN,
     BinObservation,
     CoordinationDetector,
     FocusDetector,
     FocusSummary,
     RateDetector,
     WindowSummary,
+)
+from pileon.streams.detection.detectors.checks import (
+    CHECKS,
+    DetectorSpec,
+    check_score_one_does_not_change_state,
+    check_state_size_is_bounded,
 )
 
 
@@ -46,96 +50,55 @@ def _focus(seed: int, n: int) -> list[Any]:
     return out
 
 
-# name: (factory, stream of its observations, a large observation, constructor params)
-DETECTORS: dict[str, tuple[Callable[[], Any], Callable[[int, int], list[Any]], Any, list[str]]] = {
-    "rate": (lambda: RateDetector(bin_seconds=60, window_bins=10, warmup_bins=60), _bins,
-             BinObservation(300 * 60.0, 50),
-             ["bin_seconds", "window_bins", "dispersion", "warmup_bins"]),
-    "coordination": (lambda: CoordinationDetector(warmup_windows=30), _windows,
-                     WindowSummary(300 * 60.0, 80, 60, 70, 40), ["warmup_windows"]),
-    "focus": (lambda: FocusDetector(warmup_windows=30), _focus, FocusSummary(300 * 60.0, 80, 70),
-              ["warmup_windows"]),
+SPECS: dict[str, DetectorSpec[Any]] = {
+    "rate": DetectorSpec(lambda: RateDetector(bin_seconds=60, window_bins=10, warmup_bins=60),
+                         _bins, BinObservation(300 * 60.0, 50),
+                         ["bin_seconds", "window_bins", "dispersion", "warmup_bins"]),
+    "coordination": DetectorSpec(lambda: CoordinationDetector(warmup_windows=30), _windows,
+                                 WindowSummary(300 * 60.0, 80, 60, 70, 40), ["warmup_windows"]),
+    "focus": DetectorSpec(lambda: FocusDetector(warmup_windows=30), _focus,
+                          FocusSummary(300 * 60.0, 80, 70), ["warmup_windows"]),
 }
 
 
-class Make:
-    def __init__(self, name: str) -> None:
-        self.factory, self.stream_of, self.big, self.params = DETECTORS[name]
-
-    def __call__(self) -> Any:
-        return self.factory()
-
-    def stream(self, seed: int, n: int = 2000) -> list[Any]:
-        return self.stream_of(seed, n)
+def test_every_builtin_detector_has_a_spec() -> None:
+    assert {type(spec.make()) for spec in SPECS.values()} == set(BUILTIN.values())
 
 
-@pytest.fixture(params=sorted(DETECTORS))
-def make(request: pytest.FixtureRequest) -> Make:
-    return Make(request.param)
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_detector_contract(name: str, check: Callable[[DetectorSpec[Any]], None]) -> None:
+    check(SPECS[name])
 
 
-class TestDetectorContract:
-    def test_has_a_docstring(self, make: Make) -> None:
-        assert type(make()).__doc__
+class TestTheChecksCatchBreakage:
+    """The checks themselves must fail on a detector that breaks the contract."""
 
-    def test_is_deterministic(self, make: Make) -> None:
-        scores = []
-        for _ in range(2):
-            d = make()
-            run = []
-            for x in make.stream(1):
-                run.append(d.score_one(x))
-                d.learn_one(x)
-            scores.append(run)
-        assert scores[0] == scores[1]
+    def test_a_detector_that_learns_while_scoring_fails(self) -> None:
+        class Leaky(FocusDetector):
+            """Learns in score_one."""
 
-    def test_scores_are_non_negative_and_finite(self, make: Make) -> None:
-        d = make()
-        for x in make.stream(2):
-            s = d.score_one(x)
-            assert 0 <= s < float("inf")
-            d.learn_one(x)
+            def score_one(self, x: FocusSummary) -> float:
+                self.learn_one(x)
+                return super().score_one(x)
 
-    def test_score_one_does_not_change_state(self, make: Make) -> None:
-        d = make()
-        for x in make.stream(3, 300):
-            d.learn_one(x)
-        before = orjson.dumps(d.to_state())
-        d.score_one(make.big)
-        assert orjson.dumps(d.to_state()) == before
+        spec = DetectorSpec(lambda: Leaky(warmup_windows=30), _focus,
+                            FocusSummary(300 * 60.0, 80, 70), ["warmup_windows"])
+        with pytest.raises(AssertionError, match="changed the state"):
+            check_score_one_does_not_change_state(spec)
 
-    def test_input_is_not_mutated(self, make: Make) -> None:
-        d = make()
-        x = make.stream(9, 1)[0]
-        snapshot = copy.deepcopy(x)
-        d.score_one(x)
-        d.learn_one(x)
-        assert x == snapshot
+    def test_a_detector_with_growing_state_fails(self) -> None:
+        class Hoarder(FocusDetector):
+            """Keeps every observation."""
 
-    def test_state_round_trips_through_json(self, make: Make) -> None:
-        d = make()
-        stream = make.stream(4, 600)
-        for x in stream[:300]:
-            d.learn_one(x)
-        state = orjson.loads(orjson.dumps(d.to_state()))
-        restored = type(d).from_state(state, **{k: getattr(d, k) for k in make.params})
-        for x in stream[300:]:
-            assert restored.score_one(x) == d.score_one(x)
-            restored.learn_one(x)
-            d.learn_one(x)
+            def learn_one(self, x: FocusSummary) -> None:
+                super().learn_one(x)
+                self.kept = [*getattr(self, "kept", []), x.mentions]
 
-    def test_is_picklable(self, make: Make) -> None:
-        d = make()
-        d.learn_one(make.stream(8, 1)[0])
-        assert pickle.loads(pickle.dumps(d)).to_state() == d.to_state()  # noqa: S301
+            def to_state(self) -> dict[str, Any]:
+                return {**super().to_state(), "kept": getattr(self, "kept", [])}
 
-    def test_state_size_is_bounded(self, make: Make) -> None:
-        d = make()
-        sizes = []
-        for i, x in enumerate(make.stream(5, 5000)):
-            d.learn_one(x)
-            if i in (2000, 4999):
-                sizes.append(len(orjson.dumps(d.to_state())))
-        assert sizes[1] <= sizes[0] * 1.5  # counters gain digits, nothing more
-        assert sizes[1] < 4096
-
+        spec = DetectorSpec(lambda: Hoarder(warmup_windows=30), _focus,
+                            FocusSummary(300 * 60.0, 80, 70), ["warmup_windows"])
+        with pytest.raises(AssertionError, match="state"):
+            check_state_size_is_bounded(spec)
