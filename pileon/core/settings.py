@@ -21,6 +21,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from pileon.core.deployment import RUNBOOK_URL
+
 # The example watchlist ships with the package (package data), so the demo runs from a wheel.
 DEFAULT_WATCHLIST = Path(__file__).resolve().with_name("watchlist.example.yaml")
 
@@ -157,7 +159,7 @@ class AlertingSettings(_Section):
         default="http://localhost:6066/evidence",
         description="evidence base URL; /<person>?from=&to= is appended",
     )
-    runbook_url: str = "https://github.com/pileon-dev/pileon/blob/main/docs/runbook.md"
+    runbook_url: str = RUNBOOK_URL
     resend_seconds: float = Field(
         default=60.0, gt=0, description="re-send open incidents to Alertmanager this often"
     )

@@ -28,6 +28,8 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
+from pileon.core.deployment import JOBS
+
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 RATE = "$__rate_interval"
 P = 'person="$person"'
@@ -137,7 +139,7 @@ def pipeline() -> db.Dashboard:
         _base("pileon-pipeline", "pileon / Pipeline",
               "Is pileon keeping up? Throughput, lag, commits, dead letters, alert delivery, "
               "connectors.")
-        .with_panel(_stat("Workers up", "short", _q('sum(up{job="pileon-worker"})')))
+        .with_panel(_stat("Workers up", "short", _q(f'sum(up{{job="{JOBS.worker}"}})')))
         .with_panel(_stat("Consumer lag (messages)", "short",
                           _q("sum(max by (topic, partition) (pileon_consumer_lag_messages))")))
         .with_panel(_stat("Dead letters (1h)", "short",

@@ -14,9 +14,11 @@ from typing import Any
 
 import yaml
 
-RUNBOOK = "https://github.com/pileon-dev/pileon/blob/main/docs/runbook.md"
-WORKER_JOB = "pileon-worker"
-NOTIFY_JOB = "pileon-notify"
+from pileon.core.deployment import JOBS, RUNBOOK_URL
+
+RUNBOOK = RUNBOOK_URL
+WORKER_JOB = JOBS.worker
+NOTIFY_JOB = JOBS.notify
 
 
 @dataclass(frozen=True)
