@@ -5,11 +5,13 @@ WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY pileon pileon
 COPY streams streams
 COPY connectors connectors
-RUN /opt/venv/bin/pip install --no-cache-dir .
+# The tested versions (constraints.txt); no extras: the image needs no embedded broker and no
+# dashboard builder.
+RUN /opt/venv/bin/pip install --no-cache-dir -c constraints.txt .
 
 FROM python:3.11.11-slim-bookworm
 RUN groupadd --gid 10001 pileon \

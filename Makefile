@@ -5,9 +5,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: demo test test-fast lint typecheck tools generate clean
+.PHONY: demo test test-fast lint typecheck tools generate lock clean
 
 # Prometheus, promtool and Alertmanager from Debian packages, and Helm built with Go, for the
 # tests that run them.
@@ -21,7 +21,7 @@ tools:
 	@test -x .cache/bin/helm && .cache/bin/helm version --short | grep -q $(HELM_VERSION) || \
 	  GOBIN=$(CURDIR)/.cache/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pileon needs Python >= 3.11 (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 	  rm -rf $(VENV); \
@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	  command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends gcc python3-dev; }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
@@ -55,9 +55,18 @@ generate: $(STAMP)
 test: lint typecheck tools
 	$(BIN)/python -m pytest -q --durations=10
 
-# Unit tests only, for the edit-test loop.
+# Unit tests only, for the edit-test loop: no brokers, and no promtool, amtool or helm (those
+# run in `make test`, after `make tools`), so it passes on a machine with only Python.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not tools"
+
+# Re-resolve constraints.txt from pyproject.toml's ranges in a fresh venv (then review and commit).
+lock:
+	rm -rf .cache/lock && $(PYTHON) -m venv .cache/lock
+	.cache/lock/bin/python -m pip install -q --upgrade pip
+	.cache/lock/bin/python -m pip install -q '.[dev]'
+	{ sed -n '1,3p' constraints.txt; .cache/lock/bin/python -m pip freeze --exclude-editable \
+	  | grep -v '^pileon'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .pileon pileon-demo .pytest_cache .mypy_cache .ruff_cache

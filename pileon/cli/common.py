@@ -13,6 +13,15 @@ class CommandError(Exception):
     """A command could not do its job; the message says why (exit status 2)."""
 
 
+def require_extra(extra: str, module: str, command: str) -> None:
+    """Fail with one line naming the pip extra when ``command`` needs a module it brings."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise CommandError(f"{command} needs the '{extra}' extra: "
+                           f"pip install 'pileon[{extra}]'")
+
+
 def bootstrap_parent() -> argparse.ArgumentParser:
     """The parent parser of every command that talks to a broker it does not start."""
     parent = argparse.ArgumentParser(add_help=False)

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import orjson
 
-from pileon.cli.common import CommandError, bootstrap_parent, required_connection
+from pileon.cli.common import (
+    CommandError,
+    bootstrap_parent,
+    require_extra,
+    required_connection,
+)
 from pileon.connectors.base import SourceUnavailable
 from pileon.connectors.producer import DeliveryError
 from pileon.core.settings import ConfigError, Settings, load_settings
@@ -130,6 +135,7 @@ def cmd_notify(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    require_extra("dashboards", "grafana_foundation_sdk", "pileon generate")
     from pileon.cli.generate import write
 
     written = write(args.root)
@@ -142,6 +148,8 @@ def cmd_dashboards_push(
 ) -> int:
     import os
 
+    require_extra("dashboards", "grafana_client", "pileon dashboards push")
+    require_extra("dashboards", "grafana_foundation_sdk", "pileon dashboards push")
     from pileon.observability.push import from_files, push, rendered
 
     token = os.environ.get("GRAFANA_TOKEN")

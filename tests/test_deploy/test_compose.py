@@ -67,6 +67,7 @@ class TestCompose:
                 loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
                 assert loaded, f"{path} is empty"
 
+    @pytest.mark.tools
     def test_prometheus_config_passes_promtool(self, tmp_path: Path) -> None:
         config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
         config["rule_files"] = [str(REPO / "prometheus" / "pileon-rules.yml")]
@@ -86,6 +87,7 @@ class TestCompose:
         assert jetstream["profiles"] == ["bluesky"]
         assert jetstream["command"][:2] == ["connect", "jetstream"]
 
+    @pytest.mark.tools
     def test_alertmanager_config_passes_amtool(self) -> None:
         done = subprocess.run(
             [_tool("amtool"), "check-config", str(REPO / "deploy/alertmanager/alertmanager.yml")],

@@ -17,6 +17,8 @@ import yaml
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.tools  # helm, built by `make tools`
+
 CHART = REPO / "helm" / "pileon"
 FULL = CHART / "ci" / "full-values.yaml"
 KUBE = "1.31.0"

@@ -29,11 +29,13 @@ class TestRules:
         stale = [str(p) for p, text in outputs(REPO).items() if p.read_text() != text]
         assert not stale, f"run `make generate`: {stale}"
 
+    @pytest.mark.tools
     def test_promtool_checks_the_rules(self, promtool: str) -> None:
         done = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True,
                               text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
 
+    @pytest.mark.tools
     def test_promtool_unit_tests_pass(self, promtool: str) -> None:
         done = subprocess.run([promtool, "test", "rules", str(TESTS)], capture_output=True,
                               text=True, check=False)

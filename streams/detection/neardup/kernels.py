@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from datasketch.minhash import _fmix  # the MurmurHash3 finalizer of the affine32 scheme
 
 try:
     from pileon.streams.detection.neardup import _kernels  # type: ignore[attr-defined]
@@ -26,6 +25,18 @@ except ImportError:  # pragma: no cover - the package is built with its extensio
     _kernels = None
 
 COMPILED = _kernels is not None
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    """The 32-bit MurmurHash3 finalizer (Appleby's ``fmix32``) on a ``uint32`` array: the
+    pre-mix of datasketch's ``affine32`` scheme, written out here rather than imported from
+    datasketch's private ``_fmix``. Multiplication wraps modulo 2**32, as intended; the test
+    against ``datasketch.MinHash`` holds the two bit for bit."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
 
 
 def shingle_values(
@@ -36,7 +47,7 @@ def shingle_values(
     w = np.array(words, dtype=np.uint32)
     orders, gram = [w], w
     for k in range(1, shingle_words):
-        gram = _fmix(gram[:-1] * np.uint32(mult) + w[k:] + np.uint32(salts[k - 1]), 32)
+        gram = fmix32(gram[:-1] * np.uint32(mult) + w[k:] + np.uint32(salts[k - 1]))
         orders.append(gram)
     return np.concatenate(orders) if shingle_words > 1 else w
 
@@ -48,7 +59,7 @@ def sign_reference(
     """MinHash signature of the :func:`shingle_values` of keyed word hashes, into ``out``:
     every value pre-mixed with ``fmix`` and permuted as ``a * h + b``, modulo 2^32
     (datasketch's ``affine32`` scheme)."""
-    hv = _fmix(shingle_values(words, shingle_words, mult, salts).reshape(-1, 1), 32)
+    hv = fmix32(shingle_values(words, shingle_words, mult, salts).reshape(-1, 1))
     out[:] = (hv * a.reshape(1, -1) + b.reshape(1, -1)).min(axis=0)
 
 
