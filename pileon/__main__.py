@@ -1,3 +1,3 @@
-from pileon.cli.main import main
+from pileon.cli import main
 
 raise SystemExit(main())

@@ -8,7 +8,7 @@ from prometheus_client import Counter, Gauge, Histogram
 OFFSET_GAPS = Counter(
     "pileon_offset_gaps_total",
     "Records delivered past offsets never delivered on a source topic; the worker stopped and "
-    "restarted rather than skip them (streams/offset_guard.py)", ["topic"],
+    "restarted rather than skip them (streams/worker/offset_guard.py)", ["topic"],
 )
 OFFSET_GAP_STOP = Gauge(
     "pileon_offset_gap_stop_timestamp_seconds",
