@@ -41,11 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         logging.getLogger().setLevel(settings.log_level)
-        watchlist = load_watchlist(settings.watchlist)
+        watchlist = load_watchlist(settings.watchlist, settings.detection)
+        if args.func is not cmd_check_config:  # check-config prints them itself
+            for warning in watchlist.warnings():
+                log.warning("watchlist %s: %s", settings.watchlist, warning)
         return int(args.func(args, settings, watchlist) or 0)
     except (ConfigError, BrokerStartError, TopicSetupError, ChainError, CommandError,
             SourceUnavailable, DeliveryError) as exc:
-        print(f"pileon: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # several problems: one line each
+            print(f"pileon: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -221,8 +225,11 @@ def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
 
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
-    print(f"OK: settings valid; watchlist {settings.watchlist}: {len(watchlist.persons)} persons;"
-          f" broker: {settings.kafka.bootstrap or 'embedded (none configured)'}")
+    for warning in watchlist.warnings():
+        print(f"WARN: watchlist {settings.watchlist}: {warning}")
+    print(f"OK: settings valid; watchlist {settings.watchlist}: {len(watchlist.persons)} persons"
+          f" (per-person thresholds checked against the detection settings); broker: "
+          f"{settings.kafka.bootstrap or 'embedded (none configured)'}")
     return 0
 
 

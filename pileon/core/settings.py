@@ -9,6 +9,7 @@ with one line naming the field (:class:`ConfigError`).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,17 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError
 
+from pileon.core.config_errors import describe_validation_error, describe_yaml_error
 from pileon.core.deployment import RUNBOOK_URL
 
 # The example watchlist ships with the package (package data), so the demo runs from a wheel.
 DEFAULT_WATCHLIST = Path(__file__).resolve().with_name("watchlist.example.yaml")
+
+
+ENV_PREFIX = "PILEON_"
+SECTIONS = ("kafka", "worker", "ingest", "detection", "neardup", "alerting")
 
 
 class ConfigError(Exception):
@@ -209,30 +216,49 @@ _CONFIG_FILE: dict[str, Path | None] = {"path": None}
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    """Load and validate settings, or raise :class:`ConfigError` naming the bad field."""
+    """Load and validate settings, or raise :class:`ConfigError` naming every bad field."""
     path = config or (Path(p) if (p := os.environ.get("PILEON_CONFIG")) else None)
-    if path is not None and not path.is_file():
-        raise ConfigError(f"config file {path}: not found")
+    if path is not None:
+        _check_config_file(path)
     _CONFIG_FILE["path"] = path
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, source=path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path}: not valid YAML{where}") from None
+        raise ConfigError(
+            describe_validation_error(exc, source=path, env_prefix=ENV_PREFIX)) from None
+    except SettingsError as exc:
+        raise ConfigError(_describe_env_error(exc)) from None
     except (ValueError, OSError) as exc:
-        raise ConfigError(f"config file {path}: {exc}".splitlines()[0]) from None
+        raise ConfigError(f"config file {path}: {exc}") from None
     finally:
         _CONFIG_FILE["path"] = None
 
 
-def describe_validation_error(exc: ValidationError, source: Path | None = None) -> str:
-    """One line naming the first bad field, its problem and the value given."""
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "<root>"
-    where = f" in {source}" if source else ""
-    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    given = "" if err["type"] == "missing" else f" (got {err.get('input')!r:.60})"
-    return f"invalid setting '{field}'{where}: {err['msg']}{given}{more}"
+def _check_config_file(path: Path) -> None:
+    """The file exists, is YAML, and its top level is a mapping of sections."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path}: not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(describe_yaml_error(exc, f"config file {path}")) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path}: the top level must be a mapping of sections "
+            f"({', '.join(f'{s}:' for s in SECTIONS)}), not a {type(data).__name__}")
+
+
+def _describe_env_error(exc: SettingsError) -> str:
+    """pydantic-settings says 'error parsing value for field "kafka"': name the variable."""
+    match = re.search(r'field "(\w+)"', str(exc))
+    field = match.group(1) if match else None
+    variable = f"{ENV_PREFIX}{field.upper()}" if field else f"a {ENV_PREFIX}* variable"
+    cause = exc.__cause__
+    detail = f": {cause}" if cause is not None else ""
+    return (f"invalid setting '{field or '?'}' (environment variable {variable}): not valid "
+            f"JSON for the section{detail}")
+
+
+__all__ = ["ConfigError", "Settings", "load_settings"]

@@ -44,7 +44,7 @@ class TestCheckConfig:
         wl.write_text("persons:\n- {key: ok, display_name: A}\n- {key: ok2}\n")
         result = _pileon("check-config", env={"PILEON_WATCHLIST": str(wl)})
         assert result.returncode == 2
-        assert "persons.1.display_name" in result.stderr
+        assert "persons[1].display_name" in result.stderr
 
 
 class TestVerify:

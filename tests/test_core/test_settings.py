@@ -47,7 +47,7 @@ class TestLoadSettings:
             load_settings(config)
         message = str(err.value)
         assert "kafka.partitions" in message
-        assert str(config) in message
+        assert f"{config} line 2" in message
         assert "\n" not in message
 
     def test_unknown_field_is_rejected(self, tmp_path: Path) -> None:
@@ -69,8 +69,42 @@ class TestLoadSettings:
         config.write_text("kafka: [unclosed\n")
         with pytest.raises(ConfigError) as err:
             load_settings(config)
-        assert "\n" not in str(err.value)
+        assert "\n" not in str(err.value) and "line 2, column 1" in str(err.value)
 
     def test_shipped_example_config_is_valid(self) -> None:
         example = Path(__file__).resolve().parents[2] / "config" / "pileon.example.yaml"
         assert load_settings(example).neardup.threshold == 0.5
+
+
+class TestSettingsErrorsNameTheProblem:
+    def test_a_top_level_list_says_what_is_expected(self, tmp_path: Path) -> None:
+        config = tmp_path / "pileon.yaml"
+        config.write_text("- kafka: 1\n- worker: 2\n")
+        with pytest.raises(ConfigError, match=r"top level must be a mapping .*not a list"):
+            load_settings(config)
+
+    def test_bad_json_in_an_environment_variable_names_it(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("PILEON_KAFKA", "{bad json")
+        named = r"\(environment variable PILEON_KAFKA\): not valid JSON"
+        with pytest.raises(ConfigError, match=named):
+            load_settings()
+
+    def test_a_bad_value_from_the_environment_names_the_variable(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("PILEON_WORKER__WEB_PORT", "99999")
+        with pytest.raises(ConfigError, match=r"worker\.web_port' \(environment variable "
+                                              r"PILEON_WORKER__WEB_PORT\)"):
+            load_settings()
+
+    def test_every_bad_field_is_listed_on_its_own_line(self, tmp_path: Path) -> None:
+        config = tmp_path / "pileon.yaml"
+        config.write_text("worker:\n  web_port: 70000\n  app_id: 'bad id'\n")
+        with pytest.raises(ConfigError) as err:
+            load_settings(config)
+        lines = sorted(str(err.value).splitlines())
+        assert len(lines) == 2 and "more)" not in str(err.value)
+        assert "worker.app_id" in lines[0] and "line 3" in lines[0]
+        assert "worker.web_port" in lines[1] and "line 2" in lines[1]
