@@ -1,20 +1,29 @@
-"""``pileon check``: what an operator needs to know first, straight from the broker.
+"""``pileon check``: what an operator needs to know first, one line per finding.
 
-Is the broker reachable, do pileon's topics exist with the partitions the settings say, and how
-far behind is the worker group (``worker.app_id``) on each partition it consumes? Exit status
-0 when all is well, 1 when something needs attention.
+Is the broker reachable (a refused or unresolvable address fails at once, without the client's
+retry noise), do pileon's topics exist with the partitions the settings say, is a worker, a
+notifier and an archiver a member of its group, how far behind is the worker group on each
+partition it consumes, and has the worker set aside late mentions (read from its ``/metrics``
+when reachable). What a new cluster answers with retriable errors is retried for a while.
+Exit status 0 when all is well, 1 when something needs attention.
 """
 
 from __future__ import annotations
 
+import socket
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
+from prometheus_client.parser import text_string_to_metric_families
 
 from pileon.core.settings import Settings
-from pileon.kafka.connection import Connection, as_connection
+from pileon.evidence.archiver import ARCHIVER_GROUP
+from pileon.kafka.connection import Connection, ConnectionConfig, as_connection
+from pileon.kafka.groups import StillUnavailable, group_members, retrying
 from pileon.kafka.lag import LagProbe
 from pileon.kafka.topics import TopicNames, partition_counts
 
@@ -27,14 +36,24 @@ class Report:
     def ok(self, line: str) -> None:
         self.lines.append(f"ok    {line}")
 
+    def warn(self, line: str) -> None:
+        self.lines.append(f"WARN  {line}")
+
     def bad(self, line: str) -> None:
         self.lines.append(f"FAIL  {line}")
         self.problems.append(line)
 
 
-def check(connection: Connection, settings: Settings, timeout: float = 10.0) -> Report:
+def check(
+    connection: Connection, settings: Settings, timeout: float = 10.0,
+    metrics_url: str | None = None,
+) -> Report:
     conn = as_connection(connection)
     report = Report()
+    unreachable = _unreachable(conn, min(timeout, 3.0))
+    if unreachable:
+        report.bad(f"broker {conn.bootstrap_servers}: not reachable ({unreachable})")
+        return report
     names = TopicNames.from_settings(settings.kafka)
     started = time.monotonic()
     try:
@@ -49,10 +68,33 @@ def check(connection: Connection, settings: Settings, timeout: float = 10.0) -> 
         report.ok(f"broker {conn.bootstrap_servers}: reachable in {elapsed:.2f}s, "
                   f"{brokers} broker(s)")
         partitions = _check_topics(admin, names, settings.kafka.partitions, report)
-        _check_lag(conn, settings.worker.app_id, names, partitions, report)
     finally:
         admin.close()
+    _check_members(conn, settings, timeout, report)
+    _check_lag(conn, settings.worker.app_id, names, partitions, timeout, report)
+    worker = settings.worker
+    _check_worker_metrics(metrics_url or f"http://{worker.web_bind}:{worker.web_port}/metrics",
+                          report)
     return report
+
+
+def _unreachable(conn: ConnectionConfig, timeout: float) -> str | None:
+    """Why no bootstrap server accepts a TCP connection, or None if one does."""
+    reasons = []
+    for server in conn.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                return None
+        except ValueError:
+            reasons.append(f"{server.strip()}: not host:port")
+        except socket.gaierror:
+            reasons.append(f"{host}: unknown host")
+        except TimeoutError:
+            reasons.append(f"{server.strip()}: no answer in {timeout:.0f}s")
+        except OSError as exc:
+            reasons.append(f"{server.strip()}: {exc.strerror or type(exc).__name__}".lower())
+    return "; ".join(reasons)
 
 
 def _check_topics(
@@ -69,15 +111,40 @@ def _check_topics(
     return found
 
 
+def _check_members(
+    conn: ConnectionConfig, settings: Settings, timeout: float, report: Report
+) -> None:
+    roles = {settings.worker.app_id: ("worker", "pileon worker"),
+             settings.alerting.group_id: ("notifier", "pileon notify: no alert is delivered"),
+             ARCHIVER_GROUP: ("archiver", "pileon archive: no evidence bundle is written")}
+    try:
+        members = retrying(lambda: group_members(conn, list(roles), timeout), seconds=timeout)
+    except (StillUnavailable, KafkaError) as exc:
+        report.bad(f"consumer groups: not described ({exc})")
+        return
+    except Exception as exc:  # aiokafka's own errors: one line, never a traceback
+        report.bad(f"consumer groups: not described ({type(exc).__name__})")
+        return
+    for group, (role, what) in roles.items():
+        if members.get(group):
+            report.ok(f"group {group}: {members[group]} member(s) (the {role})")
+        else:
+            report.bad(f"group {group}: no member: no {role} is running (start {what})")
+
+
 def _check_lag(
     connection: Connection, group: str, names: TopicNames, partitions: dict[str, int],
-    report: Report,
+    timeout: float, report: Report,
 ) -> None:
     sources = {t: partitions[t] for t in (names.raw, names.clean) if t in partitions}
     if not sources:
         return
-    with LagProbe(connection, group, sources) as probe:
-        lags = probe.read()
+    try:
+        with LagProbe(connection, group, sources, timeout=timeout) as probe:
+            lags = retrying(probe.read, seconds=timeout)
+    except (StillUnavailable, KafkaError) as exc:
+        report.bad(f"group {group}: offsets not readable ({exc})")
+        return
     for topic in sources:
         mine = [p for p in lags if p.topic == topic]
         detail = " ".join(f"p{p.partition}={p.lag}" for p in mine)
@@ -89,3 +156,28 @@ def _check_lag(
             report.bad(f"{line}; no commit yet on partition(s) {never}: is a worker running?")
         else:
             report.ok(line)
+
+
+def _check_worker_metrics(url: str, report: Report) -> None:
+    """Late mentions the worker set aside (not counted in rates), from its own metrics."""
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - operator's URL
+            text = response.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        report.warn(f"worker metrics at {url}: not reachable ({reason}); a worker elsewhere? "
+                    "pass --metrics-url")
+        return
+    late: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "pileon_late_mentions_total":
+                late[sample.labels.get("person", "?")] = sample.value
+    total = int(sum(late.values()))
+    if total:
+        worst = ", ".join(f"{p}={int(v)}" for p, v in sorted(late.items(), key=lambda kv: -kv[1])
+                          if v)
+        report.warn(f"worker: {total} late mention(s) kept as evidence but not counted in rates "
+                    f"({worst}); see pileon_late_mentions_total")
+    else:
+        report.ok(f"worker metrics at {url}: no late mentions")

@@ -203,7 +203,11 @@ def cmd_topics(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
 def cmd_check(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from pileon.cli.check import check
 
-    report = check(required_connection(args, settings, "check"), settings)
+    # The clients' own connection errors would repeat what the report says in one line.
+    for name in ("kafka", "aiokafka"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    report = check(required_connection(args, settings, "check"), settings,
+                   timeout=args.timeout, metrics_url=args.metrics_url)
     print("\n".join(report.lines), flush=True)
     return 1 if report.problems else 0
 
@@ -297,7 +301,11 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_topics)
 
     s = sub.add_parser("check", parents=[kafka],
-                       help="broker reachability, topics, partitions and worker lag")
+                       help="broker, topics, who is running, worker lag and late mentions")
+    s.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds to wait for the broker and for a new cluster's coordinator")
+    s.add_argument("--metrics-url",
+                   help="the worker's /metrics (default: worker.web_bind:web_port)")
     s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("verify", help="verify an evidence bundle or chain file")

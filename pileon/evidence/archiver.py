@@ -29,6 +29,7 @@ from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
 log = logging.getLogger(__name__)
 
 AlertCallback = Callable[[AlertEvent, Path], None]
+ARCHIVER_GROUP = "pileon-evidence"  # its alerts consumer; `pileon check` looks for a member
 
 
 class Archiver:
@@ -37,7 +38,7 @@ class Archiver:
         connection: Connection,
         topics: TopicNames,
         root: Path,
-        group_id: str = "pileon-evidence",
+        group_id: str = ARCHIVER_GROUP,
         on_bundle: AlertCallback | None = None,
     ) -> None:
         self.log = EvidenceLog(root / "chains")

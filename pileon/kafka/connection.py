@@ -70,6 +70,19 @@ class ConnectionConfig:
         """Keyword arguments for a kafka-python client: servers, security, then ``extra``."""
         return {"bootstrap_servers": self.bootstrap_servers, **self.security(), **extra}
 
+    def aiokafka(self, **extra: Any) -> dict[str, Any]:
+        """Keyword arguments for an aiokafka client (admin, consumer, producer)."""
+        config: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
+                                  "security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            config.update(sasl_mechanism=self.sasl_mechanism,
+                          sasl_plain_username=self.sasl_username,
+                          sasl_plain_password=self.sasl_password)
+        if self.security_protocol.endswith("SSL"):
+            config["ssl_context"] = ssl.create_default_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        return {**config, **extra}
+
     def faust_broker(self) -> str:
         """Faust's ``broker`` URL list (``kafka://a:9092;kafka://b:9092``)."""
         return ";".join(f"kafka://{s.strip()}" for s in self.bootstrap_servers.split(",")

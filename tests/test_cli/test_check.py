@@ -1,11 +1,24 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+from kafka.errors import CoordinatorNotAvailableError
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from pileon.cli.check import check
 from pileon.core.settings import Settings, load_settings
 from pileon.kafka.broker import EmbeddedBroker, free_port
+from pileon.kafka.groups import StillUnavailable, group_members, retrying
 from pileon.kafka.topics import ensure_topics
+from tests.kafka.broker import ApacheKafka
+from tests.waiting import wait_until
 
 
 def _settings(prefix: str) -> Settings:
@@ -19,8 +32,7 @@ class TestCheck:
 
     def test_missing_topics_are_named(self, embedded_broker: EmbeddedBroker) -> None:
         report = check(embedded_broker.bootstrap, _settings(f"none{uuid.uuid4().hex[:6]}."))
-        assert len(report.problems) == 4
-        assert all("missing" in p for p in report.problems)
+        assert len([p for p in report.problems if "missing" in p]) == 4
 
     def test_topics_without_a_worker_say_so(self, embedded_broker: EmbeddedBroker) -> None:
         settings = _settings(f"c{uuid.uuid4().hex[:6]}.")
@@ -35,3 +47,125 @@ class TestCheck:
         report = check(embedded_broker.bootstrap, settings)
         assert any("no commit yet" in p and "is a worker running" in p for p in report.problems)
         assert any(line.startswith("ok    topic") for line in report.lines)
+
+
+def _names(prefix: str) -> dict[str, str]:
+    return {"kafka": {"topic_prefix": prefix}, "worker": {"app_id": f"{prefix}w"},  # type: ignore[dict-item]
+            "alerting": {"group_id": f"{prefix}n"}}  # type: ignore[dict-item]
+
+
+class TestCheckSaysWhatIsWrong:
+    def test_a_refused_broker_is_one_line_naming_the_refusal(self) -> None:
+        report = check(f"127.0.0.1:{free_port()}", _settings(""), timeout=1.0)
+        assert len(report.lines) == 1 and "connection refused" in report.lines[0]
+
+    def test_the_command_prints_only_the_report(self) -> None:
+        done = subprocess.run([sys.executable, "-m", "pileon", "check", "--bootstrap",
+                               f"127.0.0.1:{free_port()}"], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 1
+        assert done.stdout.splitlines() == [line for line in done.stdout.splitlines()
+                                            if line.startswith("FAIL  broker")]
+        assert len(done.stdout.splitlines()) == 1 and done.stderr == ""
+
+    def test_nobody_running_is_not_ok(self, embedded_broker: EmbeddedBroker) -> None:
+        prefix = f"g{uuid.uuid4().hex[:6]}."
+        settings = load_settings(**_names(prefix))  # type: ignore[arg-type]
+        ensure_topics(embedded_broker.bootstrap, settings.kafka)
+        report = check(embedded_broker.bootstrap, settings, metrics_url="http://127.0.0.1:1/")
+        problems = " | ".join(report.problems)
+        assert "no worker is running" in problems
+        assert "no notifier is running" in problems
+        assert "no archiver is running" in problems
+
+    @pytest.mark.slow  # a group join on Tansu takes ~20 s
+    def test_a_running_member_is_seen(self, embedded_broker: EmbeddedBroker) -> None:
+        prefix = f"m{uuid.uuid4().hex[:6]}."
+        settings = load_settings(**_names(prefix))  # type: ignore[arg-type]
+        names = ensure_topics(embedded_broker.bootstrap, settings.kafka)
+        notifier = KafkaConsumer(names.alerts, bootstrap_servers=embedded_broker.bootstrap,
+                                 group_id=settings.alerting.group_id)
+        try:
+            def joined() -> bool:
+                notifier.poll(timeout_ms=200)
+                group = settings.alerting.group_id
+                return group_members(embedded_broker.bootstrap, [group])[group] == 1
+
+            wait_until(joined, timeout=60, what="the consumer to join its group")
+            report = check(embedded_broker.bootstrap, settings,
+                           metrics_url="http://127.0.0.1:1/")
+        finally:
+            notifier.close()
+        assert any(line.startswith(f"ok    group {prefix}n: 1 member") for line in report.lines)
+        assert not any("notifier" in p for p in report.problems)
+
+    def test_late_mentions_in_the_worker_metrics_are_shown(
+        self, embedded_broker: EmbeddedBroker
+    ) -> None:
+        registry = CollectorRegistry()  # what the worker's prometheus-client writes
+        late_counter = Counter("pileon_late_mentions_total", "late", ["person"],
+                               registry=registry)
+        late_counter.labels("amara").inc(1234)
+        late_counter.labels("sam")
+        body = generate_latest(registry)
+
+        class Metrics(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            report = check(embedded_broker.bootstrap, _settings(f"l{uuid.uuid4().hex[:6]}."),
+                           metrics_url=f"http://127.0.0.1:{server.server_address[1]}/metrics")
+        finally:
+            server.shutdown()
+        late = [line for line in report.lines if "late mention" in line]
+        assert late == [late[0]] and late[0].startswith("WARN  worker: 1234 late mention(s)")
+        assert "amara=1234" in late[0] and "sam" not in late[0]
+
+
+class TestRetrying:
+    def test_retriable_errors_are_retried_until_they_pass(self) -> None:
+        calls = []
+
+        def flaky() -> str:
+            calls.append(1)
+            if len(calls) < 3:
+                raise CoordinatorNotAvailableError()
+            return "ok"
+
+        assert retrying(flaky, seconds=5, pause=0.01) == "ok" and len(calls) == 3
+
+    def test_a_retriable_error_that_lasts_is_one_clear_error(self) -> None:
+        def never() -> None:
+            raise CoordinatorNotAvailableError()
+
+        with pytest.raises(StillUnavailable, match="CoordinatorNotAvailableError for 0s"):
+            retrying(never, seconds=0.05, pause=0.01)
+
+
+@pytest.mark.slow
+def test_check_right_after_topics_on_a_new_apache_kafka(tmp_path: Path) -> None:
+    """A new cluster has no offsets topic yet: its coordinator errors are retried, and the
+    report says that nothing is running, one line per finding, never a traceback."""
+    kafka = ApacheKafka(tmp_path / "kafka").start()
+    try:
+        def pileon(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "pileon", *args, "--bootstrap",
+                                   kafka.bootstrap], capture_output=True, text=True,
+                                  timeout=180, check=False)
+
+        assert pileon("topics").returncode == 0
+        done = pileon("check", "--timeout", "30")
+    finally:
+        kafka.stop()
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert all(line[:6] in ("ok    ", "FAIL  ", "WARN  ") for line in lines), lines
+    assert done.returncode == 1 and any("no worker is running" in line for line in lines)
