@@ -33,7 +33,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    ProcessCollector,
+    generate_latest,
+)
 from pydantic import ValidationError
 
 from pileon.connectors.producer import DeliveryError, MentionProducer
@@ -47,12 +53,17 @@ log = logging.getLogger(__name__)
 OPENAPI = Path(__file__).with_name("webhook-openapi.yaml")
 MAX_PROBLEMS = 100
 
+# The endpoint's /metrics serves this registry: its own series and its process's, not every
+# metric that some imported module registered in the default registry.
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
 WEBHOOK_REQUESTS = Counter(
-    "pileon_webhook_requests_total", "Webhook ingest requests, by HTTP status", ["status"]
+    "pileon_webhook_requests_total", "Webhook ingest requests, by HTTP status", ["status"],
+    registry=REGISTRY,
 )
 WEBHOOK_MENTIONS = Counter(
     "pileon_webhook_mentions_total", "Mentions in webhook requests, by outcome "
-    "(accepted, duplicate, rejected)", ["outcome"],
+    "(accepted, duplicate, rejected)", ["outcome"], registry=REGISTRY,
 )
 
 
@@ -100,6 +111,7 @@ class WebhookIngest:
         ingest: IngestSettings, connection: Connection, source: str = "webhook",
         max_body_bytes: int = 4 * 1024 * 1024, max_batch: int = 10_000,
         idempotency_hours: float = 1.0, flush_seconds: float = 15.0,
+        public_url: str = "http://127.0.0.1:8088",
     ) -> None:
         if not tokens:
             raise ValueError("webhook ingest needs at least one bearer token")
@@ -119,6 +131,8 @@ class WebhookIngest:
         self.recent = RecentIds(self._window)
         self._lock = asyncio.Lock()
         self._flush_seconds = flush_seconds
+        self.public_url = public_url.rstrip("/")
+        self._openapi = _with_server(OPENAPI.read_text(encoding="utf-8"), self.public_url)
 
     def load_recent(self) -> int:
         """Read back what this endpoint published in the idempotency window."""
@@ -130,7 +144,8 @@ class WebhookIngest:
         return len(self.recent)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_body_bytes)
+        app = web.Application(client_max_size=self.max_body_bytes,
+                              middlewares=[_json_errors])
         app.router.add_post("/v1/mentions", self.post_mentions)
         app.router.add_get("/openapi.yaml", self.openapi)
         app.router.add_get("/healthz", self.healthz)
@@ -138,13 +153,14 @@ class WebhookIngest:
         return app
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return web.Response(body=OPENAPI.read_bytes(), content_type="application/yaml")
+        return web.Response(text=self._openapi, content_type="application/yaml")
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=generate_latest(REGISTRY),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def post_mentions(self, request: web.Request) -> web.Response:
         response = await self._post(request)
@@ -179,10 +195,11 @@ class WebhookIngest:
         return await self._publish(mentions)
 
     def _authorise(self, header: str | None) -> web.Response | None:
-        if not header or not header.startswith("Bearer "):
+        scheme, _, credentials = (header or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():  # schemes: RFC 7235 2.1
             return _error(401, "missing bearer token",
                           headers={"WWW-Authenticate": 'Bearer realm="pileon"'})
-        given = header[7:].strip().encode()
+        given = credentials.strip().encode()
         # compare_digest against every token: no early exit that leaks which one is close
         if not any([hmac.compare_digest(given, t) for t in self._tokens]):
             return _error(403, "token not accepted")
@@ -256,3 +273,28 @@ def _error(
     if problems is not None:
         body["problems"] = [p.to_dict() for p in problems]
     return web.json_response(body, status=status, headers=headers)
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Unknown paths and methods answer JSON like every other error of the endpoint."""
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return _error(405, f"{request.method} is not allowed on {request.path}; use {allowed}",
+                      headers={"Allow": allowed})
+    except web.HTTPNotFound:
+        return _error(404, f"no such path {request.path}: POST /v1/mentions "
+                      "(see /openapi.yaml)")
+
+
+def _with_server(document: str, url: str) -> str:
+    """The generated OpenAPI description with ``servers`` naming where this endpoint listens."""
+    import yaml
+
+    header = "".join(line for line in document.splitlines(keepends=True)
+                     if line.startswith("#"))
+    doc = yaml.safe_load(document)
+    doc["servers"] = [{"url": url}]
+    return header + yaml.dump(doc, sort_keys=False, allow_unicode=True, width=100)

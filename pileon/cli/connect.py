@@ -55,6 +55,9 @@ def add_parser(sub: Any, kafka: argparse.ArgumentParser) -> None:
     s = kinds.add_parser("webhook", help="HTTP ingest of mentions in pileon's schema")
     s.add_argument("--bind", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8088)
+    s.add_argument("--public-url",
+                   help="the URL clients use, for the OpenAPI description's servers "
+                        "(default: http://BIND:PORT)")
     s.add_argument("--token-file", type=Path, required=True,
                    help="accepted bearer tokens, one per line")
     s.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
@@ -81,7 +84,11 @@ def cmd_connect(args: argparse.Namespace, settings: Settings, watchlist: Watchli
 
     connection = required_connection(args, settings, f"connect {args.kind}")
     names = ensure_topics(connection, settings.kafka)
-    if args.metrics_port:
+    if args.metrics_port and args.kind == "webhook":
+        from pileon.connectors.webhook import REGISTRY  # its own series (also on its /metrics)
+
+        start_http_server(args.metrics_port, args.metrics_bind, registry=REGISTRY)
+    elif args.metrics_port:
         start_http_server(args.metrics_port, args.metrics_bind)
     if args.kind == "webhook":
         return _webhook(args, settings, watchlist, connection, names.raw, names.invalid)
@@ -169,6 +176,7 @@ def _webhook(
         MentionProducer(connection, raw, invalid_topic=invalid), frozenset(watchlist.keys),
         tokens, ingest=settings.ingest, connection=connection, source=args.name or "webhook",
         max_body_bytes=args.max_body_bytes, idempotency_hours=args.idempotency_hours,
+        public_url=args.public_url or f"http://{args.bind}:{args.port}",
     )
     recent = ingest.load_recent()
     print(f"pileon connect webhook: POST http://{args.bind}:{args.port}/v1/mentions "

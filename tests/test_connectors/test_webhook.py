@@ -184,3 +184,51 @@ class TestOpenAPI:
 
     def test_the_mention_schema_accepts_what_connectors_publish(self) -> None:
         jsonschema.validate(orjson.loads(orjson.dumps(mention("amara"))), _schema("Mention"))
+
+
+class TestWebhookDetails:
+    @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer", "bEaReR"])
+    def test_the_bearer_scheme_is_case_insensitive(self, server: Server, scheme: str) -> None:
+        r = requests.post(f"http://127.0.0.1:{server.port}/v1/mentions",
+                          data=orjson.dumps(mention("mei", at=datetime.now(UTC))),
+                          headers={"Content-Type": "application/json",
+                                   "Authorization": f"{scheme} {TOKEN}"}, timeout=30)
+        assert r.status_code == 200, r.text
+
+    def test_another_scheme_is_401(self, server: Server) -> None:
+        r = requests.post(f"http://127.0.0.1:{server.port}/v1/mentions", data=b"{}",
+                          headers={"Content-Type": "application/json",
+                                   "Authorization": f"Basic {TOKEN}"}, timeout=30)
+        assert r.status_code == 401 and r.json()["error"] == "missing bearer token"
+
+    def test_unknown_paths_and_methods_answer_json(self, server: Server) -> None:
+        base = f"http://127.0.0.1:{server.port}"
+        missing = requests.get(f"{base}/v2/nothing", timeout=30)
+        wrong = requests.get(f"{base}/v1/mentions", timeout=30)
+        assert missing.status_code == 404 and "POST /v1/mentions" in missing.json()["error"]
+        assert wrong.status_code == 405 and "use POST" in wrong.json()["error"]
+        assert wrong.headers["Allow"] == "POST"
+        jsonschema.validate(missing.json(), _schema("Error"))
+
+    def test_the_openapi_servers_entry_is_where_it_listens(
+        self, embedded_broker: EmbeddedBroker, topic: str
+    ) -> None:
+        ingest = _ingest(embedded_broker.bootstrap, topic,
+                         public_url="https://ingest.example.org/pileon/")
+        with Server(ingest) as s:
+            doc = yaml.safe_load(requests.get(f"http://127.0.0.1:{s.port}/openapi.yaml",
+                                              timeout=30).text)
+        assert doc["servers"] == [{"url": "https://ingest.example.org/pileon"}]
+        validate(doc)
+
+    def test_metrics_are_the_endpoints_own(self, server: Server) -> None:
+        server.post(orjson.dumps(mention("mei", at=datetime.now(UTC))), kind="application/json")
+        text = requests.get(f"http://127.0.0.1:{server.port}/metrics", timeout=30).text
+        names = {line.split("{")[0].split(" ")[0] for line in text.splitlines()
+                 if line and not line.startswith("#")}
+        assert "pileon_webhook_requests_total" in names
+        assert {n for n in names if n.startswith("pileon_")} <= {
+            "pileon_webhook_requests_total", "pileon_webhook_requests_created",
+            "pileon_webhook_mentions_total", "pileon_webhook_mentions_created"}
+        assert not any(n.startswith(("python_gc", "pileon_connector", "pileon_mentions"))
+                       for n in names)
