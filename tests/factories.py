@@ -67,6 +67,7 @@ def alert_dict(
         "incident_id": incident,
         "transition": transition,
         "person": person,
+        "timezone": "Europe/Berlin",
         "severity": severity,
         "at": at or opened,
         "opened_at": opened,

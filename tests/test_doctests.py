@@ -13,6 +13,7 @@ MODULES = [
     "pileon.streams.detection.neardup.normalize",
     "pileon.streams.worker.watchdog",
     "pileon.core.textfold",
+    "pileon.core.wording",
     "pileon.streams.detection.detectors.rate",
     "pileon.streams.detection.detectors.coordination",
 ]

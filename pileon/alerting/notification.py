@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from pileon.core.settings import AlertingSettings
+from pileon.core.wording import local_time, odds
 from pileon.schema.alert import AlertEvent, Severity, Transition
 
 
@@ -72,8 +73,10 @@ def _description(event: AlertEvent) -> str:
     signals = event.signals
     rate, authors, young = signals.rate, signals.distinct_authors, signals.young_account_share
     parts = [
-        f"Score {event.score}.",
-        f"{rate.mentions} mentions in {rate.window_minutes:g} min, {rate.expected} expected.",
+        f"{rate.mentions} mentions in {rate.window_minutes:g} min where about "
+        f"{rate.expected:g} are usual: on an ordinary day for {event.person} that is "
+        f"{odds(rate.score)}. At {local_time(event.at, event.timezone)}.",
+        f"Score {event.score} (-log10 p).",
         f"{authors.value} distinct authors (usually {authors.baseline}).",
         f"Young-account share {young.value} (usually {young.baseline}).",
     ]

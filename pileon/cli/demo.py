@@ -9,6 +9,7 @@ prints why it fired, and leaves the evidence bundle in ``--out``.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import queue
 import shutil
@@ -16,14 +17,18 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from pileon.connectors.simulator import SimulatorConnector
 from pileon.core.process import terminate
 from pileon.core.settings import Settings
 from pileon.core.watchlist import Watchlist
+from pileon.core.wording import local_time, odds
 from pileon.evidence import verify_bundle
 from pileon.evidence.archiver import Archiver
 from pileon.kafka.broker import free_port, kafka_connection
@@ -38,10 +43,16 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
         shutil.rmtree(out)
     out.mkdir(parents=True)
     started = time.monotonic()
+    if args.broker_port is not None:
+        settings.kafka.embedded_port = args.broker_port
     with kafka_connection(settings) as connection:
         names = ensure_topics(connection, settings.kafka)
         _say(started, f"broker at {connection.bootstrap_servers}; topics: {', '.join(names.all())}")
-        worker = start_worker(settings, connection, out)
+        if not settings.kafka.bootstrap:
+            _say(started, "  (embedded Tansu broker: kafka-python, aiokafka and Java clients work; "
+                          "kcat and confluent-kafka, built on librdkafka, do not)")
+        web_port = free_port()
+        worker = start_worker(settings, connection, out, web_port=web_port)
         alerts: queue.Queue[tuple[AlertEvent, Path]] = queue.Queue()
         archiver = Archiver(connection, names, out / "evidence",
                             on_bundle=lambda e, p: alerts.put((e, p)))
@@ -63,28 +74,39 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
                           f"{args.days:g} days); pile-on on '{target}' from {truth.onset}")
             _say(started, "waiting for the worker to detect it "
                           f"(worker log: {out / 'worker.log'}) ...")
-            return _await_incident(alerts, archiver, worker, target, args, started, out)
+            progress = Progress(f"http://127.0.0.1:{web_port}/metrics", archiver, target,
+                                watchlist, settings, sent, started)
+            return _await_incident(alerts, archiver, worker, progress, args, started, out)
+        except KeyboardInterrupt:
+            progress_end()
+            _say(started, "stopping: worker, archiver, then the broker ...")
+            return 130
         finally:
+            # Stopping: the clients' reconnect errors are expected, not news.
+            for name in ("kafka", "aiokafka"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+            terminate(worker, timeout=10)
             archiver.stop()
-            archiving.join(timeout=10)
-            terminate(worker, timeout=20)
+            archiving.join(timeout=5)
 
 
 def start_worker(
-    settings: Settings, connection: Connection, out: Path
+    settings: Settings, connection: Connection, out: Path, web_port: int | None = None
 ) -> subprocess.Popen[bytes]:
     """A ``pileon worker`` process on ``connection``'s brokers (security from ``settings``),
-    its data and ``worker.log`` in ``out``."""
+    its data and ``worker.log`` in ``out``, its pages on ``web_port`` (default: a free one).
+    It runs in a session of its own: Ctrl-C reaches the demo, which stops it in order."""
     env = {
         **os.environ,
         "PILEON_KAFKA__BOOTSTRAP": as_connection(connection).bootstrap_servers,
-        "PILEON_WORKER__WEB_PORT": str(free_port()),
+        "PILEON_WORKER__WEB_PORT": str(web_port or free_port()),
         "PILEON_WORKER__DATA_DIR": str((out / "worker").resolve()),
         "PILEON_WATCHLIST": str(settings.watchlist.resolve()),
     }
     log = (out / "worker.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "pileon", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "pileon", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -92,7 +114,7 @@ def _await_incident(
     alerts: queue.Queue[tuple[AlertEvent, Path]],
     archiver: Archiver,
     worker: subprocess.Popen[bytes],
-    target: str,
+    progress: Progress,
     args: argparse.Namespace,
     started: float,
     out: Path,
@@ -101,6 +123,7 @@ def _await_incident(
     shown: set[str] = set()
     while args.follow or time.monotonic() < deadline:
         if worker.poll() is not None:
+            progress_end()
             _say(started, f"worker exited with {worker.returncode}; see {out / 'worker.log'}")
             return 1
         try:
@@ -108,17 +131,109 @@ def _await_incident(
         except queue.Empty:
             if shown and not args.follow:
                 return 0
+            if not shown:
+                progress.show()
             continue
+        progress_end()
         _print_incident(event, folder, archiver, started)
+        if args.follow and not shown:
+            _where(progress.metrics_url, out)
         shown.add(event.person)
-        if event.person != target:
+        if event.person != progress.target:
             _say(started, f"note: an alert for '{event.person}', who had no pile-on")
         if not args.follow:
             deadline = min(deadline, time.monotonic() + 8)  # show an escalation, then stop
+    progress_end()
     if not shown:
         _say(started, f"no incident within {args.timeout:.0f}s; see {out / 'worker.log'}")
         return 1
     return 0
+
+
+class Progress:
+    """A status line while the worker catches up: how far it got and the target's score."""
+
+    def __init__(self, metrics_url: str, archiver: Archiver, target: str, watchlist: Watchlist,
+                 settings: Settings, sent: int, started: float) -> None:
+        self.metrics_url, self.archiver, self.target = metrics_url, archiver, target
+        person = watchlist.get(target)
+        self._timezone = person.timezone if person else "UTC"
+        self._open = (person.detection(settings.detection) if person
+                      else settings.detection).open_score
+        self._sent, self._started = sent, started
+        self._tty = sys.stdout.isatty()
+        self._last = 0.0
+
+    def show(self) -> None:
+        now = time.monotonic()
+        if now - self._last < (2.0 if self._tty else 10.0):
+            return
+        self._last = now
+        analysed, score, late = _worker_figures(self.metrics_url, self.target)
+        reached = self.archiver.latest_event_time
+        parts = [f"{now - self._started:5.1f}s"]
+        if analysed is None:
+            parts.append("worker starting ...")
+        else:
+            parts.append(f"{analysed:,} of ~{self._sent:,} mentions analysed")
+        if reached:
+            parts.append(f"event time {local_time(reached, self._timezone)}")
+        if score is not None:
+            parts.append(f"{self.target}'s score {score:.1f} (opens at {self._open:g})")
+        if late:
+            parts.append(f"{late:,} late (kept as evidence, not counted in rates)")
+        line = "[" + parts[0] + "] " + "; ".join(parts[1:])
+        if self._tty:
+            print(f"\r\033[K{line}", end="", flush=True)
+            _PROGRESS_SHOWN[0] = True
+        else:
+            print(line, flush=True)
+
+
+_PROGRESS_SHOWN = [False]
+
+
+def progress_end() -> None:
+    """End a status line drawn in place, so the next message starts on its own line."""
+    if _PROGRESS_SHOWN[0]:
+        print(flush=True)
+        _PROGRESS_SHOWN[0] = False
+
+
+def _worker_figures(url: str, person: str) -> tuple[int | None, float | None, int]:
+    """Mentions the worker analysed, ``person``'s latest score and the late mentions it set
+    aside, from its /metrics."""
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 - loopback
+            text = response.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError):
+        return None, None, 0
+    analysed, score, late = 0, None, 0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (sample.name == "pileon_processing_seconds_count"
+                    and sample.labels.get("stage") == "analyse"):
+                analysed += int(sample.value)
+            elif sample.name == "pileon_pileon_score" and sample.labels.get("person") == person:
+                score = sample.value
+            elif sample.name == "pileon_late_mentions_total":
+                late += int(sample.value)
+    return analysed, score, late
+
+
+def _where(metrics_url: str, out: Path) -> None:
+    base = metrics_url.rsplit("/", 1)[0]
+    print("\n".join([
+        "",
+        "following: new transitions print here; Ctrl-C stops the worker, the archiver and the "
+        "broker.",
+        f"  worker metrics: {metrics_url}   health: {base}/healthz",
+        "  dashboards: `docker compose up` (Grafana on http://127.0.0.1:3000), or point your "
+        "Grafana at a Prometheus scraping the metrics above and run "
+        "`pileon dashboards push --grafana-url URL`",
+        f"  evidence: {out / 'evidence' / 'incidents'}  (verify with `pileon verify <folder>`; "
+        "a responder console is not built yet)",
+    ]), flush=True)
 
 
 def _coordination_line(event: AlertEvent) -> str:
@@ -138,7 +253,11 @@ def _print_incident(
     lines = [
         "",
         f"INCIDENT {event.incident_id} {event.transition.upper()} "
-        f"severity={event.severity} person={event.person} at {event.at} (event time)",
+        f"severity={event.severity} person={event.person} at "
+        f"{local_time(event.at, event.timezone)} (event time)",
+        f"  in words: {rate.mentions} mentions in {rate.window_minutes:.0f} min where about "
+        f"{rate.expected:g} are usual: on an ordinary day for {event.person} that is "
+        f"{odds(rate.score)}",
         f"  assessment: {event.assessment} (indicators: "
         f"{', '.join(event.indicators) or 'none'}) -- evidence, not a verdict: a human decides",
         f"  rate: {rate.mentions} mentions in {rate.window_minutes:.0f} min vs baseline "

@@ -38,6 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     # Faust warns at every 100 buffered table-changelog writes: normal backpressure, not news.
     logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
+    # kafka-python 3 warns when one step of its I/O loop took over 0.1 s ("blocking the event
+    # loop"): on a busy two-core machine that is scheduling, not a fault. mode warns when a
+    # timer's run outlasts its interval ("Timer commit is overlapping"): a worker catching up on
+    # a backlog commits slower; commit latency is in pileon_faust_* metrics for whoever asks.
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+    logging.getLogger("mode.timers").setLevel(logging.ERROR)
     try:
         settings = load_settings(args.config)
         logging.getLogger().setLevel(settings.log_level)
@@ -285,12 +291,27 @@ def _parser() -> argparse.ArgumentParser:
                         "dashboards, built in memory)")
     s.set_defaults(func=cmd_dashboards_push)
 
-    s = sub.add_parser("demo", help="broker, worker, simulated pile-on, alert and evidence")
-    s.add_argument("--out", type=Path, default=Path("pileon-demo"))
-    s.add_argument("--follow", action="store_true", help="keep running after the incident")
-    s.add_argument("--timeout", type=float, default=180.0)
-    s.add_argument("--seed", type=int, default=7)
-    s.add_argument("--days", type=float, default=2.0)
+    s = sub.add_parser("demo", help="broker, worker, simulated pile-on, alert and evidence",
+                       description="Starts the embedded broker (unless kafka.bootstrap is set), "
+                       "a worker and the evidence archiver, sends simulated mentions with a "
+                       "coordinated pile-on on the first watched person, and shows the incident "
+                       "and its verified evidence bundle.")
+    s.add_argument("--out", type=Path, default=Path("pileon-demo"),
+                   help="folder for the worker's data and log, the evidence and the ground "
+                        "truth; emptied first (default: pileon-demo)")
+    s.add_argument("--follow", action="store_true",
+                   help="keep everything running after the incident and print every new "
+                        "transition, until Ctrl-C")
+    s.add_argument("--timeout", type=float, default=180.0,
+                   help="seconds to wait for the incident before giving up (default: 180)")
+    s.add_argument("--seed", type=int, default=7,
+                   help="random seed of the simulation: the same seed, the same mentions")
+    s.add_argument("--days", type=float, default=2.0,
+                   help="days of ordinary traffic before the pile-on, for the baselines to "
+                        "learn (default: 2)")
+    s.add_argument("--broker-port", type=int, metavar="PORT",
+                   help="a fixed port for the embedded broker on 127.0.0.1 (default: "
+                        "kafka.embedded_port, or a free port each start)")
     s.set_defaults(func=cmd_demo)
 
     from pileon.cli.connect import add_parser as add_connect

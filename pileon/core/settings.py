@@ -58,6 +58,11 @@ class KafkaSettings(_Section):
         default=None, description="file holding the SASL password (a mounted secret)"
     )
     ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers")
+    embedded_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="port of the embedded broker on 127.0.0.1 when no bootstrap is set (0: a "
+        "free port each start)",
+    )
 
 
 class WorkerSettings(_Section):

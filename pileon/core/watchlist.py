@@ -86,7 +86,8 @@ class Watchlist(BaseModel):
                 folded = " ".join(fold_unicode(alias).split())
                 if len(folded.replace(" ", "")) < MIN_ALIAS_CHARS:
                     found.append(f"{where} ({person.key}) is shorter than {MIN_ALIAS_CHARS} "
-                                 "characters: it matches inside nearly every post")
+                                 "characters: as a word it also turns up in posts about "
+                                 "someone else")
                 found.extend(_shared(seen, ("alias", folded), where, person.key))
             for platform, handles in person.handles.items():
                 for j, handle in enumerate(handles):

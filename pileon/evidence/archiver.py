@@ -66,6 +66,7 @@ class Archiver:
         # Offsets are still committed under the group, so a restart resumes where it stopped.
         self._clean.assign(_partitions(self._clean, topics.clean))
         self.archived = 0
+        self.latest_event_time: str | None = None  # created_at of the newest mention archived
 
     def run(self) -> None:
         """Consume until :meth:`stop`; alerts are handled after the mentions they count."""
@@ -89,8 +90,10 @@ class Archiver:
             for records in batch.values():
                 for r in records:
                     origin = {"topic": r.topic, "partition": r.partition, "offset": r.offset}
-                    if self.log.append(orjson.loads(r.value), origin) is not None:
+                    mention = orjson.loads(r.value)
+                    if self.log.append(mention, origin) is not None:
                         self.archived += 1
+                        self.latest_event_time = mention.get("created_at")
             if batch:
                 self._clean.commit()
             if until is None:

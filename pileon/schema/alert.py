@@ -125,6 +125,7 @@ class AlertEvent(_Part):
     incident_id: str
     transition: Transition
     person: str
+    timezone: str = Field(default="UTC", description="the person's IANA time zone (watchlist)")
     severity: Severity
     at: str = Field(description="event time of the transition (end of the bin), ISO 8601 UTC")
     opened_at: str

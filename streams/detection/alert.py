@@ -56,6 +56,7 @@ def build_alert(
     baselines: dict[str, float],
     clusters: list[ClusterSummary],
     cfg: DetectionSettings,
+    timezone: str = "UTC",
 ) -> AlertEvent:
     """The event for ``decision``, taken at the end of the bin that closed at ``at``."""
     rate, coordination, focus, window = (
@@ -68,6 +69,7 @@ def build_alert(
         incident_id=decision.incident_id,
         transition=decision.transition,
         person=person,
+        timezone=timezone,
         severity=decision.severity,
         at=iso(at),
         opened_at=iso(opened_at or at),

@@ -78,6 +78,7 @@ class PersonAnalyser:
     ) -> None:
         self._watchlist = watchlist
         self._cfg = {p.key: p.detection(detection) for p in watchlist.persons}
+        self._timezones = {p.key: p.timezone for p in watchlist.persons}
         self._signer = signer
         self._neardup = NearDupWindow(neardup, signer, window)
         self._state = state
@@ -175,7 +176,8 @@ class PersonAnalyser:
         if decision:
             metrics.INCIDENT_TRANSITIONS.labels(person, decision.transition).inc()
             event = build_alert(person, end, rt.incident.opened_at, decision, scored,
-                                rt.baselines, self._top_clusters(person, window), cfg)
+                                rt.baselines, self._top_clusters(person, window), cfg,
+                                self._timezones[person])
         if scored.score < cfg.open_score:
             self._learn_baselines(rt, window)
             rt.coordination.learn_one(summary)

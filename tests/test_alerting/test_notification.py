@@ -38,3 +38,11 @@ class TestNotification:
         n = notification_from_event(alert_event(), cfg)
         assert n.dashboard_url == "https://g.example/d/p?var-person=amara"
         assert n.evidence_url.startswith("https://e/x/amara?from=2026-11-20T12")
+
+    def test_the_description_says_it_in_words_first_with_local_time(self) -> None:
+        n = notification_from_event(alert_event(at="2026-11-20T12:10:00Z"), AlertingSettings())
+        first = n.description.split(". Score")[0]
+        assert "240 mentions in 10 min where about 31 are usual" in first
+        assert "on an ordinary day for amara that is about 1 in 3 trillion" in first
+        assert "2026-11-20 12:10 UTC (13:10 Europe/Berlin)" in first
+        assert "-log10 p" not in first and "Score 12.5 (-log10 p)" in n.description

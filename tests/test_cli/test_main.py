@@ -53,3 +53,13 @@ class TestVerify:
     ) -> None:
         assert main(["verify", str(tmp_path / "nothing")]) == 2
         assert "neither a bundle" in capsys.readouterr().err
+
+
+class TestHelp:
+    def test_every_demo_option_says_what_it_does(self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit):
+            main(["demo", "--help"])
+        text = capsys.readouterr().out
+        for option in ("--out", "--follow", "--timeout", "--seed", "--days", "--broker-port"):
+            line = text.split(option, 1)[1].split("\n  -", 1)[0]
+            assert len(line.split()) > 3, f"{option} has no description"

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.procs import alive, children
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +35,11 @@ def test_demo_shows_the_incident_and_leaves_verified_evidence(tmp_path: Path) ->
                 "answering one post"):
         assert why in stdout
     assert "EMBEDDED broker" in result.stderr
+    # progress while waiting, the odds in words, local time beside UTC, librdkafka said
+    assert "mentions analysed" in stdout and "score" in stdout
+    assert re.search(r"in words: .* that is (about|less than) 1 in", stdout)
+    assert re.search(r"at \d{4}-\d\d-\d\d \d\d:\d\d UTC \(\d\d:\d\d Europe/London\)", stdout)
+    assert "librdkafka" in stdout
     assert '"?"' not in stdout  # every template's text was found in the evidence chain
     bundles = list((out / "evidence" / "incidents").iterdir())
     assert len(bundles) == 1
@@ -39,3 +49,29 @@ def test_demo_shows_the_incident_and_leaves_verified_evidence(tmp_path: Path) ->
     held = int(re.search(r"(\d+) records", verify.stdout).group(1))  # type: ignore[union-attr]
     assert held > 500  # the hour before the incident and the pile-on itself
     assert (out / "ground_truth.json").is_file()
+
+
+def test_demo_follow_stops_cleanly_and_quickly_when_asked(tmp_path: Path) -> None:
+    """SIGTERM (what Ctrl-C and a service manager send) stops the worker, the archiver and the
+    broker in that order: no connection-error noise, no process left behind."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILEON_")}
+    env["PILEON_WORKER__DATA_DIR"] = str(tmp_path / "data")
+    log = (tmp_path / "out.log").open("w+")
+    demo = subprocess.Popen([sys.executable, "-m", "pileon", "demo", "--follow", "--out",
+                             str(tmp_path / "demo"), "--timeout", "240"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_until(lambda: "following:" in (tmp_path / "out.log").read_text(), timeout=240,
+                   interval=1.0, what="the incident and the follow notice")
+        kids = children(demo.pid)
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=30) == 130
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    text = (tmp_path / "out.log").read_text()
+    after = text.split("following:", 1)[1]
+    assert "worker metrics: http://127.0.0.1:" in after and "stopping:" in after
+    assert "ERROR" not in after and "ECONNREFUSED" not in after
+    time.sleep(1)
+    assert kids and not [pid for pid in kids if alive(pid)]

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
 
+import pytest
 from kafka import KafkaAdminClient
 
-from pileon.kafka.broker import EmbeddedBroker, tansu_binary
+from pileon.core.settings import load_settings
+from pileon.kafka.broker import (
+    BrokerStartError,
+    EmbeddedBroker,
+    free_port,
+    kafka_connection,
+    tansu_binary,
+)
 from tests.procs import alive, children
 
 
@@ -45,3 +54,24 @@ class TestEmbeddedBroker:
         while alive(child) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not alive(child)
+
+
+class TestFixedPort:
+    def test_a_configured_port_is_used(self) -> None:
+        port = free_port()
+        with EmbeddedBroker(port=port) as broker:
+            assert broker.bootstrap == f"127.0.0.1:{port}"
+
+    def test_a_port_in_use_is_one_clear_error(self) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            with pytest.raises(BrokerStartError, match=f"port {port} on 127.0.0.1 is in use"):
+                EmbeddedBroker(port=port).start()
+
+    def test_the_setting_reaches_the_broker(self) -> None:
+        port = free_port()
+        settings = load_settings(kafka={"embedded_port": port})
+        with kafka_connection(settings) as connection:
+            assert connection.bootstrap_servers == f"127.0.0.1:{port}"
