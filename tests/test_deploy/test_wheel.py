@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "-w", str(out), str(REPO)], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                           "-w", str(out), str(REPO)], check=True, capture_output=True, text=True)
+    (out / "build.log").write_text(done.stdout + done.stderr)
     yield next(out.glob("pileon-*.whl"))
 
 
@@ -41,6 +42,10 @@ def _run(installed: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[
 
 
 class TestWheel:
+    def test_builds_without_setuptools_warnings(self, wheel: Path) -> None:
+        log = (wheel.parent / "build.log").read_text()
+        assert "experimental" not in log and "BuildBackendWarning" not in log, log[-2000:]
+
     def test_installs_only_the_pileon_package(self, wheel: Path) -> None:
         names = zipfile.ZipFile(wheel).namelist()
         tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
