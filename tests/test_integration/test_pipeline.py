@@ -153,7 +153,11 @@ class TestPipeline:
 
     def test_check_reports_topics_and_a_caught_up_worker(self, run: dict[str, Any]) -> None:
         check = run["check"]
-        assert check.returncode == 0, check.stdout + check.stderr
+        # Only a worker runs here: check says so, and that no notifier or archiver does.
+        failed = [line for line in check.stdout.splitlines() if line.startswith("FAIL")]
+        assert check.returncode == 1 and len(failed) == 2, check.stdout + check.stderr
+        assert "no notifier is running" in failed[0] and "no archiver is running" in failed[1]
+        assert "member(s) (the worker)" in check.stdout and check.stderr == ""
         for topic in run["names"].all():
             assert f"ok    topic {topic}: 4 partitions" in check.stdout
         assert f"on {run['names'].raw}: lag 0 " in check.stdout
