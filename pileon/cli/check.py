@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
-from prometheus_client.parser import text_string_to_metric_families
 
+from pileon.cli.common import scrape
 from pileon.core.settings import Settings
 from pileon.evidence.archiver import ARCHIVER_GROUP
 from pileon.kafka.connection import Connection, ConnectionConfig, as_connection
@@ -161,18 +159,14 @@ def _check_lag(
 def _check_worker_metrics(url: str, report: Report) -> None:
     """Late mentions the worker set aside (not counted in rates), from its own metrics."""
     try:
-        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - operator's URL
-            text = response.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        samples = scrape(url, timeout=2.0)
+    except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or type(exc).__name__
         report.warn(f"worker metrics at {url}: not reachable ({reason}); a worker elsewhere? "
                     "pass --metrics-url")
         return
-    late: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "pileon_late_mentions_total":
-                late[sample.labels.get("person", "?")] = sample.value
+    late = {s.labels.get("person", "?"): s.value for s in samples
+            if s.name == "pileon_late_mentions_total"}
     total = int(sum(late.values()))
     if total:
         worst = ", ".join(f"{p}={int(v)}" for p, v in sorted(late.items(), key=lambda kv: -kv[1])

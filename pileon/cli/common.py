@@ -4,6 +4,10 @@ must be given, and the error a command raises when it cannot do its job."""
 from __future__ import annotations
 
 import argparse
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from pileon.core.settings import ConfigError, Settings
 from pileon.kafka.connection import ConnectionConfig
@@ -11,6 +15,15 @@ from pileon.kafka.connection import ConnectionConfig
 
 class CommandError(Exception):
     """A command could not do its job; the message says why (exit status 2)."""
+
+
+def scrape(url: str, timeout: float) -> list[Sample]:
+    """Every sample of a Prometheus ``/metrics`` page (a worker's, for check and the demo).
+    Raises ``OSError`` (``URLError`` included) when it does not answer, ``ValueError`` for a
+    URL that is not one."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator's
+        text = response.read().decode("utf-8", "replace")
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
 
 
 def require_extra(extra: str, module: str, command: str) -> None:

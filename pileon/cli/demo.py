@@ -17,13 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
+from pileon.cli.common import scrape
 from pileon.connectors.simulator import SimulatorConnector
 from pileon.core.process import terminate
 from pileon.core.settings import Settings
@@ -204,20 +202,18 @@ def _worker_figures(url: str, person: str) -> tuple[int | None, float | None, in
     """Mentions the worker analysed, ``person``'s latest score and the late mentions it set
     aside, from its /metrics."""
     try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 - loopback
-            text = response.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError):
+        samples = scrape(url, timeout=1.0)
+    except OSError:
         return None, None, 0
     analysed, score, late = 0, None, 0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if (sample.name == "pileon_processing_seconds_count"
-                    and sample.labels.get("stage") == "analyse"):
-                analysed += int(sample.value)
-            elif sample.name == "pileon_pileon_score" and sample.labels.get("person") == person:
-                score = sample.value
-            elif sample.name == "pileon_late_mentions_total":
-                late += int(sample.value)
+    for sample in samples:
+        if sample.name == "pileon_processing_seconds_count" and sample.labels.get("stage") == \
+                "analyse":
+            analysed += int(sample.value)
+        elif sample.name == "pileon_pileon_score" and sample.labels.get("person") == person:
+            score = sample.value
+        elif sample.name == "pileon_late_mentions_total":
+            late += int(sample.value)
     return analysed, score, late
 
 

@@ -79,9 +79,13 @@ class ConnectionConfig:
                           sasl_plain_username=self.sasl_username,
                           sasl_plain_password=self.sasl_password)
         if self.security_protocol.endswith("SSL"):
-            config["ssl_context"] = ssl.create_default_context(
-                cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+            config["ssl_context"] = self.ssl_context()
         return {**config, **extra}
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """TLS verifying the brokers against ``ssl_cafile`` (or the system's CAs)."""
+        return ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
 
     def faust_broker(self) -> str:
         """Faust's ``broker`` URL list (``kafka://a:9092;kafka://b:9092``)."""
@@ -97,8 +101,7 @@ class ConnectionConfig:
             return None
         context = None
         if protocol.endswith("SSL"):
-            context = ssl.create_default_context(
-                cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+            context = self.ssl_context()
         if protocol == "SSL":
             return faust.SSLCredentials(context)
         return faust.SASLCredentials(
