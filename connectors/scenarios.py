@@ -52,20 +52,24 @@ SCENARIOS = {
 
 
 def simulate(kind: str, seed: int, *, end: float, days: float = 8.0,
-             multiple: float = 5.0, waking_onset: bool = True) -> Simulator:
+             multiple: float = 5.0, waking_onset: bool = True,
+             mean_per_hour: float = 60.0) -> Simulator:
     """The scenario run for ``seed``. With ``waking_onset`` the end is moved by whole hours so
-    the surge starts while the person is usually active: at night, five times a handful of
+    the surge starts while the person is usually active (``mean_per_hour``: the person's usual
+    background mentions per hour, averaged over a day): at night, five times a handful of
     mentions stays under ``detection.min_excess`` by design (nobody is paged for a dozen)."""
     scenario = SCENARIOS[kind]
     script = replace(scenario.script, multiple=multiple) if scenario.script else None
     persons = {TARGET: "Dana Target"}
     if script is not None and waking_onset:
-        probe = Simulator(persons, end=end, days=0.01, seed=seed)  # same seed: same timezone
+        # Same seed: same timezone.
+        probe = Simulator(persons, end=end, days=0.01, seed=seed, mean_per_hour=mean_per_hour)
         probe.mentions()
         usual = probe.usual_per_minute
         daily = probe.daily_per_minute(TARGET)
         onset = script.onset_before_end_minutes * 60
         end += next((h * 3600.0 for h in range(24)
                      if usual(TARGET, end + h * 3600 - onset) >= daily), 0.0)
-    return Simulator(persons, end=end, days=days, seed=seed, pileon=script)
+    return Simulator(persons, end=end, days=days, seed=seed, pileon=script,
+                     mean_per_hour=mean_per_hour)
 

@@ -75,6 +75,7 @@ def alert_dict(
         "confirmation": {"alarm_at": opened, "mentions_since": 60, "expected_since": 6.2,
                          "score": 9.5, "critical_window": False}
         if transition == "opened" else None,
+        "found_late": None,
         "signals": {
             "rate": {"window_minutes": 10.0, "mentions": 240, "expected": 31.0, "ratio": 7.7,
                      "score": 12.5},

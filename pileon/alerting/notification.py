@@ -96,6 +96,11 @@ def _description(event: AlertEvent) -> str:
         parts.append(f"Confirmed by the minutes since the alarm at {confirmation.alarm_at}: "
                      f"{confirmation.mentions_since} mentions, "
                      f"{confirmation.expected_since} expected.")
+    if event.found_late is not None:
+        parts.append(f"Found late: {event.found_late.late_mentions} mentions arrived after "
+                     f"their minutes had passed (a backfill or a delayed batch); the incident "
+                     f"began at {local_time(event.opened_at, event.timezone)} and was found "
+                     f"at {local_time(event.found_late.found_at, event.timezone)}.")
     indicators = ", ".join(event.indicators) or "none"
     parts.append(f"Assessment: {event.assessment} (indicators: {indicators}).")
     parts.append("This is evidence, not a verdict: organic criticism can look like this.")

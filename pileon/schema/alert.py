@@ -105,6 +105,14 @@ class Confirmation(_Part):
     critical_window: bool
 
 
+class LateFinding(_Part):
+    """An incident found in mentions that arrived after their bins had closed (a connector's
+    backfill, a delayed batch): its ``opened_at`` is its true onset, found only later."""
+
+    found_at: str = Field(description="the person's clock (newest event time) when it was found")
+    late_mentions: int = Field(description="mentions that arrived late and were folded in")
+
+
 class EvidenceRange(_Part):
     """The person and event-time range whose mentions the incident's bundle holds."""
 
@@ -131,6 +139,7 @@ class AlertEvent(_Part):
     opened_at: str
     score: float
     confirmation: Confirmation | None = None
+    found_late: LateFinding | None = None
     signals: Signals
     assessment: Literal["looks coordinated", "looks organic"]
     indicators: list[str]
@@ -158,6 +167,6 @@ class AlertEvent(_Part):
 
 __all__ = [
     "ALERT_SCHEMA", "AlertEvent", "AuthorsSignal", "ClusterSummary", "Confirmation",
-    "CoordinationSignal", "EvidenceRange", "RateSignal", "ReplyFocus", "Severity", "Signals",
-    "Transition", "YoungShareSignal",
+    "CoordinationSignal", "EvidenceRange", "LateFinding", "RateSignal", "ReplyFocus",
+    "Severity", "Signals", "Transition", "YoungShareSignal",
 ]

@@ -9,20 +9,25 @@ State lives in two changelog-backed mappings (Faust tables in the worker):
   written when a bin closes.
 
 Event time drives everything: a bin closes once the person's watermark (latest event time
-seen) passes its end plus the lateness allowance; mentions for an already-closed bin are kept
-as evidence and in clusters but not counted in rates (``pileon_late_mentions_total``).
+seen) passes its end plus the lateness allowance. Mentions for an already-closed bin (a
+connector's backfill, a delayed batch) are kept as evidence and in clusters at once, and folded
+into detection when the person's next bin closes: their bins' counts are recomputed from the
+window store and the windows since the earliest of them are scored again (see
+:meth:`PersonAnalyser._fold_late`); a pile-on found there opens an incident that says it was
+found late, with its true onset.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import Counter, deque
 from collections.abc import MutableMapping
 from typing import Any
 
 from pileon.core.settings import DetectionSettings, NearDupSettings
 from pileon.core.watchlist import Watchlist
-from pileon.schema.alert import AlertEvent, ClusterSummary
+from pileon.schema.alert import AlertEvent, ClusterSummary, LateFinding
 from pileon.schema.mention import Mention, post_key
 from pileon.streams.detection import metrics
 from pileon.streams.detection.alert import Scored, build_alert, iso
@@ -31,11 +36,12 @@ from pileon.streams.detection.detectors import (
     CoordinationExplanation,
     FocusExplanation,
     FocusSummary,
+    RateDetector,
     RateExplanation,
     WindowSummary,
 )
 from pileon.streams.detection.gauges import export_gauges
-from pileon.streams.detection.incidents import decide
+from pileon.streams.detection.incidents import IncidentState, decide
 from pileon.streams.detection.neardup import NearDupWindow, Signer
 from pileon.streams.detection.person_state import (
     PersonRuntime,
@@ -129,10 +135,12 @@ class PersonAnalyser:
             rt.closed_until = self._bin_start(t, cfg)
         if t < rt.closed_until:
             metrics.LATE_MENTIONS.labels(person).inc()
+            rt.late[self._bin_start(t, cfg)] += 1
         else:
             rt.pending[self._bin_start(t, cfg)] += 1
         rt.watermark = max(rt.watermark, t)
-        self._close_bins(person, rt, cfg)
+        if not self._close_bins(person, rt, cfg) and t < rt.closed_until:
+            self._save(person, rt)  # the late count survives a restart
         self._neardup.expire(person, rt.watermark)
 
     # -- bins, detection, incidents -----------------------------------------------------
@@ -140,11 +148,14 @@ class PersonAnalyser:
     def _bin_start(t: float, cfg: DetectionSettings) -> float:
         return math.floor(t / cfg.bin_seconds) * cfg.bin_seconds
 
-    def _close_bins(self, person: str, rt: PersonRuntime, cfg: DetectionSettings) -> None:
+    def _close_bins(self, person: str, rt: PersonRuntime, cfg: DetectionSettings) -> bool:
+        """Close every bin the watermark has passed; whether any closed (and state was saved)."""
         assert rt.closed_until is not None  # noqa: S101 - set before the first call
         closable_until = self._bin_start(rt.watermark - cfg.lateness_seconds, cfg)
         if closable_until <= rt.closed_until:
-            return
+            return False
+        if rt.late:
+            self._fold_late(person, rt, cfg)
         gap_bins = (closable_until - rt.closed_until) / cfg.bin_seconds
         if gap_bins > _MAX_CATCHUP_BINS:  # a long silence: learn only the last day of zeros
             rt.closed_until = closable_until - _MAX_CATCHUP_BINS * cfg.bin_seconds
@@ -156,6 +167,93 @@ class PersonAnalyser:
                 rt.outbox.append(event)
             rt.closed_until = start + cfg.bin_seconds
         self._save(person, rt)
+        return True
+
+    def _fold_late(self, person: str, rt: PersonRuntime, cfg: DetectionSettings) -> None:
+        """Fold the late mentions into the bins they belong to and score those windows again.
+
+        Every bin from the earliest late one to the last closed one is recounted from the
+        window store (which holds every mention of the last ``neardup.window_hours``, late or
+        not) and scored again in order by a copy of the person's rate detector, with a scratch
+        incident state. If the person's detector had not finished its warm-up (a person just
+        added, whose history a connector then backfills), the copy starts from nothing, learns
+        the recounted bins and replaces it: the backfill is their baseline. Otherwise the copy
+        starts from today's baseline and is dropped (those bins were learned once already).
+        An incident the re-scoring opens while none is open is reported as found late: its
+        opening, at its true onset, and its resolution if it is over; if it is still going on,
+        the live detector carries it on.
+        """
+        assert rt.closed_until is not None  # noqa: S101 - set before folding
+        records = [r for _, r in self._neardup.records(person)]
+        horizon = rt.closed_until - _MAX_CATCHUP_BINS * cfg.bin_seconds
+        if records:
+            horizon = max(horizon, self._bin_start(float(records[0]["t"]), cfg))
+        arrived = sum(rt.late.values())
+        late = sum(n for b, n in rt.late.items() if b >= horizon)  # the store still holds them
+        start = max(min(rt.late), horizon)
+        rt.late.clear()
+        counts: Counter[float] = Counter(self._bin_start(float(r["t"]), cfg) for r in records)
+        params = self._detector_params(cfg)
+        young = rt.detector.learned < params["warmup_bins"]
+        if young:  # no baseline yet: learn the backfill from its first bin
+            start = horizon
+            detector = RateDetector(**params)
+        else:
+            detector = RateDetector.from_state(rt.detector.to_state(), **params)
+            detector.recent.clear()
+            first = start - (detector.scales[-1] - 1) * cfg.bin_seconds
+            detector.recent.extend(int(counts[first + i * cfg.bin_seconds])
+                                   for i in range(detector.scales[-1] - 1))
+        recent = deque(RecentMention(float(r["t"]), r["a"], bool(r["y"]), r["c"], r.get("p"))
+                       for r in records)
+        incident = rt.incident if rt.incident.is_open else IncidentState()
+        found: list[AlertEvent] = []
+        b = start
+        while b < rt.closed_until:
+            x = BinObservation(b, int(counts[b]))
+            scored = self._score_bin(rt, cfg, detector, recent, x)
+            decision = None
+            if not rt.incident.is_open:
+                decision = decide(incident, person, b + cfg.bin_seconds, scored.score,
+                                  scored.rate, cfg)
+            if decision:
+                metrics.INCIDENT_TRANSITIONS.labels(person, decision.transition).inc()
+                event = build_alert(person, b + cfg.bin_seconds, incident.opened_at, decision,
+                                    scored, rt.baselines, self._top_clusters(person, scored.window),
+                                    cfg, self._timezones[person])
+                found.append(event.model_copy(update={"found_late": LateFinding(
+                    found_at=iso(rt.watermark), late_mentions=late)}))
+            detector.learn_one(x)
+            b += cfg.bin_seconds
+        if young:
+            rt.detector = detector
+        if found:
+            rt.incident = incident
+            rt.outbox.extend(found)
+            metrics.LATE_INCIDENTS.labels(person).inc()
+        metrics.LATE_FOLDED.labels(person).inc(late)
+        log.info(
+            "%s: %d late mentions folded into detection (%d more were older than the window "
+            "store's horizon: kept as evidence, not counted); windows from %s to %s scored "
+            "again%s; %s", person, late, arrived - late, iso(start), iso(rt.closed_until),
+            " from no baseline (the late mentions became the baseline)" if young else "",
+            f"incident {found[0].incident_id} found late, opened at {found[0].opened_at}"
+            if found else "no incident found in them",
+        )
+
+    def _score_bin(self, rt: PersonRuntime, cfg: DetectionSettings, detector: RateDetector,
+                   recent: deque[RecentMention], x: BinObservation) -> Scored:
+        """The pile-on score of the window ``x`` closes, from ``recent`` (no learning)."""
+        end = x.start + cfg.bin_seconds
+        rate = detector.explain(x)
+        window = window_stats(recent, end - cfg.window_bins * cfg.bin_seconds, end,
+                              cfg.lateness_seconds)
+        coordination = rt.coordination.explain(
+            WindowSummary(x.start, window.mentions, window.young, window.copies,
+                          window.top_author))
+        focus = rt.focus.explain(FocusSummary(x.start, window.mentions, window.top_post[1]))
+        return Scored(pileon_score(rate, coordination, focus, cfg), rate, coordination, focus,
+                      window)
 
     def _close_bin(
         self, person: str, rt: PersonRuntime, cfg: DetectionSettings, x: BinObservation

@@ -22,7 +22,18 @@ DEAD_LETTERS = Counter(
 )
 LATE_MENTIONS = Counter(
     "pileon_late_mentions_total",
-    "Mentions arriving after their rate bin closed (kept as evidence, not counted in rates)",
+    "Mentions arriving after their rate bin closed (kept as evidence; folded into detection "
+    "when the next bin closes, see pileon_late_mentions_folded_total)",
+    ["person"],
+)
+LATE_FOLDED = Counter(
+    "pileon_late_mentions_folded_total",
+    "Late mentions folded into the bins they belong to, whose windows were scored again",
+    ["person"],
+)
+LATE_INCIDENTS = Counter(
+    "pileon_incidents_found_late_total",
+    "Incidents opened from late (backfilled) mentions, with their true onset",
     ["person"],
 )
 WINDOW_CAPPED = Counter(

@@ -38,6 +38,9 @@ class PersonRuntime:
     recent: deque[RecentMention] = field(default_factory=deque)
     watermark: float = -math.inf
     outbox: list[AlertEvent] = field(default_factory=list)
+    # Mentions that arrived after their bin had closed, per bin start: folded into detection
+    # when the next bin closes (see PersonAnalyser._fold_late).
+    late: Counter[float] = field(default_factory=Counter)
 
 
 def new_runtime(params: dict[str, Any]) -> PersonRuntime:
@@ -58,6 +61,7 @@ def dump_state(rt: PersonRuntime, key_id: str) -> bytes:
         "closed_until": rt.closed_until,
         "baselines": rt.baselines,
         "outbox": [event.to_dict() for event in rt.outbox],
+        "late": [[start, n] for start, n in sorted(rt.late.items())],
         "key_id": key_id,
     })
 
@@ -74,5 +78,6 @@ def load_state(raw: bytes, params: dict[str, Any]) -> tuple[PersonRuntime, str |
         saved["closed_until"],
         saved["baselines"],
         outbox=[AlertEvent.from_json(e) for e in saved.get("outbox", [])],
+        late=Counter({float(start): int(n) for start, n in saved.get("late", [])}),
     )
     return rt, saved.get("key_id")

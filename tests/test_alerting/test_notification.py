@@ -22,6 +22,19 @@ class TestNotification:
                                             AlertingSettings())
         assert "alarm" not in escalated.description
 
+    def test_an_incident_found_late_says_when_it_began_and_when_it_was_found(self) -> None:
+        from pileon.schema.alert import LateFinding
+
+        event = alert_event().model_copy(update={"found_late": LateFinding(
+            found_at="2026-11-20T15:30:00Z", late_mentions=812)})
+        n = notification_from_event(event, AlertingSettings())
+        assert "Found late: 812 mentions arrived after their minutes had passed" \
+            in n.description
+        assert "began at 2026-11-20 12:00 UTC (13:00 Europe/Berlin)" in n.description
+        assert "found at 2026-11-20 15:30 UTC (16:30 Europe/Berlin)" in n.description
+        assert "Found late" not in notification_from_event(alert_event(),
+                                                           AlertingSettings()).description
+
     def test_an_incident_opened_at_critical_says_so(self) -> None:
         n = notification_from_event(alert_event(severity="critical"), AlertingSettings())
         assert n.summary.startswith("Possible pile-on against amara opened at critical:")

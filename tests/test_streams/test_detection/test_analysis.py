@@ -229,3 +229,70 @@ class TestReplyFocus:
         second = _run(tables.analyser(settings, watchlist), mentions[cut - 50 :])
         key = lambda a: (a["idempotency_key"], a["score"], a["signals"]["reply_focus"])  # noqa: E731
         assert [key(a) for a in first + second] == [key(a) for a in expected]
+
+
+class TestLateMentions:
+    """A person added while a pile-on is under way: the connector's first live mention comes
+    before its backfill of the hours before (the case ``--backfill-hours`` exists for)."""
+
+    def _backfilled(self, simulated: tuple[list[Mention], dict[str, Any]], minutes: float
+                    ) -> tuple[list[Mention], list[Mention], float]:
+        mentions, truth = simulated
+        amara = [m for m in mentions if m.person == "amara"]
+        onset = _ts(truth["onset"])
+        cut = next(i for i, m in enumerate(amara) if m.event_time > onset + minutes * 60)
+        # One live mention, then everything before it (the backfill), then live traffic.
+        return [amara[cut], *amara[:cut], *amara[cut + 1 :]], amara[:cut], onset
+
+    def test_backfilled_pileon_opens_one_incident_found_late_at_its_onset(
+        self, simulated: tuple[list[Mention], dict[str, Any]], settings: Settings,
+        watchlist: Watchlist, caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        from pileon.streams.detection import metrics
+
+        ordered, backfill, onset = self._backfilled(simulated, 20)
+        folded = metrics.LATE_FOLDED.labels("amara")._value.get()
+        with caplog.at_level("INFO", logger="pileon.streams.detection.analysis"):
+            alerts = _run(Tables().analyser(settings, watchlist), ordered)
+        opened = [a for a in alerts if a["transition"] == "opened"]
+        assert len(opened) == 1, [a["idempotency_key"] for a in alerts]
+        found = opened[0]["found_late"]
+        assert found is not None
+        # The backfilled mentions the window store still holds (its last 24 hours) are folded.
+        kept = [m for m in backfill if m.event_time >= ordered[0].event_time - 24 * 3600]
+        assert len(kept) - 10 <= found["late_mentions"] <= len(kept)
+        assert onset < _ts(opened[0]["opened_at"]) <= onset + 15 * 60  # its true onset
+        assert _ts(found["found_at"]) >= ordered[0].event_time
+        assert metrics.LATE_FOLDED.labels("amara")._value.get() - folded == found["late_mentions"]
+        said = [r.getMessage() for r in caplog.records if "late mentions folded" in r.message]
+        assert said and f"{found['late_mentions']} late mentions" in said[0]
+        assert "found late" in said[0] and f"{len(backfill) - found['late_mentions']} more" \
+            in said[0]
+        assert "fraud" not in " ".join(said)  # counts and times, never texts
+
+    def test_live_incident_is_not_opened_twice_by_a_late_batch(
+        self, simulated: tuple[list[Mention], dict[str, Any]], settings: Settings,
+        watchlist: Watchlist,
+    ) -> None:
+        mentions, truth = simulated
+        amara = [m for m in mentions if m.person == "amara"]
+        onset = _ts(truth["onset"])
+        # A batch of the pile-on's first ten minutes arrives late, after it was detected live.
+        late = [m for m in amara if onset <= m.event_time < onset + 600]
+        first = next(i for i, m in enumerate(amara) if m.event_time > onset + 1500)
+        ordered = [m for m in amara[:first] if m not in late] + late + amara[first:]
+        alerts = _run(Tables().analyser(settings, watchlist), ordered)
+        opened = [a for a in alerts if a["transition"] == "opened"]
+        assert len(opened) == 1
+
+    def test_late_count_survives_a_restart(
+        self, simulated: tuple[list[Mention], dict[str, Any]], settings: Settings,
+        watchlist: Watchlist,
+    ) -> None:
+        ordered, backfill, _ = self._backfilled(simulated, 20)
+        tables = Tables()
+        n = 1 + len(backfill)
+        first = _run(tables.analyser(settings, watchlist), ordered[:n])  # stops after backfill
+        second = _run(tables.analyser(settings, watchlist), ordered[n:])  # a new worker
+        opened = [a for a in first + second if a["transition"] == "opened"]
+        assert len(opened) == 1 and opened[0]["found_late"] is not None
