@@ -76,7 +76,10 @@ def _description(event: AlertEvent) -> str:
         f"{rate.mentions} mentions in {rate.window_minutes:g} min where about "
         f"{rate.expected:g} are usual: on an ordinary day for {event.person} that is "
         f"{odds(rate.score)}. At {local_time(event.at, event.timezone)}.",
-        f"Score {event.score} (-log10 p).",
+        f"Score {event.score} (-log10 p)" + (
+            f"; this person's bar for this window is {signals.rate.bar:g}, set by the budget "
+            "of false pages a month and their own history." if signals.rate.bar is not None
+            else "."),
         f"{authors.value} distinct authors (usually {authors.baseline}).",
         f"Young-account share {young.value} (usually {young.baseline}).",
     ]

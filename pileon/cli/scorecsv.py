@@ -82,6 +82,7 @@ def score(rows: list[tuple[str, str, float, int]], cfg: DetectionSettings) -> It
     detector = RateDetector(
         bin_seconds=bin_seconds, window_bins=cfg.window_bins, dispersion=cfg.dispersion,
         warmup_bins=int(cfg.warmup_hours * 3600 / bin_seconds),
+        false_alarms_per_month=cfg.false_alarms_per_month, min_bar=cfg.open_score,
     )
     state = IncidentState()
     for timestamp, value, t, count in rows:
@@ -90,7 +91,8 @@ def score(rows: list[tuple[str, str, float, int]], cfg: DetectionSettings) -> It
         decision = decide(state, "series", t + bin_seconds, rate.score, rate, cfg)
         detector.learn_one(x)
         opens = decision is not None and decision.transition is not Transition.RESOLVED
-        yield Scored(timestamp, value, min(1.0, rate.score / cfg.escalate_score), int(opens))
+        critical = (rate.bar or cfg.open_score) + cfg.escalate_score - cfg.open_score
+        yield Scored(timestamp, value, min(1.0, rate.score / critical), int(opens))
 
 
 def write(scored: Iterable[Scored], path: Path) -> int:

@@ -100,11 +100,28 @@ class DetectionSettings(_Section):
     bin_seconds: int = Field(default=60, ge=10, le=3600)
     window_bins: int = Field(default=10, ge=1, le=240)
     lateness_seconds: int = Field(default=60, ge=0, le=3600)
-    open_score: float = Field(default=8.0, gt=0)
-    escalate_score: float = Field(default=16.0, gt=0)
+    false_alarms_per_month: float = Field(
+        default=2.0, gt=0,
+        description="the detection default: bursts a month of a person's own ordinary traffic "
+        "that may reach their open bar; each window length's bar is derived from it and from "
+        "the person's history (the lowest score level crossed no more often)",
+    )
+    open_score: float = Field(
+        default=3.0, gt=0,
+        description="a floor under every person's bar: no incident opens below this score, "
+        "whatever the budget allows (3: the level below which an incident counts as quiet)",
+    )
+    escalate_score: float = Field(
+        default=11.0, gt=0,
+        description="critical: a score escalate_score - open_score above the person's bar",
+    )
     close_score: float = Field(default=3.0, ge=0)
     quiet_bins: int = Field(default=30, ge=1)
-    min_excess: int = Field(default=25, ge=0, description="mentions above baseline to open")
+    min_excess: int = Field(
+        default=25, ge=0,
+        description="mentions above baseline to open, in the window that holds the most (the "
+        "hour's counts too): the same number of extra mentions for a quiet and a busy person",
+    )
     dispersion: float = Field(
         default=8.0, gt=0, description="prior negative-binomial size r (learned per person)"
     )

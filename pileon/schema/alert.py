@@ -45,6 +45,9 @@ class RateSignal(_Part):
     expected: float
     ratio: float | None = Field(description="mentions / expected; None when nothing expected")
     score: float = Field(description="-log10 of the negative-binomial tail probability")
+    bar: float | None = Field(
+        default=None, description="the score this window length needs to open an incident for "
+        "this person: derived from the false-alarm budget and the person's own history")
 
 
 class AuthorsSignal(_Part):

@@ -82,6 +82,7 @@ def build_alert(
                 expected=round(rate.expected, 2),
                 ratio=round(rate.ratio, 1) if math.isfinite(rate.ratio) else None,
                 score=round(rate.score, 2),
+                bar=round(rate.bar, 2) if rate.bar is not None else None,
             ),
             distinct_authors=AuthorsSignal(
                 value=window.distinct_authors,

@@ -276,7 +276,7 @@ class PersonAnalyser:
             event = build_alert(person, end, rt.incident.opened_at, decision, scored,
                                 rt.baselines, self._top_clusters(person, window), cfg,
                                 self._timezones[person])
-        if scored.score < cfg.open_score:
+        if scored.score < (rate.bar if rate.bar is not None else cfg.open_score):
             self._learn_baselines(rt, window)
             rt.coordination.learn_one(summary)
             rt.focus.learn_one(focused)
@@ -322,6 +322,8 @@ class PersonAnalyser:
             "window_bins": cfg.window_bins,
             "dispersion": cfg.dispersion,
             "warmup_bins": int(cfg.warmup_hours * 3600 / cfg.bin_seconds),
+            "false_alarms_per_month": cfg.false_alarms_per_month,
+            "min_bar": cfg.open_score,
         }
 
     def _load(self, person: str) -> PersonRuntime:

@@ -1,7 +1,9 @@
 """The decision step: turns a per-bin pile-on score into incident transitions, with hysteresis.
 
-A window whose score reaches ``open_score`` raises the alarm; the incident opens once the
-bins that arrive after it confirm it: every window since scores at least ``open_score`` and
+A window whose score reaches its bar (the person's own, derived from the false-alarm budget:
+:meth:`~pileon.streams.detection.detectors.rate.RateDetector.bar`; ``open_score`` when none is
+given) raises the alarm; the incident opens once the
+bins that arrive after it confirm it: every window since scores at least the bar and
 the bins since the alarm add evidence of their own, a score of at least ``close_score`` (the
 level below which an open incident counts as quiet). That evidence is the tail score of those
 bins' mentions against their own expectation (with the short window's dispersion), plus the
@@ -9,13 +11,15 @@ part of the window's score that is not volume (coordination signs, focus on one 
 of copies is worth a page even if it is short). Windows overlap, so a one-bin spike keeps
 every window that holds it improbable for a whole window length: "two consecutive improbable
 windows" would count the same spike twice, and page when the spike is over and the person's
-mentions are back to normal. A second window at ``escalate_score`` needs no fresh evidence:
-it is improbable enough on its own. The window must also hold at least ``min_excess``
+mentions are back to normal. A second window at the critical bar (``escalate_score -
+open_score`` above the bar) needs no fresh evidence:
+it is improbable enough on its own. A window (the hour's, without its busiest minutes, or
+the ten minutes') must also hold at least ``min_excess``
 mentions above baseline (a tiny baseline makes a handful of replies look improbable, yet
 nobody should be paged for them). The severity then follows the current window: an incident
-opens at ``critical`` if that window already reaches ``escalate_score`` (one page of the right
+opens at ``critical`` if that window already reaches the critical bar (one page of the right
 severity, not a warning and an escalation one bin later), and a warning escalates once to
-``critical`` when a window reaches ``escalate_score``. It resolves only after ``quiet_bins``
+``critical`` when a window reaches the critical bar. It resolves only after ``quiet_bins``
 consecutive bins below ``close_score``, so a campaign that pauses does not flap between open
 and resolved.
 Incident ids derive from the person and the event time of opening, so replaying history yields
@@ -103,9 +107,13 @@ def decide(
     """Advance ``state`` by one closed bin and return the transition it makes, if any.
 
     ``score`` is the bin's pile-on score; ``rate`` the volume evidence behind it (the window's
-    count and expectation, and the newest bin's)."""
+    count and expectation, and the newest bin's, and the person's calibrated bar for it:
+    ``cfg.open_score`` when the rate explanation has none); the critical bar is as far above
+    it as ``escalate_score`` is above ``open_score``."""
+    open_score = cfg.open_score if rate.bar is None else rate.bar
+    escalate_score = open_score + cfg.escalate_score - cfg.open_score
     if not state.is_open:
-        if score < cfg.open_score:
+        if score < open_score:
             state._clear_alarm()
             return None
         if state.alarm_at is None:
@@ -113,12 +121,13 @@ def decide(
             return None
         state.fresh_count += rate.latest
         state.fresh_expected += rate.latest_expected
-        critical = score >= cfg.escalate_score
+        critical = score >= escalate_score
         # The bins since the alarm confirm it by their volume, or the window by evidence that
         # is not volume (coordination, focus: the part of the score above the rate's).
         fresh = negbin_tail_score(state.fresh_count, state.fresh_expected, rate.size)
         fresh += max(0.0, score - rate.score)
-        if (critical or fresh >= cfg.close_score) and rate.count - rate.expected >= cfg.min_excess:
+        excess = rate.count - rate.expected if rate.excess is None else rate.excess
+        if (critical or fresh >= cfg.close_score) and excess >= cfg.min_excess:
             state.incident_id = incident_id(person, at)
             # Its severity is the current window's: one page with the right severity, not a
             # warning and an escalation a bin later.
@@ -132,7 +141,7 @@ def decide(
     assert state.incident_id is not None  # noqa: S101 - invariant of is_open
     state.peak_score = max(state.peak_score, score)
     state.quiet_bins = state.quiet_bins + 1 if score < cfg.close_score else 0
-    if state.severity is Severity.WARNING and score >= cfg.escalate_score:
+    if state.severity is Severity.WARNING and score >= escalate_score:
         state.severity = Severity.CRITICAL
         return Decision(Transition.ESCALATED, state.incident_id, state.severity)
     if state.quiet_bins >= cfg.quiet_bins:

@@ -59,3 +59,4 @@ class TestNotification:
         assert "on an ordinary day for amara that is about 1 in 3 trillion" in first
         assert "2026-11-20 12:10 UTC (13:10 Europe/Berlin)" in first
         assert "-log10 p" not in first and "Score 12.5 (-log10 p)" in n.description
+        assert "this person's bar for this window is 6.2" in n.description

@@ -147,3 +147,32 @@ class TestDecide:
         restored = IncidentState.from_state(state.to_state())
         assert restored == state
         assert restored.severity is Severity.CRITICAL
+
+
+class TestPersonalBar:
+    """The bar comes with the rate explanation (the person's own, from the budget)."""
+
+    def _decide(self, scores: list[float], bar: float, excess: float | None = None
+                ) -> list[str]:
+        state, seen = IncidentState(), []
+        for i, s in enumerate(scores):
+            rate = RateExplanation(110, 100.0, s, latest=30, latest_expected=10.0,
+                                   size=math.inf, bar=bar, excess=excess)
+            d = decide(state, "amara", 60.0 * i, s, rate, CFG)
+            if d is not None:
+                seen.append(f"{d.transition}:{d.severity}")
+        return seen
+
+    def test_a_lower_bar_opens_below_open_score_and_a_higher_one_does_not_at_it(self) -> None:
+        assert self._decide([1, 5, 5], bar=4.6, excess=40) == ["opened:warning"]
+        assert self._decide([1, 9, 9], bar=12.0, excess=40) == []
+
+    def test_critical_is_as_far_above_the_bar_as_escalate_is_above_open(self) -> None:
+        assert self._decide([1, 13, 13], bar=4.6, excess=40) == ["opened:critical"]
+        assert self._decide([1, 19, 19], bar=12.0, excess=40) == ["opened:warning"]
+
+    def test_min_excess_counts_the_window_that_holds_the_most(self) -> None:
+        # The scoring window holds 10 above baseline, but the hour holds 40: that is 40 extra
+        # mentions, for a quiet person as for a busy one.
+        assert self._decide([1, 9, 9], bar=8.0, excess=40) == ["opened:warning"]
+        assert self._decide([1, 9, 9], bar=8.0, excess=10) == []

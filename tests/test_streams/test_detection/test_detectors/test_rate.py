@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
 from pileon.streams.detection.detectors import BinObservation, RateDetector
 
@@ -71,8 +74,8 @@ class TestRateDetector:
             mild.explain(x)
             mild.learn_one(x)
         rise = mild.explain(BinObservation(t + 59 * 60, 4))
-        assert rise.window_bins == 60
-        assert rise.count >= 200  # the hour's count, not ten minutes' worth
+        assert rise.window_bins == 50  # the hour without its ten busiest minutes
+        assert rise.count >= 190  # fifty minutes' count, not ten minutes' worth
         assert rise.latest == 4 and 1 < rise.latest_expected < 3
 
     def test_the_short_window_is_at_hand_whichever_length_scores(self) -> None:
@@ -147,3 +150,47 @@ class TestLearningDuringASurge:
                                         warmup_bins=144)
         assert (again.week, again.week_n, again.day, again.frozen_bins) == (
             d.week, d.week_n, d.day, 7)
+
+
+class TestCalibration:
+    """The default is a false-alarm budget; each window length's bar derives from it."""
+
+    def test_a_new_person_starts_at_the_bar_the_budget_implies(self) -> None:
+        d = _trained()
+        # 43,830 one-minute bins a month, two window lengths, two alarms a month.
+        assert d.model_bar() == pytest.approx(math.log10(2 * 43_776 / 2.0), abs=0.01)
+        assert d.bar(0) == d.bar(1) == pytest.approx(d.model_bar())
+        strict = RateDetector(bin_seconds=60, false_alarms_per_month=0.5)
+        assert strict.model_bar() > d.model_bar()
+
+    def test_a_bursty_person_gets_a_higher_bar_for_short_bursts_only(self) -> None:
+        rng = np.random.default_rng(3)
+        d = RateDetector(bin_seconds=60, window_bins=10, warmup_bins=720)
+        quiet = _trained()
+        for i in range(12 * 1440):  # twelve days, a five-minute burst every six hours
+            burst = 60 if i % 360 < 5 and i > 1440 else 0
+            x = BinObservation(i * 60.0, int(rng.poisson(2.0)) + burst)
+            d.explain(x)
+            d.learn_one(x)
+        assert d.bar(0) >= quiet.bar(0) + 4  # its ordinary bursts no longer page
+        assert d.bar(1) < d.bar(0)  # an hour without its busiest ten minutes stays sensitive
+
+    def test_a_spike_does_not_make_the_hour_unusual(self) -> None:
+        d = _trained()
+        t = 2 * 86400.0
+        for i, count in enumerate([300] + [2] * 30):
+            d.explain(BinObservation(t + i * 60, count))
+            d.learn_one(BinObservation(t + i * 60, count))
+        # The hour holds the spike; set aside as its busiest minutes, the rest is ordinary.
+        assert d.explain(BinObservation(t + 31 * 60, 2)).score < 2
+
+    def test_calibration_survives_a_restart(self) -> None:
+        d = _trained()
+        for i in range(60):
+            x = BinObservation(2 * 86400.0 + i * 60, 40 if i < 5 else 2)
+            d.explain(x)
+            d.learn_one(x)
+        restored = RateDetector.from_state(d.to_state(), bin_seconds=60, window_bins=10,
+                                           warmup_bins=720)
+        assert restored.crossings == d.crossings and restored.exposure == d.exposure
+        assert restored.bar(0) == d.bar(0)
