@@ -208,7 +208,7 @@ class RateDetector:
 
     def _window(self, x: BinObservation, bins: int) -> tuple[int, float]:
         """The window's count and expectation. The long window sets aside its busiest
-        stretch of ``window_bins`` bins (its busiest ten minutes by default): it is the test for rises
+        stretch of ``window_bins`` bins (its busiest ten minutes by default): the test for rises
         that last, and a one-off spike, which the short window judges, must not make the whole
         hour look unusual. On the five dev series, thinned and with injected rises, this
         halved the ordinary (declustered) crossings of every score level at the same recall,
