@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import importlib.util
 import json
 import math
@@ -65,6 +66,7 @@ PROBATION = 0.15  # NAB's: the first 15% of a file is not scored
 WEEK_BINS = 7 * 86_400 // BIN
 
 
+@functools.cache
 def _scorer() -> Any:
     spec = importlib.util.spec_from_file_location("nab_score", SCORER)
     assert spec is not None and spec.loader is not None

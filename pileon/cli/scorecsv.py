@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pileon.core.settings import DetectionSettings
 from pileon.streams.detection.detectors import BinObservation, RateDetector
-from pileon.streams.detection.incidents import IncidentState, Transition, decide
+from pileon.streams.detection.incidents import IncidentState, Transition, critical_bar, decide
 
 
 class SeriesError(ValueError):
@@ -91,8 +91,8 @@ def score(rows: list[tuple[str, str, float, int]], cfg: DetectionSettings) -> It
         decision = decide(state, "series", t + bin_seconds, rate.score, rate, cfg)
         detector.learn_one(x)
         opens = decision is not None and decision.transition is not Transition.RESOLVED
-        critical = (rate.bar or cfg.open_score) + cfg.escalate_score - cfg.open_score
-        yield Scored(timestamp, value, min(1.0, rate.score / critical), int(opens))
+        yield Scored(timestamp, value, min(1.0, rate.score / critical_bar(rate, cfg)),
+                     int(opens))
 
 
 def write(scored: Iterable[Scored], path: Path) -> int:

@@ -41,7 +41,7 @@ from pileon.streams.detection.detectors import (
     WindowSummary,
 )
 from pileon.streams.detection.gauges import export_gauges
-from pileon.streams.detection.incidents import IncidentState, decide
+from pileon.streams.detection.incidents import Decision, IncidentState, decide, open_bar
 from pileon.streams.detection.neardup import NearDupWindow, Signer
 from pileon.streams.detection.person_state import (
     PersonRuntime,
@@ -68,6 +68,13 @@ def pileon_score(
     if rate.score < cfg.coordination_gate:
         return rate.score
     return rate.score + max(coordination.score, focus.score)
+
+
+def _summaries(x: BinObservation, window: WindowStats) -> tuple[WindowSummary, FocusSummary]:
+    """What the coordination and focus detectors see of the window ``x`` closes."""
+    return (WindowSummary(x.start, window.mentions, window.young, window.copies,
+                          window.top_author),
+            FocusSummary(x.start, window.mentions, window.top_post[1]))
 
 
 class PersonAnalyser:
@@ -217,10 +224,8 @@ class PersonAnalyser:
                 decision = decide(incident, person, b + cfg.bin_seconds, scored.score,
                                   scored.rate, cfg)
             if decision:
-                metrics.INCIDENT_TRANSITIONS.labels(person, decision.transition).inc()
-                event = build_alert(person, b + cfg.bin_seconds, incident.opened_at, decision,
-                                    scored, rt.baselines, self._top_clusters(person, scored.window),
-                                    cfg, self._timezones[person])
+                event = self._alert(person, rt, cfg, b + cfg.bin_seconds, incident.opened_at,
+                                    decision, scored)
                 found.append(event.model_copy(update={"found_late": LateFinding(
                     found_at=iso(rt.watermark), late_mentions=late)}))
             detector.learn_one(x)
@@ -248,36 +253,32 @@ class PersonAnalyser:
         rate = detector.explain(x)
         window = window_stats(recent, end - cfg.window_bins * cfg.bin_seconds, end,
                               cfg.lateness_seconds)
-        coordination = rt.coordination.explain(
-            WindowSummary(x.start, window.mentions, window.young, window.copies,
-                          window.top_author))
-        focus = rt.focus.explain(FocusSummary(x.start, window.mentions, window.top_post[1]))
+        summary, focused = _summaries(x, window)
+        coordination = rt.coordination.explain(summary)
+        focus = rt.focus.explain(focused)
         return Scored(pileon_score(rate, coordination, focus, cfg), rate, coordination, focus,
                       window)
+
+    def _alert(self, person: str, rt: PersonRuntime, cfg: DetectionSettings, at: float,
+               opened_at: float, decision: Decision, scored: Scored) -> AlertEvent:
+        """The alert event of ``decision`` at ``at``, counted in the transitions metric."""
+        metrics.INCIDENT_TRANSITIONS.labels(person, decision.transition).inc()
+        return build_alert(person, at, opened_at, decision, scored, rt.baselines,
+                           self._top_clusters(person, scored.window), cfg,
+                           self._timezones[person])
 
     def _close_bin(
         self, person: str, rt: PersonRuntime, cfg: DetectionSettings, x: BinObservation
     ) -> AlertEvent | None:
         end = x.start + cfg.bin_seconds
-        rate = rt.detector.explain(x)
-        window = window_stats(rt.recent, end - cfg.window_bins * cfg.bin_seconds, end,
-                              cfg.lateness_seconds)
-        summary = WindowSummary(x.start, window.mentions, window.young, window.copies,
-                                window.top_author)
-        coordination = rt.coordination.explain(summary)
-        focused = FocusSummary(x.start, window.mentions, window.top_post[1])
-        focus = rt.focus.explain(focused)
-        scored = Scored(pileon_score(rate, coordination, focus, cfg), rate, coordination, focus,
-                        window)
-        decision = decide(rt.incident, person, end, scored.score, rate, cfg)
+        scored = self._score_bin(rt, cfg, rt.detector, rt.recent, x)
+        decision = decide(rt.incident, person, end, scored.score, scored.rate, cfg)
         event = None
         if decision:
-            metrics.INCIDENT_TRANSITIONS.labels(person, decision.transition).inc()
-            event = build_alert(person, end, rt.incident.opened_at, decision, scored,
-                                rt.baselines, self._top_clusters(person, window), cfg,
-                                self._timezones[person])
-        if scored.score < (rate.bar if rate.bar is not None else cfg.open_score):
-            self._learn_baselines(rt, window)
+            event = self._alert(person, rt, cfg, end, rt.incident.opened_at, decision, scored)
+        if scored.score < open_bar(scored.rate, cfg):
+            summary, focused = _summaries(x, scored.window)
+            self._learn_baselines(rt, scored.window)
             rt.coordination.learn_one(summary)
             rt.focus.learn_one(focused)
         short = rt.detector.window(x)  # the panels plot one window length, whichever scores

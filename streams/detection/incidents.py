@@ -96,6 +96,18 @@ def incident_id(person: str, opened_at: float) -> str:
     return f"{person}-{datetime.fromtimestamp(opened_at, UTC):%Y%m%dT%H%MZ}"
 
 
+def open_bar(rate: RateExplanation, cfg: DetectionSettings) -> float:
+    """The score the window behind ``rate`` must reach to open an incident: the person's own
+    bar when the detector gave one, else ``cfg.open_score``."""
+    return cfg.open_score if rate.bar is None else rate.bar
+
+
+def critical_bar(rate: RateExplanation, cfg: DetectionSettings) -> float:
+    """The critical bar: as far above the open bar as ``escalate_score`` is above
+    ``open_score``."""
+    return open_bar(rate, cfg) + cfg.escalate_score - cfg.open_score
+
+
 def decide(
     state: IncidentState,
     person: str,
@@ -110,8 +122,7 @@ def decide(
     count and expectation, and the newest bin's, and the person's calibrated bar for it:
     ``cfg.open_score`` when the rate explanation has none); the critical bar is as far above
     it as ``escalate_score`` is above ``open_score``."""
-    open_score = cfg.open_score if rate.bar is None else rate.bar
-    escalate_score = open_score + cfg.escalate_score - cfg.open_score
+    open_score, escalate_score = open_bar(rate, cfg), critical_bar(rate, cfg)
     if not state.is_open:
         if score < open_score:
             state._clear_alarm()

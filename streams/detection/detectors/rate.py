@@ -36,8 +36,9 @@ less ``log10 2`` (Bonferroni): bursts average out over an hour, so a sustained r
 10-minute window makes improbable (a slow build, a long organic surge) still shows, the way a
 CUSUM catches sustained shifts that a Shewhart chart misses (Page 1954).
 
-The long window sets aside its busiest ``window_bins`` bins: it is the test for rises that
-last, and a one-off spike (the short window's business) must not make the whole hour unusual.
+The long window sets aside its busiest stretch of ``window_bins`` bins (its busiest ten
+minutes): it is the test for rises that last, and a one-off spike (the short window's
+business) must not make the whole hour unusual.
 
 **Calibration.** The default is a false-alarm budget, not a score. Real series are not
 negative binomial in their tails (news spikes), so a fixed score bar pages a bursty person
@@ -210,9 +211,8 @@ class RateDetector:
         """The window's count and expectation. The long window sets aside its busiest
         stretch of ``window_bins`` bins (its busiest ten minutes by default): the test for rises
         that last, and a one-off spike, which the short window judges, must not make the whole
-        hour look unusual. On the five dev series, thinned and with injected rises, this
-        halved the ordinary (declustered) crossings of every score level at the same recall,
-        whichever of one to three bins was set aside (docs/benchmarks.md)."""
+        hour look unusual. A stretch, not the busiest single bins: a quiet person's sparse
+        surge has most of its mentions in its busiest minutes (docs/benchmarks.md)."""
         counts = [*list(self.recent)[len(self.recent) - (bins - 1) :], x.count] if bins > 1 \
             else [x.count]
         expected = [self.expected_per_bin(x.start - i * self.bin_seconds)
@@ -232,7 +232,7 @@ class RateDetector:
     def explain(self, x: BinObservation) -> RateExplanation:
         """The window length whose count is least probable for this person: the one whose
         score is furthest above (or least below) its own bar, with its count and expectation
-        (the long window's without its busiest bins: its ``window_bins`` are the rest)."""
+        (the long window's without its busiest stretch: its ``window_bins`` are the rest)."""
         best: tuple[int, float, float, int, float] | None = None
         scores = []
         excess = -math.inf
@@ -259,11 +259,12 @@ class RateDetector:
 
         The default is a false-alarm budget, ``false_alarms_per_month`` bursts a month on the
         person's own traffic, not a score: the bar is the lowest level of ``LADDER`` (at least
-        ``min_bar``) whose rate of declustered up-crossings is within the budget. That rate
-        is the person's own (crossings over months counted) with a prior of one month at the
-        rate the model implies (``10^-level`` per bin), so a new person starts at ``min_bar``
-        and a person whose ordinary bursts reach the bar more often than the budget allows
-        gets a higher one, as their bursts are seen. Each window length has its own bar:
+        ``min_bar`` and :meth:`model_bar`) whose rate of declustered up-crossings is within
+        the budget. That rate is the person's own (crossings over months counted) with a prior
+        of one month at the rate the model implies (``10^-level`` per bin), so a new person
+        starts at the higher of ``min_bar`` and :meth:`model_bar`, and a person whose ordinary
+        bursts reach the bar more often than the budget allows gets a higher one, as their
+        bursts are seen. Each window length has its own bar:
         short bursts are common, rises that last an hour are not.
         """
         per_month = _MONTH / self.bin_seconds
