@@ -33,6 +33,8 @@ from pileon.kafka.broker import free_port, kafka_connection
 from pileon.kafka.connection import Connection, as_connection
 from pileon.kafka.topics import ensure_topics
 from pileon.schema.alert import AlertEvent
+from pileon.streams.detection.detectors import RateDetector
+from pileon.streams.detection.person_state import detector_params
 
 
 def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace) -> int:
@@ -156,8 +158,9 @@ class Progress:
         self.metrics_url, self.archiver, self.target = metrics_url, archiver, target
         person = watchlist.get(target)
         self._timezone = person.timezone if person else "UTC"
-        self._open = (person.detection(settings.detection) if person
-                      else settings.detection).open_score
+        cfg = person.detection(settings.detection) if person else settings.detection
+        # A new person's bar (the budget's); their own bursts can only raise it.
+        self._open = RateDetector(**detector_params(cfg)).bar(0)
         self._sent, self._started = sent, started
         self._tty = sys.stdout.isatty()
         self._last = 0.0
@@ -177,9 +180,11 @@ class Progress:
         if reached:
             parts.append(f"event time {local_time(reached, self._timezone)}")
         if score is not None:
-            parts.append(f"{self.target}'s score {score:.1f} (opens at {self._open:g})")
+            parts.append(f"{self.target}'s score {score:.1f} (opens at {self._open:.1f} or "
+                         "their own higher bar)")
         if late:
-            parts.append(f"{late:,} late (kept as evidence, not counted in rates)")
+            parts.append(f"{late:,} late (kept as evidence; folded into detection when the "
+                         "next minute closes)")
         line = "[" + parts[0] + "] " + "; ".join(parts[1:])
         if self._tty:
             print(f"\r\033[K{line}", end="", flush=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from pileon.core.settings import DetectionSettings
 from pileon.streams.detection.detectors import BinObservation, RateDetector
 from pileon.streams.detection.incidents import IncidentState, Transition, critical_bar, decide
+from pileon.streams.detection.person_state import detector_params
 
 
 class SeriesError(ValueError):
@@ -79,11 +80,7 @@ def score(rows: list[tuple[str, str, float, int]], cfg: DetectionSettings) -> It
     deltas = [b[2] - a[2] for a, b in itertools.pairwise(rows)]
     bin_seconds = max(1, round(statistics.median(deltas)))
     cfg = settings_for_bin(cfg, bin_seconds)
-    detector = RateDetector(
-        bin_seconds=bin_seconds, window_bins=cfg.window_bins, dispersion=cfg.dispersion,
-        warmup_bins=int(cfg.warmup_hours * 3600 / bin_seconds),
-        false_alarms_per_month=cfg.false_alarms_per_month, min_bar=cfg.open_score,
-    )
+    detector = RateDetector(**detector_params(cfg))  # the worker's, in bins of the data
     state = IncidentState()
     for timestamp, value, t, count in rows:
         x = BinObservation(t, count)

@@ -23,7 +23,6 @@ import logging
 import math
 from collections import Counter, deque
 from collections.abc import MutableMapping
-from typing import Any
 
 from pileon.core.settings import DetectionSettings, NearDupSettings
 from pileon.core.watchlist import Watchlist
@@ -45,6 +44,7 @@ from pileon.streams.detection.incidents import Decision, IncidentState, decide, 
 from pileon.streams.detection.neardup import NearDupWindow, Signer
 from pileon.streams.detection.person_state import (
     PersonRuntime,
+    detector_params,
     dump_state,
     load_state,
     new_runtime,
@@ -200,7 +200,7 @@ class PersonAnalyser:
         start = max(min(rt.late), horizon)
         rt.late.clear()
         counts: Counter[float] = Counter(self._bin_start(float(r["t"]), cfg) for r in records)
-        params = self._detector_params(cfg)
+        params = detector_params(cfg)
         young = rt.detector.learned < params["warmup_bins"]
         if young:  # no baseline yet: learn the backfill from its first bin
             start = horizon
@@ -317,19 +317,9 @@ class PersonAnalyser:
             rt = self._persons[person] = self._load(person)
         return rt
 
-    def _detector_params(self, cfg: DetectionSettings) -> dict[str, Any]:
-        return {
-            "bin_seconds": cfg.bin_seconds,
-            "window_bins": cfg.window_bins,
-            "dispersion": cfg.dispersion,
-            "warmup_bins": int(cfg.warmup_hours * 3600 / cfg.bin_seconds),
-            "false_alarms_per_month": cfg.false_alarms_per_month,
-            "min_bar": cfg.open_score,
-        }
-
     def _load(self, person: str) -> PersonRuntime:
         cfg = self._cfg[person]
-        params = self._detector_params(cfg)
+        params = detector_params(cfg)
         raw = self._state.get(person.encode())
         if raw is None:
             rt = new_runtime(params)

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from pileon.core.settings import DetectionSettings
 from pileon.schema.alert import AlertEvent
 from pileon.streams.detection.detectors import CoordinationDetector, FocusDetector, RateDetector
 from pileon.streams.detection.incidents import IncidentState
@@ -41,6 +42,18 @@ class PersonRuntime:
     # Mentions that arrived after their bin had closed, per bin start: folded into detection
     # when the next bin closes (see PersonAnalyser._fold_late).
     late: Counter[float] = field(default_factory=Counter)
+
+
+def detector_params(cfg: DetectionSettings) -> dict[str, Any]:
+    """The rate detector's parameters for one person's detection settings."""
+    return {
+        "bin_seconds": cfg.bin_seconds,
+        "window_bins": cfg.window_bins,
+        "dispersion": cfg.dispersion,
+        "warmup_bins": int(cfg.warmup_hours * 3600 / cfg.bin_seconds),
+        "false_alarms_per_month": cfg.false_alarms_per_month,
+        "min_bar": cfg.open_score,
+    }
 
 
 def new_runtime(params: dict[str, Any]) -> PersonRuntime:
