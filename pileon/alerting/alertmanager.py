@@ -65,3 +65,37 @@ def to_alert(
     if ends_at or n.ends_at:
         alert["endsAt"] = ends_at or n.ends_at
     return alert
+
+
+def create_silence(
+    base_url: str, person: str, severity: str, ends_at: str, created_by: str, comment: str,
+    timeout: float = 10.0,
+) -> str:
+    """Silence this person's pile-on alert at ``severity`` until ``ends_at`` (API v2
+    ``POST /api/v2/silences``): what acknowledging an incident in the console does where the
+    page came from. An escalation to another severity is another alert and still pages.
+    Returns the silence id; raises ``requests.RequestException`` when Alertmanager refuses."""
+    from datetime import UTC, datetime
+
+    body = {
+        "matchers": [
+            {"name": "alertname", "value": ALERTNAME, "isRegex": False, "isEqual": True},
+            {"name": "person", "value": person, "isRegex": False, "isEqual": True},
+            {"name": "severity", "value": severity, "isRegex": False, "isEqual": True},
+        ],
+        "startsAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "endsAt": ends_at,
+        "createdBy": created_by,
+        "comment": comment,
+    }
+    reply = requests.post(base_url.rstrip("/") + "/api/v2/silences", json=body, timeout=timeout)
+    reply.raise_for_status()
+    return str(reply.json()["silenceID"])
+
+
+def expire_silence(base_url: str, silence_id: str, timeout: float = 10.0) -> None:
+    """End a silence early (``DELETE /api/v2/silence/{id}``); one already gone is fine."""
+    reply = requests.delete(f"{base_url.rstrip('/')}/api/v2/silence/{silence_id}",
+                            timeout=timeout)
+    if reply.status_code != 404:
+        reply.raise_for_status()

@@ -4,7 +4,7 @@ text or author handles (the alert event holds neither; see :mod:`pileon.schema.a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from pileon.core.settings import AlertingSettings
 from pileon.core.wording import local_time, odds
@@ -37,7 +37,6 @@ class Notification:
 def notification_from_event(event: AlertEvent, cfg: AlertingSettings) -> Notification:
     """Build the notification for one ``pileon.alert/v1`` event."""
     person, transition = event.person, str(event.transition)
-    query = urlencode({"from": event.evidence.from_, "to": event.evidence.to})
     return Notification(
         idempotency_key=event.idempotency_key,
         incident_id=event.incident_id,
@@ -52,7 +51,7 @@ def notification_from_event(event: AlertEvent, cfg: AlertingSettings) -> Notific
         summary=_summary(event),
         description=_description(event),
         dashboard_url=f"{cfg.dashboard_url}?{urlencode({'var-person': person})}",
-        evidence_url=f"{cfg.evidence_url.rstrip('/')}/{person}?{query}",
+        evidence_url=f"{cfg.evidence_url.rstrip('/')}/{quote(event.incident_id, safe='')}",
         runbook_url=f"{cfg.runbook_url}#pile-on-incident",
     )
 

@@ -3,7 +3,9 @@
 Starts the embedded broker (unless a Kafka is configured), a worker process, the evidence
 archiver, and sends two days of simulated mentions for every watched person with a
 coordinated pile-on on one of them, plus a few malformed messages. It waits for the incident,
-prints why it fired, and leaves the evidence bundle in ``--out``.
+prints why it fired, and leaves the evidence bundle in ``--out``. The responders' console runs
+beside them (its database in ``--out``/console), with a new admin account whose password is
+printed once; every incident's line gives the link its alert carries.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from pathlib import Path
 
 import orjson
 
+from pileon.alerting.notification import notification_from_event
 from pileon.cli.common import scrape
 from pileon.connectors.simulator import SimulatorConnector
+from pileon.console.server import ConsoleServer
 from pileon.core.process import terminate
 from pileon.core.settings import Settings
 from pileon.core.watchlist import Watchlist
@@ -58,6 +62,9 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
                             on_bundle=lambda e, p: alerts.put((e, p)))
         archiving = threading.Thread(target=archiver.run, name="archiver", daemon=True)
         archiving.start()
+        console = start_console(settings, connection, names.alerts, out, args.console_port)
+        _say(started, f"console at {console.url} -- log in as admin with password "
+                      f"{console.admin_password} (made for this run, shown once)")
         try:
             target = watchlist.persons[0].key
             connector = SimulatorConnector.from_watchlist(
@@ -88,6 +95,43 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
             terminate(worker, timeout=10)
             archiver.stop()
             archiving.join(timeout=5)
+            console.stop()
+
+
+class DemoConsole(ConsoleServer):
+    admin_password: str
+
+
+def start_console(settings: Settings, connection: Connection, alerts_topic: str, out: Path,
+                  port: int | None) -> DemoConsole:
+    """The console on ``port`` (default: console.port, or a free one when that is taken), fed
+    by this run's alerts and archive, with a new admin account; alerts link to it."""
+    import secrets
+
+    from pileon.console import auth
+
+    cfg = settings.console
+    cfg.data_dir, cfg.evidence_dir = out / "console", out / "evidence"
+    cfg.port = port if port is not None else (cfg.port if _port_free(cfg.bind, cfg.port)
+                                              else free_port())
+    console = DemoConsole(settings, connection, alerts_topic)
+    console.admin_password = secrets.token_urlsafe(12)
+    with console.sm.begin() as db:
+        auth.add_user(db, "admin", "admin", console.admin_password)
+    console.start()
+    settings.alerting.evidence_url = f"{console.url}/evidence"
+    return console
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def start_worker(
@@ -135,7 +179,8 @@ def _await_incident(
                 progress.show()
             continue
         progress_end()
-        _print_incident(event, folder, archiver, started)
+        _print_incident(event, folder, archiver, started,
+                        notification_from_event(event, progress.settings.alerting).evidence_url)
         if args.follow and not shown:
             _where(progress.metrics_url, out)
         shown.add(event.person)
@@ -156,6 +201,7 @@ class Progress:
     def __init__(self, metrics_url: str, archiver: Archiver, target: str, watchlist: Watchlist,
                  settings: Settings, sent: int, started: float) -> None:
         self.metrics_url, self.archiver, self.target = metrics_url, archiver, target
+        self.settings = settings
         person = watchlist.get(target)
         self._timezone = person.timezone if person else "UTC"
         cfg = person.detection(settings.detection) if person else settings.detection
@@ -232,8 +278,8 @@ def _where(metrics_url: str, out: Path) -> None:
         "  dashboards: `docker compose up` (Grafana on http://127.0.0.1:3000), or point your "
         "Grafana at a Prometheus scraping the metrics above and run "
         "`pileon dashboards push --grafana-url URL`",
-        f"  evidence: {out / 'evidence' / 'incidents'}  (verify with `pileon verify <folder>`; "
-        "a responder console is not built yet)",
+        f"  evidence: {out / 'evidence' / 'incidents'}  (verify with `pileon verify <folder>`)",
+        "  console: the incident's link above; acknowledge, assign, note, export there",
     ]), flush=True)
 
 
@@ -246,7 +292,7 @@ def _coordination_line(event: AlertEvent) -> str:
 
 
 def _print_incident(
-    event: AlertEvent, folder: Path, archiver: Archiver, started: float
+    event: AlertEvent, folder: Path, archiver: Archiver, started: float, link: str
 ) -> None:
     s = event.signals
     rate, authors, young = s.rate, s.distinct_authors, s.young_account_share
@@ -287,6 +333,7 @@ def _print_incident(
             f"\"{texts.get(c.template_id, '?')[:90]}\""
         )
     lines.append(f"  evidence bundle: {folder} ({count} hash-chained mentions, verified)")
+    lines.append(f"  in the console (the alert's link): {link}")
     print("\n".join(lines), flush=True)
 
 

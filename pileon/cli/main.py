@@ -1,5 +1,5 @@
-"""The ``pileon`` command: worker, simulate, connect, archive, notify, demo, topics, check,
-verify, check-config, dashboards."""
+"""The ``pileon`` command: worker, simulate, connect, archive, notify, console, demo, topics,
+check, verify, check-config, dashboards."""
 
 from __future__ import annotations
 
@@ -309,14 +309,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--days", type=float, default=2.0,
                    help="days of ordinary traffic before the pile-on, for the baselines to "
                         "learn (default: 2)")
+    s.add_argument("--console-port", type=int, metavar="PORT",
+                   help="the console's port on 127.0.0.1 (default: console.port, 6070, or a "
+                        "free port when that is taken)")
     s.add_argument("--broker-port", type=int, metavar="PORT",
                    help="a fixed port for the embedded broker on 127.0.0.1 (default: "
                         "kafka.embedded_port, or a free port each start)")
     s.set_defaults(func=cmd_demo)
 
     from pileon.cli.connect import add_parser as add_connect
+    from pileon.cli.console import add_parser as add_console
 
     add_connect(sub, kafka)
+    add_console(sub, kafka)
 
     s = sub.add_parser("topics", parents=[kafka], help="create pileon's topics")
     s.set_defaults(func=cmd_topics)

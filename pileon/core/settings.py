@@ -31,7 +31,7 @@ DEFAULT_WATCHLIST = Path(__file__).resolve().with_name("watchlist.example.yaml")
 
 
 ENV_PREFIX = "PILEON_"
-SECTIONS = ("kafka", "worker", "ingest", "detection", "neardup", "alerting")
+SECTIONS = ("kafka", "worker", "ingest", "detection", "neardup", "alerting", "console")
 
 
 class ConfigError(Exception):
@@ -185,8 +185,9 @@ class AlertingSettings(_Section):
         description="Grafana person dashboard; ?var-person=<key> is appended",
     )
     evidence_url: str = Field(
-        default="http://localhost:6066/evidence",
-        description="evidence base URL; /<person>?from=&to= is appended",
+        default="http://127.0.0.1:6070/evidence",
+        description="the console's evidence base URL; /<incident id> is appended (the "
+        "console opens the incident page there, after login)",
     )
     runbook_url: str = RUNBOOK_URL
     resend_seconds: float = Field(
@@ -202,6 +203,45 @@ class AlertingSettings(_Section):
     metrics_port: int = Field(default=6067, ge=0, le=65535)
 
 
+class ConsoleSettings(_Section):
+    """``pileon console``: the responders' web application (incidents, case work, exports)."""
+
+    bind: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=6070, ge=0, le=65535)
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the case database (sqlite:///FILE or "
+        "postgresql+psycopg://...); default: SQLite in <data_dir>/console.db")
+    database_url_file: Path | None = Field(
+        default=None, description="read the database URL from this file (it holds a password)")
+    data_dir: Path = Field(
+        default=Path("pileon-console"), description="the embedded SQLite database's folder")
+    evidence_dir: Path = Field(
+        default=Path("pileon-evidence"),
+        description="the archiver's folder (`pileon archive --out`), read-only here")
+    public_url: str = Field(
+        default="http://127.0.0.1:6070", description="where responders reach the console")
+    secure_cookies: bool = Field(
+        default=True, description="Secure flag on the session cookie (browsers accept it on "
+        "https and on http://127.0.0.1 / localhost)")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    login_failures: int = Field(
+        default=5, ge=1, description="failed logins (per user and per address) before a lockout")
+    lockout_minutes: float = Field(default=15.0, gt=0)
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="addresses of the single sign-on proxy (e.g. "
+        "oauth2-proxy) whose user header is believed; empty: no proxy log-in")
+    proxy_user_header: str = Field(default="X-Forwarded-Preferred-Username")
+    proxy_default_role: str | None = Field(
+        default=None, pattern=r"^(viewer|responder)$",
+        description="role of a proxy user with no local account; none: such users are refused")
+    silence_hours: float = Field(
+        default=12.0, gt=0, description="an acknowledgement silences the Alertmanager alert "
+        "this long (an escalation to critical still pages)")
+    max_note_chars: int = Field(default=10_000, ge=100)
+    feed_from_kafka: bool = Field(
+        default=True, description="follow the alerts topic (else only the archive's bundles)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PILEON_", env_nested_delimiter="__", extra="forbid"
@@ -215,6 +255,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = DetectionSettings()
     neardup: NearDupSettings = NearDupSettings()
     alerting: AlertingSettings = AlertingSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @classmethod
     def settings_customise_sources(

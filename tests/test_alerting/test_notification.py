@@ -50,7 +50,7 @@ class TestNotification:
         cfg = AlertingSettings(dashboard_url="https://g.example/d/p", evidence_url="https://e/x/")
         n = notification_from_event(alert_event(), cfg)
         assert n.dashboard_url == "https://g.example/d/p?var-person=amara"
-        assert n.evidence_url.startswith("https://e/x/amara?from=2026-11-20T12")
+        assert n.evidence_url == f"https://e/x/{alert_event().incident_id}"
 
     def test_the_description_says_it_in_words_first_with_local_time(self) -> None:
         n = notification_from_event(alert_event(at="2026-11-20T12:10:00Z"), AlertingSettings())

@@ -83,7 +83,7 @@ class TestSinkContract:
     ) -> None:
         make_sink(receiver.url).deliver(_notification())
         body = str(receiver.wait_for(1)[0].body)
-        assert "/evidence/amara?from=" in body and "var-person=amara" in body
+        assert "/evidence/amara-" in body and "var-person=amara" in body
         assert "bluesky:t1" not in body  # not even exemplar ids: the evidence link has them
 
 

@@ -91,7 +91,7 @@ class TestAlertmanagerRoute:
         [alert] = first["alerts"]
         assert alert["labels"] == {"alertname": "PileOn", "person": "amara",
                                    "severity": "warning"}
-        assert alert["annotations"]["evidence_url"].startswith("http://localhost:6066/evidence/")
+        assert alert["annotations"]["evidence_url"].startswith("http://127.0.0.1:6070/evidence/amara-")
         assert alert["startsAt"].startswith("2026-11-25T10:00:00")
 
     def test_one_notification_group_per_person(self, run: dict[str, Any]) -> None:

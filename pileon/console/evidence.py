@@ -1,0 +1,336 @@
+"""An incident's evidence as the console shows it, read from the archive's bundle.
+
+The bundle (``<evidence_dir>/incidents/<id>/``) is verified on every read (:func:`verify_bundle`)
+and its verdict shown beside it. Near-duplicate membership is re-derived here: alerts name
+each cluster by its template's mention id, and a mention belongs to the cluster whose template
+it shares the most word pairs with (Jaccard of word 2-shingles of the normalised text, at the
+worker's ``neardup.threshold``). The worker's own assignment is MinHash-estimated and not kept
+per mention, so the console says "re-computed" where it shows it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import orjson
+from scipy.stats import poisson
+
+from pileon.evidence import verify_bundle
+from pileon.evidence.chain import ChainError
+from pileon.schema.alert import AlertEvent
+from pileon.streams.detection.neardup.normalize import normalise_tokens
+
+
+@dataclass
+class MentionRow:
+    seq: int
+    record_hash: str
+    mention_sha256: str
+    captured_at: str
+    mention: dict[str, Any]
+    cluster: str | None = None
+
+    @property
+    def created(self) -> datetime:
+        return _dt(self.mention["created_at"])
+
+    @property
+    def author_id(self) -> str:
+        return str(self.mention.get("author", {}).get("id", ""))
+
+
+@dataclass
+class AuthorRow:
+    id: str
+    platform: str
+    handle: str
+    mentions: int
+    first_seen: datetime
+    last_seen: datetime
+    created_at: datetime | None
+    clusters: list[str] = field(default_factory=list)
+    profile_url: str | None = None
+
+    @property
+    def age_days(self) -> float | None:
+        if self.created_at is None:
+            return None
+        return max((self.first_seen - self.created_at).total_seconds() / 86400, 0.0)
+
+
+@dataclass
+class ClusterRow:
+    template_id: str
+    text: str | None
+    members: int
+    authors: int
+    in_window: int
+    size: int
+
+
+@dataclass
+class Evidence:
+    """What the bundle holds for one incident, and whether it verifies."""
+
+    folder: Path
+    found: bool
+    verified: bool
+    verdict: str
+    mentions: list[MentionRow]
+    manifest: dict[str, Any]
+
+    def in_incident(self, start: datetime) -> list[MentionRow]:
+        return [m for m in self.mentions if m.created >= start]
+
+
+def load_evidence(evidence_dir: Path, incident_id: str) -> Evidence:
+    folder = evidence_dir / "incidents" / incident_id
+    if not (folder / "manifest.json").exists():
+        return Evidence(folder, False, False, "the archiver has not written this incident's "
+                        "bundle yet (is `pileon archive` running on this archive?)", [], {})
+    try:
+        count = verify_bundle(folder)
+        verified, verdict = True, f"verified: {count} hash-chained mentions, every file hash " \
+                                  "matches the manifest"
+    except (ChainError, OSError, ValueError, KeyError, TypeError) as exc:
+        verified, verdict = False, f"DOES NOT VERIFY: {exc}"
+    mentions: list[MentionRow] = []
+    manifest: dict[str, Any] = {}
+    try:
+        manifest = orjson.loads((folder / "manifest.json").read_bytes())
+        for line in (folder / "mentions.jsonl").read_bytes().splitlines():
+            if line.strip():
+                r = orjson.loads(line)
+                mentions.append(MentionRow(r["seq"], r["hash"], r["mention_sha256"],
+                                           r["captured_at"], r["mention"]))
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        verified, verdict = False, f"DOES NOT VERIFY: unreadable ({type(exc).__name__})"
+    return Evidence(folder, True, verified, verdict, mentions, manifest)
+
+
+def _shingles(text: str) -> frozenset[tuple[str, str]]:
+    tokens = normalise_tokens(text)
+    return frozenset(itertools.pairwise(tokens))
+
+
+def assign_clusters(
+    mentions: list[MentionRow], events: list[AlertEvent], threshold: float = 0.5
+) -> list[ClusterRow]:
+    """Mark each mention with the cluster whose template it matches best; the clusters."""
+    latest: dict[str, Any] = {}
+    for event in events:
+        for c in event.signals.near_duplicate_clusters:
+            latest[c.template_id] = c
+    texts = {m.mention["id"]: m.mention.get("text", "") for m in mentions}
+    templates = {tid: _shingles(texts[tid]) for tid in latest if tid in texts}
+    for m in mentions:
+        if not templates:
+            break
+        own = _shingles(m.mention.get("text", ""))
+        if not own:
+            continue
+        best, best_j = None, threshold
+        for tid, shingles in templates.items():
+            j = len(own & shingles) / len(own | shingles) if shingles else 0.0
+            if j >= best_j:
+                best, best_j = tid, j
+        m.cluster = best
+    rows = []
+    for tid, c in latest.items():
+        members = [m for m in mentions if m.cluster == tid]
+        rows.append(ClusterRow(tid, texts.get(tid), len(members),
+                               len({m.author_id for m in members}), c.in_window, c.size))
+    return sorted(rows, key=lambda r: -r.members)
+
+
+def author_rollup(mentions: list[MentionRow]) -> list[AuthorRow]:
+    """One row per account: mentions each, first and last seen, account age, clusters."""
+    rows: dict[str, AuthorRow] = {}
+    clusters: dict[str, set[str]] = defaultdict(set)
+    for m in mentions:
+        author = m.mention.get("author", {})
+        aid = m.author_id
+        row = rows.get(aid)
+        if row is None:
+            created = author.get("created_at")
+            row = rows[aid] = AuthorRow(
+                aid, str(m.mention.get("platform", "")), str(author.get("handle") or ""), 0,
+                m.created, m.created, _dt(created) if created else None,
+                profile_url=profile_url(m.mention))
+        row.mentions += 1
+        row.first_seen = min(row.first_seen, m.created)
+        row.last_seen = max(row.last_seen, m.created)
+        if m.cluster:
+            clusters[aid].add(m.cluster)
+    for aid, row in rows.items():
+        row.clusters = sorted(clusters[aid])
+    return sorted(rows.values(), key=lambda r: (-r.mentions, r.first_seen))
+
+
+def profile_url(mention: dict[str, Any]) -> str | None:
+    """The author's profile on their platform, when the ids say where it is."""
+    author = mention.get("author", {})
+    aid = str(author.get("id", ""))
+    if mention.get("platform") == "bluesky" and aid.startswith("did:"):
+        return f"https://bsky.app/profile/{aid}"
+    if mention.get("platform") == "mastodon" and aid.startswith("https://"):
+        return aid
+    return None
+
+
+def mastodon_address(mention: dict[str, Any]) -> str | None:
+    """``user@domain`` as Mastodon's import takes it (``Account address``), or None.
+
+    A Mastodon ``acct`` is ``user`` for an account local to the server the connector reads and
+    ``user@domain`` for a remote one; the domain of a local one comes from the account's URI,
+    else from the post's URL (a post is served by its author's server)."""
+    if mention.get("platform") != "mastodon":
+        return None
+    author = mention.get("author", {})
+    handle = str(author.get("handle") or "").lstrip("@")
+    if not handle:
+        return None
+    if "@" in handle:
+        return handle
+    for url in (author.get("id"), mention.get("url")):
+        host = urlsplit(str(url or "")).hostname
+        if host:
+            return f"{handle}@{host}"
+    return None
+
+
+def bluesky_did(mention: dict[str, Any]) -> str | None:
+    aid = str(mention.get("author", {}).get("id", ""))
+    return aid if mention.get("platform") == "bluesky" and aid.startswith("did:") else None
+
+
+def volume_chart(
+    mentions: list[MentionRow], events: list[AlertEvent], bin_minutes: int = 5,
+    width: int = 720, height: int = 200,
+) -> str:
+    """Mentions per ``bin_minutes`` against the person's baseline band (the alert's expected
+    rate, with a Poisson 95% band), the moment it opened and later transitions, as SVG."""
+    if not mentions:
+        return '<p class="muted">No mentions in the bundle.</p>'
+    step = bin_minutes * 60
+    first = int(min(m.created.timestamp() for m in mentions) // step)
+    last = int(max(max(m.created.timestamp() for m in mentions),
+                   _dt(events[-1].at).timestamp()) // step)
+    n = last - first + 1
+    counts = [0] * n
+    for m in mentions:
+        counts[int(m.created.timestamp() // step) - first] += 1
+    rate = events[0].signals.rate
+    expected = rate.expected / max(rate.window_minutes, 1.0) * bin_minutes
+    lo, hi = (float(poisson.ppf(0.025, expected)), float(poisson.ppf(0.975, expected))) \
+        if expected > 0 else (0.0, 0.0)
+    top = max(max(counts), hi, 1.0) * 1.1
+    left, bottom = 40, 28
+    plot_w, plot_h = width - left - 8, height - bottom - 8
+    bar = plot_w / n
+
+    def y(v: float) -> float:
+        return 8 + plot_h - v / top * plot_h
+
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'xmlns="http://www.w3.org/2000/svg" aria-label="mentions per {bin_minutes} minutes">',
+        f'<rect class="band" x="{left}" y="{y(hi):.1f}" width="{plot_w}" '
+        f'height="{max(y(lo) - y(hi), 1):.1f}"/>',
+        f'<line class="baseline" x1="{left}" x2="{left + plot_w}" y1="{y(expected):.1f}" '
+        f'y2="{y(expected):.1f}"/>',
+    ]
+    for i, c in enumerate(counts):
+        if c:
+            parts.append(f'<rect class="bar" x="{left + i * bar:.1f}" y="{y(c):.1f}" '
+                         f'width="{max(bar - 0.6, 0.6):.1f}" height="{8 + plot_h - y(c):.1f}"/>')
+    for v in (0, top / 1.1):
+        parts.append(f'<text class="axis" x="{left - 4}" y="{y(v) + 4:.1f}" '
+                     f'text-anchor="end">{v:.0f}</text>')
+    for event in events:
+        x = left + (_dt(event.at if event.transition != "opened" else event.opened_at)
+                    .timestamp() / step - first) * bar
+        parts.append(f'<line class="mark {event.transition}" x1="{x:.1f}" x2="{x:.1f}" y1="8" '
+                     f'y2="{8 + plot_h}"/><text class="axis" x="{x + 3:.1f}" y="18">'
+                     f'{event.transition}</text>')
+    start = datetime.fromtimestamp(first * step, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    end = datetime.fromtimestamp((last + 1) * step, UTC).strftime("%H:%M UTC")
+    parts.append(f'<text class="axis" x="{left}" y="{height - 8}">{start}</text>'
+                 f'<text class="axis" x="{width - 8}" y="{height - 8}" text-anchor="end">'
+                 f'{end}</text></svg>')
+    return "".join(parts)
+
+
+@dataclass
+class Volume:
+    hours: list[tuple[datetime, int]]
+    total: int
+    svg: str
+
+
+def person_volume(evidence_dir: Path, person: str, hours: int = 48,
+                  tail_bytes: int = 16 << 20) -> Volume | None:
+    """Mentions per hour over the person's last ``hours`` (from the end of their chain in the
+    archive: counts only, no text), or None when the archive has no chain for them."""
+    path = evidence_dir / "chains" / person / "chain.jsonl"
+    if "/" in person or person.startswith(".") or not path.is_file():
+        return None
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(size - tail_bytes, 0))
+        data = f.read()
+    lines = data.splitlines()[1 if size > tail_bytes else 0:]
+    times = []
+    for line in lines:
+        try:
+            times.append(_dt(orjson.loads(line)["mention"]["created_at"]).timestamp())
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    if not times:
+        return Volume([], 0, "")
+    end = int(max(times) // 3600)
+    counts = [0] * hours
+    for t in times:
+        i = int(t // 3600) - end + hours - 1
+        if 0 <= i < hours:
+            counts[i] += 1
+    rows = [(datetime.fromtimestamp((end - hours + 1 + i) * 3600, UTC), c)
+            for i, c in enumerate(counts)]
+    width, height, top = 720, 120, max(max(counts), 1)
+    bar = width / hours
+    rects = "".join(
+        f'<rect class="bar" x="{i * bar:.1f}" y="{height - 20 - c / top * (height - 30):.1f}" '
+        f'width="{bar - 1:.1f}" height="{c / top * (height - 30):.1f}"/>'
+        for i, c in enumerate(counts) if c)
+    svg = (f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+           f'xmlns="http://www.w3.org/2000/svg" aria-label="mentions per hour">{rects}'
+           f'<text class="axis" x="0" y="{height - 4}">{rows[0][0]:%Y-%m-%d %H:00} UTC</text>'
+           f'<text class="axis" x="{width}" y="{height - 4}" text-anchor="end">peak {top}/h'
+           f'</text></svg>')
+    return Volume(rows, sum(counts), svg)
+
+
+def local(dt: datetime, tz: str) -> str:
+    try:
+        zone = ZoneInfo(tz)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return dt.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def utc(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _dt(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+__all__ = ["Evidence", "assign_clusters", "author_rollup", "load_evidence", "volume_chart"]
