@@ -9,15 +9,17 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py constraints.txt
 
 .PHONY: demo test test-fast lint typecheck tools generate lock clean
 
-# Prometheus, promtool and Alertmanager from Debian packages, and Helm built with Go, for the
+# Prometheus, promtool and Alertmanager, PostgreSQL (the console's production database) and
+# Chromium (the console's browser tests) from Debian packages, and Helm built with Go, for the
 # tests that run them.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HELM_VERSION := v3.22.0
 tools:
-	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null && \
+	  command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager; }
+	    prometheus prometheus-alertmanager postgresql chromium; }
 	@test -x .cache/bin/helm && .cache/bin/helm version --short | grep -q $(HELM_VERSION) || \
 	  GOBIN=$(CURDIR)/.cache/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
@@ -38,8 +40,9 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	  $(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# --follow: the console stays up (its URL and a one-time admin password are printed) until Ctrl-C.
 demo: $(STAMP)
-	$(BIN)/pileon demo
+	$(BIN)/pileon demo --follow
 
 # ruff, and the import rule (docs/architecture.md): an upward import fails here.
 lint: $(STAMP)

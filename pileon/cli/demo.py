@@ -120,6 +120,7 @@ def start_console(settings: Settings, connection: Connection, alerts_topic: str,
         auth.add_user(db, "admin", "admin", console.admin_password)
     console.start()
     settings.alerting.evidence_url = f"{console.url}/evidence"
+    cfg.public_url = console.url
     return console
 
 
@@ -182,7 +183,7 @@ def _await_incident(
         _print_incident(event, folder, archiver, started,
                         notification_from_event(event, progress.settings.alerting).evidence_url)
         if args.follow and not shown:
-            _where(progress.metrics_url, out)
+            _where(progress.metrics_url, out, progress.settings.console.public_url)
         shown.add(event.person)
         if event.person != progress.target:
             _say(started, f"note: an alert for '{event.person}', who had no pile-on")
@@ -268,7 +269,7 @@ def _worker_figures(url: str, person: str) -> tuple[int | None, float | None, in
     return analysed, score, late
 
 
-def _where(metrics_url: str, out: Path) -> None:
+def _where(metrics_url: str, out: Path, console_url: str) -> None:
     base = metrics_url.rsplit("/", 1)[0]
     print("\n".join([
         "",
@@ -279,7 +280,8 @@ def _where(metrics_url: str, out: Path) -> None:
         "Grafana at a Prometheus scraping the metrics above and run "
         "`pileon dashboards push --grafana-url URL`",
         f"  evidence: {out / 'evidence' / 'incidents'}  (verify with `pileon verify <folder>`)",
-        "  console: the incident's link above; acknowledge, assign, note, export there",
+        f"  console: {console_url} (the incident's link above): acknowledge, assign, add notes, "
+        "export block lists and the police CSV there",
     ]), flush=True)
 
 

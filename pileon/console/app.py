@@ -65,6 +65,7 @@ from pileon.schema.alert import AlertEvent
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 LOGIN_COOKIE = "pileon_login"
+SHOWN_MENTIONS = 2000  # on the page; the police CSV and the bundle hold them all
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 
@@ -370,7 +371,8 @@ def _routes(app: FastAPI, console: Console) -> None:
                 words=words,
                 last=events[-1] if events else None, evidence=evidence,
                 chart=volume_chart(evidence.mentions, events) if events else "",
-                clusters=clusters, authors=authors, mentions=in_incident,
+                clusters=clusters, authors=authors, mentions=in_incident[:SHOWN_MENTIONS],
+                all_mentions=len(in_incident),
                 before=len(evidence.mentions) - len(in_incident), notes=notes, reports=reports,
                 trail=trail, responders=responders, dispositions=DISPOSITIONS,
                 dashboard=dashboard, max_note=cfg.max_note_chars,

@@ -94,6 +94,23 @@ def test_post_matrix(env: dict[str, Any], role: str, action: str, data: dict[str
     assert response.status_code == _post_expected(role, action), response.text[:300]
 
 
+@pytest.mark.parametrize("role", list(GET_EXPECTED))
+def test_health_needs_no_login_and_shows_nothing(env: dict[str, Any], role: str) -> None:
+    response = env["clients"][role].get("/healthz")
+    assert response.status_code == 200 and response.text == "ok\n"
+
+
+def test_logging_out_ends_the_session(env: dict[str, Any]) -> None:
+    client = _fresh(env)
+    login(client, "viewer")
+    token = client.cookies.get("pileon_session")
+    assert client.get("/incidents").status_code == 200
+    assert client.post("/logout", data={"csrf": csrf(client)}).status_code == 303
+    stale = _fresh(env)
+    stale.cookies.set("pileon_session", token)
+    assert stale.get("/incidents").status_code == 303  # the old cookie opens nothing
+
+
 @pytest.mark.parametrize("role", ["viewer", "responder"])
 def test_only_admins_add_users(env: dict[str, Any], role: str) -> None:
     response = env["clients"][role].post("/admin/users", data={

@@ -51,8 +51,19 @@ class TestCompose:
         jsonschema.Draft7Validator(schema).validate(compose)  # the spec is draft 7
 
     def test_has_every_service_of_the_stack(self, compose: dict[str, Any]) -> None:
-        assert {"kafka", "topics", "worker", "simulator", "notify", "archiver", "prometheus",
-                "alertmanager", "grafana"} <= set(compose["services"])
+        assert {"kafka", "topics", "worker", "simulator", "notify", "archiver", "console",
+                "prometheus", "alertmanager", "grafana"} <= set(compose["services"])
+
+    def test_console_reads_the_evidence_read_only_and_alerts_link_to_it(
+        self, compose: dict[str, Any]
+    ) -> None:
+        console = compose["services"]["console"]
+        assert "evidence:/var/lib/pileon:ro" in console["volumes"]
+        assert console["environment"]["PILEON_CONSOLE__EVIDENCE_DIR"] == \
+            "/var/lib/pileon/evidence"  # where the archiver writes (archive --out)
+        assert compose["services"]["archiver"]["command"][-1] == "/var/lib/pileon/evidence"
+        link = compose["services"]["notify"]["environment"]["PILEON_ALERTING__EVIDENCE_URL"]
+        assert link == console["environment"]["PILEON_CONSOLE__PUBLIC_URL"] + "/evidence"
 
     def test_kafka_is_the_version_the_tests_run(self, compose: dict[str, Any]) -> None:
         assert compose["services"]["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
@@ -117,7 +128,7 @@ class TestCompose:
     def test_pileon_services_run_read_only_without_privileges(
         self, compose: dict[str, Any]
     ) -> None:
-        for name in ("worker", "simulator", "notify", "archiver"):
+        for name in ("worker", "simulator", "notify", "archiver", "console"):
             service = compose["services"][name]
             assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
             assert "no-new-privileges:true" in service["security_opt"]

@@ -105,7 +105,8 @@ class TestChart:
                    for v in spec.get("volumes", []) if "secret" in v}
         assert secrets == {"pileon-kafka-sasl", "pileon-kafka-ca", "pileon-neardup-key",
                            "pileon-webhook-token", "pileon-slack-webhook",
-                           "pileon-mastodon-amara", "pileon-webhook-tokens"}
+                           "pileon-mastodon-amara", "pileon-webhook-tokens",
+                           "pileon-console-db"}
 
     def test_connectors_run_pileon_connect_with_their_checkpoint_name(self, helm: str) -> None:
         docs = _render(helm, "-f", str(FULL))
@@ -127,6 +128,37 @@ class TestChart:
         assert sorted(labelled) == ["t-pileon-connector-jetstream",
                                     "t-pileon-connector-mastodon-amara",
                                     "t-pileon-connector-webhook"]
+
+    def test_console_reads_the_archive_on_its_node_and_alerts_link_to_it(
+        self, helm: str
+    ) -> None:
+        docs = _render(helm)
+        [console] = [d for d in docs if d["kind"] == "Deployment"
+                     and d["metadata"]["name"] == "t-pileon-console"]
+        spec = console["spec"]["template"]["spec"]
+        evidence = next(v for v in spec["volumes"] if v["name"] == "evidence")
+        assert evidence["persistentVolumeClaim"] == {
+            "claimName": "evidence-t-pileon-archiver-0", "readOnly": True}
+        affinity = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert affinity[0]["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == \
+            "archiver"
+        assert {d["kind"] for d in docs if d["metadata"]["name"] == "t-pileon-console"} == {
+            "Deployment", "Service", "PersistentVolumeClaim"}  # SQLite on its own volume
+        full = _render(helm, "-f", str(FULL))
+        env = {e["name"]: e.get("value") for d in full if d["kind"] == "Deployment"
+               for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+               if d["metadata"]["name"] == "t-pileon-console"}
+        assert env["PILEON_CONSOLE__DATABASE_URL_FILE"] == "/etc/pileon/console-db/url"
+        assert env["PILEON_CONSOLE__PUBLIC_URL"] == "https://pileon.newsroom.example"
+        assert env["PILEON_CONSOLE__TRUSTED_PROXIES"] == '["10.0.12.7"]'
+        [ingress] = [d for d in full if d["kind"] == "Ingress"]
+        assert ingress["spec"]["tls"][0]["hosts"] == ["pileon.newsroom.example"]
+        assert not [d for d in full if d["kind"] == "PersistentVolumeClaim"]  # PostgreSQL
+        with_sink = _render(helm, "--set", "notify.alertmanagerUrls={http://am:9093}")
+        env = {e["name"]: e.get("value") for d in with_sink
+               if d["metadata"]["name"] == "t-pileon-notify" and d["kind"] == "Deployment"
+               for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["PILEON_ALERTING__EVIDENCE_URL"] == "http://t-pileon-console:6070/evidence"
 
     def test_a_connector_without_its_token_secret_is_refused(self, helm: str) -> None:
         done = _run(helm, "template", "t", str(CHART), "--kube-version", KUBE, "--set",
@@ -190,6 +222,8 @@ class TestValuesSchema:
         ("logLevel=LOUD", "/logLevel"),
         ("notify.webhook.format=xml", "/notify/webhook/format"),
         ("workers.replicas=2", "additional properties 'workers' not allowed"),
+        ("console.sso.defaultRole=admin", "/console/sso/defaultRole"),
+        ("console.publicUrl=pileon.example", "/console/publicUrl"),
     ])
     def test_bad_values_are_rejected_naming_the_field(
         self, helm: str, setting: str, message: str

@@ -57,6 +57,9 @@ class TestWheel:
         names = set(zipfile.ZipFile(wheel).namelist())
         assert "pileon/core/watchlist.example.yaml" in names
         assert "pileon/connectors/webhook-openapi.yaml" in names
+        assert {"pileon/console/templates/incident.html", "pileon/console/static/console.css",
+                "pileon/console/migrations/script.py.mako",
+                "pileon/console/migrations/versions/0001_case_database.py"} <= names
         assert any(n.startswith("pileon/streams/detection/neardup/_kernels") and n.endswith(".so")
                    for n in names)
 
@@ -68,6 +71,18 @@ class TestWheel:
         done = _run(installed, tmp_path, "-m", "pileon", "check-config")
         assert done.returncode == 0, done.stderr
         assert "watchlist" in done.stdout and str(installed) in done.stdout
+
+    def test_console_database_is_made_from_site_packages(
+        self, installed: Path, tmp_path: Path
+    ) -> None:
+        done = _run(installed, tmp_path, "-m", "pileon", "console", "add-user", "ana",
+                    "--role", "admin")
+        assert done.returncode == 0, done.stderr
+        assert "password (shown once)" in done.stdout
+        assert (tmp_path / "pileon-console" / "console.db").exists()
+        again = _run(installed, tmp_path, "-m", "pileon", "console", "add-user", "ana",
+                     "--role", "viewer")
+        assert again.returncode == 2 and again.stderr == "pileon: username: 'ana' exists\n"
 
     def test_generate_writes_into_a_root_given(self, installed: Path, tmp_path: Path) -> None:
         done = _run(installed, tmp_path, "-m", "pileon", "generate", "--root", "out")

@@ -132,3 +132,13 @@ imagePullSecrets:
 {{- $w := .Values.notify.webhook -}}
 {{- if and .Values.notify.enabled (or .Values.notify.alertmanagerUrls $w.url $w.urlSecret) -}}true{{- end -}}
 {{- end -}}
+
+{{/* Where responders reach the console: console.publicUrl, else the Ingress host, else the
+in-cluster Service (alerts' evidence links point here). */}}
+{{- define "pileon.consoleUrl" -}}
+{{- $c := .Values.console -}}
+{{- if $c.publicUrl -}}{{ trimSuffix "/" $c.publicUrl }}
+{{- else if $c.ingress.enabled -}}https://{{ $c.ingress.host }}
+{{- else -}}http://{{ include "pileon.fullname" . }}-console:{{ $c.service.port }}
+{{- end -}}
+{{- end -}}
