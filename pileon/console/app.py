@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException
 from pileon.alerting.alertmanager import create_silence, expire_silence
 from pileon.alerting.notification import notification_from_event
 from pileon.console import auth
+from pileon.console.bluesky import BlueskyError, create_modlist
 from pileon.console.db import (
     DISPOSITIONS,
     ROLES,
@@ -376,6 +377,7 @@ def _routes(app: FastAPI, console: Console) -> None:
                 before=len(evidence.mentions) - len(in_incident), notes=notes, reports=reports,
                 trail=trail, responders=responders, dispositions=DISPOSITIONS,
                 dashboard=dashboard, max_note=cfg.max_note_chars,
+                bluesky_services=cfg.bluesky_services,
                 can_act=actor.user.can("responder"))
 
     @app.get("/persons/{person}")
@@ -542,6 +544,51 @@ def _routes(app: FastAPI, console: Console) -> None:
                 raise HTTPException(404, "no such export")
             audit(db, request, actor.name, f"export_{kind}", incident, **detail)
             return response
+
+    @app.post("/incidents/{incident_id}/bluesky-list")
+    async def bluesky_list(request: Request, incident_id: str) -> Response:
+        """Create the moderation list on a Bluesky account with its app password (used for
+        this request only: never stored, logged or audited)."""
+        with console.sm.begin() as db:
+            actor = _actor(console, request, db, role="responder")
+            form = await request.form()
+            if not auth.csrf_ok(actor, form.get("csrf")):  # type: ignore[arg-type]
+                raise HTTPException(403, "the form's CSRF token is missing or wrong: reload")
+            incident = _incident(db, actor, incident_id)
+            service = str(form.get("service", ""))
+            identifier = str(form.get("identifier", "")).strip().lstrip("@")
+            password = str(form.get("app_password", ""))
+            if service not in cfg.bluesky_services:
+                raise HTTPException(400, "service: one of console.bluesky_services")
+            if not identifier or not password:
+                raise HTTPException(400, "the Bluesky handle and an app password are needed")
+            selected = {str(a) for a in form.getlist("author")} or None
+            evidence = load_evidence(cfg.evidence_dir, incident.id)
+            body, left = bluesky_modlist(
+                evidence.in_incident(incident.evidence_from), selected,
+                f"pileon {incident.person} {incident.opened_at:%Y-%m-%d}",
+                f"Accounts in pile-on incident {incident.id}, from pileon's evidence.")
+            if len(body["writes"]) < 2:
+                raise HTTPException(400, "none of these accounts is a Bluesky account with a "
+                                         "DID: no list made")
+            try:
+                created = create_modlist(service, identifier, password, body)
+            except BlueskyError as exc:
+                failure = str(exc)
+                audit(db, request, actor.name, "bluesky_list_failed", incident,
+                      service=service, error=failure)
+                created = None
+            if created is None:
+                db.commit()  # the failure stays in the audit log
+                raise HTTPException(502, f"Bluesky: {failure}. No list was made, or only part "
+                                         "of it: check the account's lists.")
+            audit(db, request, actor.name, "bluesky_list_created", incident, service=service,
+                  list=created.uri, accounts=created.items, left_out=left)
+            did, rkey = created.uri.removeprefix("at://").split("/")[0], \
+                created.uri.rsplit("/", 1)[1]
+            return _render(console, request, "created.html", actor, incident=incident,
+                           created=created, left_out=left,
+                           link=f"https://bsky.app/profile/{did}/lists/{rkey}")
 
     # -- administration ------------------------------------------------------------------
     @app.get("/admin/users")

@@ -238,6 +238,10 @@ class ConsoleSettings(_Section):
         default=12.0, gt=0, description="an acknowledgement silences the Alertmanager alert "
         "this long (an escalation to critical still pages)")
     max_note_chars: int = Field(default=10_000, ge=100)
+    bluesky_services: list[str] = Field(
+        default_factory=lambda: ["https://bsky.social"],
+        description="PDS entryways a moderation list may be created on (with an app password); "
+        "the console calls no other host with a credential")
     feed_from_kafka: bool = Field(
         default=True, description="follow the alerts topic (else only the archive's bundles)")
 
