@@ -373,6 +373,7 @@ def _routes(app: FastAPI, console: Console) -> None:
                 last=events[-1] if events else None, evidence=evidence,
                 chart=volume_chart(evidence.mentions, events) if events else "",
                 clusters=clusters, authors=authors, mentions=in_incident[:SHOWN_MENTIONS],
+                labels={c.template_id: f"C{i + 1}" for i, c in enumerate(clusters)},
                 all_mentions=len(in_incident),
                 before=len(evidence.mentions) - len(in_incident), notes=notes, reports=reports,
                 trail=trail, responders=responders, dispositions=DISPOSITIONS,

@@ -231,3 +231,4 @@ def test_html_in_notes_and_mentions_is_inert(env: dict[str, Any]) -> None:
     assert "<script>" not in page
     assert "&lt;script&gt;alert(&#39;note&#39;)&lt;/script&gt;" in page
     assert "&lt;script&gt;document.title=" in page  # the mention's text, as text
+    assert '<span class="badge">C1</span>' in page  # the copies, labelled by cluster
