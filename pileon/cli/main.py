@@ -219,15 +219,24 @@ def cmd_check(args: argparse.Namespace, settings: Settings, watchlist: Watchlist
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
-    from pileon.evidence import verify_bundle, verify_records
-    from pileon.evidence.chain import EvidenceLog
+    from pileon.evidence import check_bundle, verify_records
 
     path: Path = args.path
-    if (path / "manifest.json").exists():
-        count = verify_bundle(path)
-        print(f"OK: bundle {path}: {count} records, every file matches its SHA-256")
+    if path.is_dir():
+        check = check_bundle(path)
+        for note in check.notes:
+            print(f"note: {note}")
+        print(f"OK: bundle {path}: {check.records} records; every file matches the manifest "
+              "and what the alert events and the chain records give")
     elif path.is_file():
-        count, head = verify_records(EvidenceLog(path.parent.parent).records(path.parent.name))
+        records = []
+        for n, line in enumerate(path.read_bytes().splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    raise ChainError(f"{path} line {n}: not JSON") from None
+        count, head = verify_records(records)
         print(f"OK: chain {path}: {count} records, head {head}")
     else:
         raise ChainError(f"{path}: neither a bundle folder nor a chain.jsonl file")

@@ -1,16 +1,13 @@
 """An incident's evidence as the console shows it, read from the archive's bundle.
 
 The bundle (``<evidence_dir>/incidents/<id>/``) is verified on every read (:func:`verify_bundle`)
-and its verdict shown beside it. Near-duplicate membership is re-derived here: alerts name
-each cluster by its template's mention id, and a mention belongs to the cluster whose template
-it shares the most word pairs with (Jaccard of word 2-shingles of the normalised text, at the
-worker's ``neardup.threshold``). The worker's own assignment is MinHash-estimated and not kept
-per mention, so the console says "re-computed" where it shows it.
+and its verdict shown beside it. Near-duplicate membership is the bundle's own
+(:mod:`pileon.evidence.clusters`): the worker's assignment is MinHash-estimated and not kept per
+mention, so the console says "re-computed" where it shows it.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,8 +21,8 @@ from scipy.stats import poisson
 
 from pileon.evidence import verify_bundle
 from pileon.evidence.chain import ChainError
+from pileon.evidence.clusters import cluster_members
 from pileon.schema.alert import AlertEvent
-from pileon.streams.detection.neardup.normalize import normalise_tokens
 
 
 @dataclass
@@ -115,38 +112,24 @@ def load_evidence(evidence_dir: Path, incident_id: str) -> Evidence:
     return Evidence(folder, True, verified, verdict, mentions, manifest)
 
 
-def _shingles(text: str) -> frozenset[tuple[str, str]]:
-    tokens = normalise_tokens(text)
-    return frozenset(itertools.pairwise(tokens))
-
-
 def assign_clusters(
     mentions: list[MentionRow], events: list[AlertEvent], threshold: float = 0.5
 ) -> list[ClusterRow]:
-    """Mark each mention with the cluster whose template it matches best; the clusters."""
+    """Mark each mention with its cluster (:func:`pileon.evidence.clusters.cluster_members`,
+    as the bundle's CSV does); the clusters, largest first."""
+    members = cluster_members((m.mention for m in mentions), events, threshold)
     latest: dict[str, Any] = {}
     for event in events:
         for c in event.signals.near_duplicate_clusters:
             latest[c.template_id] = c
     texts = {m.mention["id"]: m.mention.get("text", "") for m in mentions}
-    templates = {tid: _shingles(texts[tid]) for tid in latest if tid in texts}
     for m in mentions:
-        if not templates:
-            break
-        own = _shingles(m.mention.get("text", ""))
-        if not own:
-            continue
-        best, best_j = None, threshold
-        for tid, shingles in templates.items():
-            j = len(own & shingles) / len(own | shingles) if shingles else 0.0
-            if j >= best_j:
-                best, best_j = tid, j
-        m.cluster = best
+        m.cluster = members.get(m.mention["id"])
     rows = []
     for tid, c in latest.items():
-        members = [m for m in mentions if m.cluster == tid]
-        rows.append(ClusterRow(tid, texts.get(tid), len(members),
-                               len({m.author_id for m in members}), c.in_window, c.size))
+        inside = [m for m in mentions if m.cluster == tid]
+        rows.append(ClusterRow(tid, texts.get(tid), len(inside),
+                               len({m.author_id for m in inside}), c.in_window, c.size))
     return sorted(rows, key=lambda r: -r.members)
 
 

@@ -1,9 +1,8 @@
 """What a responder takes out of an incident: block lists for the platforms, a CSV for police
 (IC3 and others) and the evidence bundle as one file.
 
-Every text in a CSV came from a platform and is hostile: a cell that a spreadsheet would read
-as a formula (``= + - @``, tab, carriage return, after any leading spaces) is prefixed with
-``'`` (OWASP's CSV-injection advice), which the spreadsheet shows and a script can strip.
+Every text in a CSV came from a platform and is hostile: cells go through
+:func:`pileon.core.csvsafe.safe_cell`.
 """
 
 from __future__ import annotations
@@ -20,22 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from pileon.console.evidence import MentionRow, bluesky_did, mastodon_address
+from pileon.core.csvsafe import safe_cell
 
 # Mastodon's import (Form::Import): these headers, at most 20,000 rows and 20 MB a file.
 MASTODON_HEADERS = {"blocks": ["Account address"],
                     "mutes": ["Account address", "Hide notifications"]}
 MASTODON_MAX_ROWS = 20_000
 _ADDRESS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*@[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,}$")
-_FORMULA = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 # Bluesky lexicon limits: app.bsky.graph.list name maxLength 64, description 300 graphemes.
 LIST_NAME_MAX, LIST_DESCRIPTION_MAX = 64, 300
-
-
-def safe_cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    if text.lstrip(" ").startswith(_FORMULA):
-        return "'" + text
-    return text
 
 
 class ExportTooLarge(ValueError):

@@ -11,6 +11,7 @@ re-checks all of it.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import hashlib
 import html
@@ -19,20 +20,24 @@ import math
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
+from pydantic import ValidationError
 
 from pileon import __version__
+from pileon.core.csvsafe import safe_cell
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
-from pileon.schema.alert import AlertEvent
+from pileon.evidence.clusters import cluster_members
+from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
 from pileon.schema.mention import post_key
 
+FORMAT = "pileon.bundle/v2"
 _FILES = ("incident.json", "mentions.jsonl", "mentions.csv", "report.html")
 _CSV_FIELDS = [
     "seq", "post_id", "platform", "url", "author_id", "author_handle", "author_created_at",
-    "created_at_utc", "captured_at_utc", "matched_by", "in_reply_to", "mention_sha256",
-    "record_hash", "reported_to_platform",
+    "text", "created_at_utc", "captured_at_utc", "matched_by", "in_reply_to", "quote_of",
+    "near_duplicate_of", "mention_sha256", "record_hash",
 ]
 
 
@@ -41,48 +46,221 @@ def export_bundle(
     events: list[AlertEvent],
     out_dir: Path,
     lookback_seconds: float = 3600.0,
+    cluster_threshold: float = 0.5,
 ) -> Path:
     """Write the bundle of one incident (its alert events, oldest first) into ``out_dir``."""
     person = events[0].person
     opened = _ts(events[0].opened_at)
     segment = _segment(list(log.records(person)), opened - lookback_seconds)
+    derivation = {"lookback_seconds": lookback_seconds, "cluster_threshold": cluster_threshold}
+    files = render(events, segment, derivation)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "incident.json").write_bytes(
-        orjson.dumps([e.to_dict() for e in events], option=orjson.OPT_INDENT_2))
-    (out_dir / "mentions.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in segment))
-    (out_dir / "mentions.csv").write_text(_csv(segment), encoding="utf-8")
-    (out_dir / "report.html").write_text(_html(events, segment), encoding="utf-8")
-    manifest = {
+    for name in _FILES:
+        (out_dir / name).write_bytes(files[name])
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
         "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "generator": f"pileon {__version__}",
         "incident_id": events[0].incident_id,
         "person": person,
-        "files": {name: _sha256(out_dir / name) for name in _FILES},
+        "derivation": derivation,
+        "files": {name: {"sha256": hashlib.sha256(files[name]).hexdigest(),
+                         "bytes": len(files[name])} for name in _FILES},
         "chain": {
             "records": len(segment),
             "first_seq": segment[0]["seq"] if segment else None,
+            "last_seq": segment[-1]["seq"] if segment else None,
             "first_prev": segment[0]["prev"] if segment else None,
             "head_hash": segment[-1]["hash"] if segment else None,
         },
     }
+    manifest["manifest_sha256"] = _manifest_hash(manifest)
     (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return out_dir
 
 
+def render(events: list[AlertEvent], segment: list[dict[str, Any]],
+           derivation: dict[str, Any]) -> dict[str, bytes]:
+    """Every file of a bundle from its alert events and chain segment: deterministic, so
+    ``verify`` derives them again and compares byte for byte."""
+    members = cluster_members((r["mention"] for r in segment), events,
+                              float(derivation["cluster_threshold"]))
+    return {
+        "incident.json": orjson.dumps([e.to_dict() for e in events],
+                                      option=orjson.OPT_INDENT_2),
+        "mentions.jsonl": b"".join(orjson.dumps(r) + b"\n" for r in segment),
+        "mentions.csv": _csv(segment, members).encode("utf-8"),
+        "report.html": _html(events, segment, members).encode("utf-8"),
+    }
+
+
+class BundleCheck(NamedTuple):
+    records: int
+    notes: list[str]
+
+
 def verify_bundle(bundle: Path) -> int:
-    """Check every file hash and the chain segment; return the record count or raise."""
-    manifest = orjson.loads((bundle / "manifest.json").read_bytes())
-    for name, digest in manifest["files"].items():
-        if _sha256(bundle / name) != digest:
+    """Check a bundle; return its record count or raise :class:`ChainError` (one line)."""
+    return check_bundle(bundle).records
+
+
+def check_bundle(bundle: Path) -> BundleCheck:
+    """Every check ``pileon verify`` makes, with notes on files that are not the bundle's.
+
+    Version 2: the manifest is intact (its own hash, canonical bytes) and commits to every
+    file (hash and size), the chain segment (records, first and last sequence numbers, the
+    hash before it and its head); the segment's records chain; ``incident.json`` holds this
+    incident's alert events; ``mentions.csv`` and ``report.html`` are exactly what the
+    events and the records give; every window an alert counted is in the segment. Version 1
+    bundles (before 2026-12) get the checks they allow, and a note saying so."""
+    if not bundle.is_dir():
+        raise ChainError(f"{bundle}: not a folder")
+    manifest_bytes = _read(bundle, "manifest.json")
+    manifest = _json(manifest_bytes, "manifest.json")
+    if not isinstance(manifest, dict):
+        raise ChainError("manifest.json: not a JSON object")
+    if manifest.get("format") != FORMAT:
+        return _check_v1(bundle, manifest)
+    if manifest_bytes != orjson.dumps(manifest, option=orjson.OPT_INDENT_2):
+        raise ChainError("manifest.json: not in its canonical form (edited by hand?)")
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    if manifest.get("manifest_sha256") != _manifest_hash(body):
+        raise ChainError("manifest.json: its content does not match manifest_sha256")
+    try:
+        files, chain = manifest["files"], manifest["chain"]
+        derivation = manifest["derivation"]
+        incident_id, person = manifest["incident_id"], manifest["person"]
+        float(derivation["cluster_threshold"]), float(derivation["lookback_seconds"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChainError(f"manifest.json: missing or bad field {exc}") from None
+    if not isinstance(files, dict) or set(files) != set(_FILES):
+        raise ChainError(f"manifest.json: files must be exactly {', '.join(_FILES)} "
+                         f"(it lists {', '.join(sorted(files)) or 'none'})")
+    data = {}
+    for name in _FILES:
+        data[name] = _read(bundle, name)
+        entry = files[name]
+        if not isinstance(entry, dict) or len(data[name]) != entry.get("bytes") or \
+                hashlib.sha256(data[name]).hexdigest() != entry.get("sha256"):
+            raise ChainError(f"{name}: SHA-256 or size does not match the manifest")
+    records = _records(data["mentions.jsonl"])
+    _verify_segment(records, chain)
+    events = _events(data["incident.json"], incident_id, person)
+    for r in records:
+        if r["mention"].get("person") != person:
+            raise ChainError(f"mentions.jsonl seq {r['seq']}: a mention of another person")
+    expected = render(events, records, derivation)
+    for name in ("incident.json", "mentions.jsonl", "mentions.csv", "report.html"):
+        if expected[name] != data[name]:
+            raise ChainError(f"{name}: does not match what the alert events and the chain "
+                             "records give (edited after export?)")
+    _check_coverage(events, records)
+    notes = [f"{p.name}: not part of the bundle (not checked)"
+             for p in sorted(bundle.iterdir()) if p.name not in (*_FILES, "manifest.json")]
+    return BundleCheck(len(records), notes)
+
+
+def _check_v1(bundle: Path, manifest: dict[str, Any]) -> BundleCheck:
+    try:
+        files, chain = manifest["files"], manifest["chain"]
+    except KeyError as exc:
+        raise ChainError(f"manifest.json: missing field {exc}") from None
+    if not isinstance(files, dict) or not set(_FILES) <= set(files):
+        raise ChainError(f"manifest.json: files must list {', '.join(_FILES)}")
+    for name in _FILES:
+        if hashlib.sha256(_read(bundle, name)).hexdigest() != files[name]:
             raise ChainError(f"{name}: SHA-256 does not match the manifest")
-    chain = manifest["chain"]
-    records = [orjson.loads(line) for line in (bundle / "mentions.jsonl").read_bytes().splitlines()]
+    records = _records(_read(bundle, "mentions.jsonl"))
+    if records or chain.get("records"):
+        if len(records) != chain.get("records"):
+            raise ChainError(f"mentions.jsonl: {len(records)} records where the manifest "
+                             f"says {chain.get('records')}")
+        _count, head = verify_records(records, chain["first_prev"], chain["first_seq"])
+        if head != chain["head_hash"]:
+            raise ChainError("chain segment does not end at the manifest's head hash")
+    return BundleCheck(len(records), ["format v1 (made before 2026-12): files and chain "
+                                      "checked; the CSV and report are not re-derived"])
+
+
+def _read(bundle: Path, name: str) -> bytes:
+    try:
+        return (bundle / name).read_bytes()
+    except FileNotFoundError:
+        raise ChainError(f"{name}: missing") from None
+    except OSError as exc:
+        raise ChainError(f"{name}: cannot be read ({exc.strerror})") from None
+
+
+def _json(data: bytes, name: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ChainError(f"{name}: not JSON ({exc})") from None
+
+
+def _records(data: bytes) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    if not data:
+        return records
+    for n, line in enumerate(data.split(b"\n")[:-1] if data.endswith(b"\n") else
+                             data.split(b"\n"), start=1):
+        record = _json(line, f"mentions.jsonl line {n}")
+        if not isinstance(record, dict) or not isinstance(record.get("mention"), dict):
+            raise ChainError(f"mentions.jsonl line {n}: not a chain record")
+        records.append(record)
+    return records
+
+
+def _verify_segment(records: list[dict[str, Any]], chain: Any) -> None:
+    if not isinstance(chain, dict):
+        raise ChainError("manifest.json: chain is not an object")
+    if len(records) != chain.get("records"):
+        raise ChainError(f"mentions.jsonl: {len(records)} records where the manifest says "
+                         f"{chain.get('records')}")
     if not records:
-        return 0
-    count, head = verify_records(records, chain["first_prev"], chain["first_seq"])
-    if count != chain["records"] or head != chain["head_hash"]:
-        raise ChainError("chain segment does not end at the manifest's head hash")
-    return count
+        if any(chain.get(k) is not None for k in ("first_seq", "last_seq", "head_hash")):
+            raise ChainError("mentions.jsonl: empty, but the manifest names a chain segment")
+        return
+    try:
+        _count, head = verify_records(records, chain["first_prev"], chain["first_seq"])
+    except KeyError as exc:
+        raise ChainError(f"mentions.jsonl: a record lacks {exc}") from None
+    if records[-1]["seq"] != chain.get("last_seq") or head != chain.get("head_hash"):
+        raise ChainError("mentions.jsonl: the chain segment does not end at the manifest's "
+                         "last sequence number and head hash")
+
+
+def _events(data: bytes, incident_id: str, person: str) -> list[AlertEvent]:
+    raw = _json(data, "incident.json")
+    if not isinstance(raw, list) or not raw:
+        raise ChainError("incident.json: not a list of alert events")
+    try:
+        events = [AlertEvent.from_json(e) for e in raw]
+    except (ValidationError, TypeError) as exc:
+        raise ChainError(f"incident.json: not {ALERT_SCHEMA} events "
+                         f"({str(exc).splitlines()[0]})") from None
+    for e in events:
+        if e.incident_id != incident_id or e.person != person:
+            raise ChainError(f"incident.json: an event of {e.incident_id} ({e.person}) in the "
+                             f"bundle of {incident_id} ({person})")
+    return events
+
+
+def _check_coverage(events: list[AlertEvent], records: list[dict[str, Any]]) -> None:
+    """Each transition counted some mentions in the window before it: they must be here."""
+    times = sorted(_ts(r["mention"]["created_at"]) for r in records)
+    for e in events:
+        rate, end = e.signals.rate, _ts(e.at)
+        start = end - rate.window_minutes * 60
+        held = bisect.bisect_left(times, end) - bisect.bisect_left(times, start)
+        if e.firing and held < rate.mentions:
+            raise ChainError(f"mentions.jsonl: the {e.transition} alert at {e.at} counted "
+                             f"{rate.mentions} mentions in the {rate.window_minutes:g} minutes "
+                             f"before it; the bundle holds {held} there")
+
+
+def _manifest_hash(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _segment(records: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
@@ -93,33 +271,27 @@ def _segment(records: list[dict[str, Any]], since: float) -> list[dict[str, Any]
     return []
 
 
-def _csv(records: list[dict[str, Any]]) -> str:
+def _csv(records: list[dict[str, Any]], members: dict[str, str]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=_CSV_FIELDS)
-    writer.writeheader()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(_CSV_FIELDS)
     for r in records:
         m, author = r["mention"], r["mention"].get("author", {})
-        writer.writerow(
-            {
-                "seq": r["seq"], "post_id": m["id"], "platform": m["platform"],
-                "url": m.get("url", ""), "author_id": author.get("id", ""),
-                "author_handle": author.get("handle", ""),
-                "author_created_at": author.get("created_at", ""),
-                "created_at_utc": m["created_at"], "captured_at_utc": r["captured_at"],
-                "matched_by": m["matched_by"], "in_reply_to": m.get("in_reply_to", ""),
-                "mention_sha256": r["mention_sha256"], "record_hash": r["hash"],
-                "reported_to_platform": "",
-            }
-        )
+        writer.writerow([safe_cell(v) for v in (
+            r["seq"], m["id"], m["platform"], m.get("url"), author.get("id"),
+            author.get("handle"), author.get("created_at"), m.get("text"), m["created_at"],
+            r["captured_at"], m["matched_by"], m.get("in_reply_to"), m.get("quote_of"),
+            members.get(m["id"]), r["mention_sha256"], r["hash"])])
     return buf.getvalue()
 
 
-def _html(events: list[AlertEvent], records: list[dict[str, Any]]) -> str:
+def _html(events: list[AlertEvent], records: list[dict[str, Any]],
+          members: dict[str, str]) -> str:
     last = events[-1]
     per_minute = Counter(int(_ts(r["mention"]["created_at"]) // 60) for r in records)
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in _signal_rows(last, records)
+        for k, v in _signal_rows(last, records, members)
     )
     esc = html.escape
     return f"""<!doctype html><html><head><meta charset="utf-8">
@@ -138,7 +310,8 @@ pile-on. A person decides.</p>
 """
 
 
-def _signal_rows(event: AlertEvent, records: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+def _signal_rows(event: AlertEvent, records: list[dict[str, Any]],
+                 members: dict[str, str]) -> list[tuple[str, Any]]:
     s = event.signals
     rate = s.rate
     rows: list[tuple[str, Any]] = [
@@ -155,10 +328,13 @@ def _signal_rows(event: AlertEvent, records: list[dict[str, Any]]) -> list[tuple
     if focus.mentions and focus.post_key:
         rows.append(("answering one post", f"{focus.mentions} ({focus.share:.0%}, "
                      f"usually {focus.usual:.0%}): {_post(records, focus.post_key)}"))
+    texts = {r["mention"]["id"]: r["mention"].get("text", "") for r in records}
     for c in s.near_duplicate_clusters:
+        held = sum(1 for t in members.values() if t == c.template_id)
         rows.append((f"near-duplicate cluster {c.template_id}",
                      f"{c.in_window} in window, {c.size} in 24 h, "
-                     f"{c.distinct_authors} authors"))
+                     f"{c.distinct_authors} authors; {held} in this bundle; template: "
+                     f"{texts.get(c.template_id, '(not in this bundle)')}"))
     return rows
 
 
@@ -192,10 +368,6 @@ def _svg_chart(per_minute: Counter[int]) -> str:
         f"<text x='{width - 120}' y='{height + 15}' font-size='12'>peak {top}/min "
         f"({math.ceil(n)} min)</text></svg>"
     )
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _ts(iso: str) -> float:

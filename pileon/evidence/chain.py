@@ -105,6 +105,10 @@ def verify_records(
     """Check a contiguous run of records; return (count, head hash) or raise ChainError."""
     prev, seq, count = first_prev, first_seq, 0
     for record in records:
+        if not isinstance(record, dict) or not {"seq", "prev", "hash", "mention",
+                                                  "mention_sha256"} <= record.keys():
+            raise ChainError(f"record {count + 1}: not a chain record (seq, prev, hash, "
+                             "mention, mention_sha256)")
         if record.get("seq") != seq:
             raise ChainError(f"record {count + 1}: seq {record.get('seq')} where {seq} expected")
         if record.get("prev") != prev:

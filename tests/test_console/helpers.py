@@ -57,6 +57,7 @@ def write_archive(root: Path, person: str = "amara", opened: str = OPENED) -> Al
         log.append(m, {"topic": "mentions.clean", "partition": 0, "offset": 0})
     data = alert_dict(person, opened=opened, at=iso(start + timedelta(minutes=10)))
     data["signals"]["near_duplicate_clusters"][0]["template_id"] = first_copy["id"]
+    data["signals"]["rate"]["mentions"] = 13  # the copies, the hostile one, the Mastodon one
     data["evidence"]["from"] = iso(start - timedelta(minutes=10))
     event = AlertEvent.from_json(data)
     export_bundle(log, [event], root / "incidents" / event.incident_id)
