@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pileon.alerting.notification import notification_from_event
 from pileon.cli.common import scrape
@@ -31,7 +33,8 @@ from pileon.core.process import terminate
 from pileon.core.settings import Settings
 from pileon.core.watchlist import Watchlist
 from pileon.core.wording import local_time, odds
-from pileon.evidence import verify_bundle
+from pileon.evidence import check_bundle
+from pileon.evidence.anchors import Sealer
 from pileon.evidence.archiver import Archiver
 from pileon.kafka.broker import free_port, kafka_connection
 from pileon.kafka.connection import Connection, as_connection
@@ -58,8 +61,9 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
         web_port = free_port()
         worker = start_worker(settings, connection, out, web_port=web_port)
         alerts: queue.Queue[tuple[AlertEvent, Path]] = queue.Queue()
+        sealer = Sealer(_demo_key(out))
         archiver = Archiver(connection, names, out / "evidence",
-                            on_bundle=lambda e, p: alerts.put((e, p)))
+                            on_bundle=lambda e, p: alerts.put((e, p)), sealer=sealer)
         archiving = threading.Thread(target=archiver.run, name="archiver", daemon=True)
         archiving.start()
         console = start_console(settings, connection, names.alerts, out, args.console_port)
@@ -96,6 +100,17 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
             archiver.stop()
             archiving.join(timeout=5)
             console.stop()
+
+
+def _demo_key(out: Path) -> Ed25519PrivateKey:
+    """A signing key for this run's bundles (production reads evidence.signing_key_file)."""
+    key = Ed25519PrivateKey.generate()
+    path = out / "evidence-signing.key"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+    return key
 
 
 class DemoConsole(ConsoleServer):
@@ -298,7 +313,8 @@ def _print_incident(
 ) -> None:
     s = event.signals
     rate, authors, young = s.rate, s.distinct_authors, s.young_account_share
-    count = verify_bundle(folder)
+    check = check_bundle(folder)
+    count = check.records
     lines = [
         "",
         f"INCIDENT {event.incident_id} {event.transition.upper()} "
@@ -334,7 +350,9 @@ def _print_incident(
             f"{c.distinct_authors} authors, {c.young_share:.0%} young): "
             f"\"{texts.get(c.template_id, '?')[:90]}\""
         )
-    lines.append(f"  evidence bundle: {folder} ({count} hash-chained mentions, verified)")
+    sealed = next((n.split(" (")[0] for n in check.notes if n.startswith("sealed by")), "unsealed")
+    lines.append(f"  evidence bundle: {folder} ({count} hash-chained mentions, verified, "
+                 f"{sealed})")
     lines.append(f"  in the console (the alert's link): {link}")
     print("\n".join(lines), flush=True)
 

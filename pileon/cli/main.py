@@ -103,11 +103,20 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings, watchlist: Watchl
 
 
 def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
+    from pileon.evidence.anchors import sealer_from_settings
     from pileon.evidence.archiver import Archiver
 
+    sealer = sealer_from_settings(settings.evidence)
     connection = required_connection(args, settings, "archive")
     names = ensure_topics(connection, settings.kafka)
-    archiver = Archiver(connection, names, args.out)
+    archiver = Archiver(connection, names, args.out, sealer=sealer,
+                        checkpoint_seconds=settings.evidence.checkpoint_seconds)
+    if sealer is None:
+        log.warning("archive: no evidence.signing_key_file: bundles are hash-chained but not "
+                    "sealed, so a consistent forgery of a whole bundle cannot be told apart")
+    else:
+        log.info("archive: sealing with key %s; %d timestamp authorities", sealer.key_id,
+                 len(settings.evidence.tsa_urls))
     signal.signal(signal.SIGTERM, lambda *_: archiver.stop())
     try:
         archiver.run()
@@ -220,14 +229,20 @@ def cmd_check(args: argparse.Namespace, settings: Settings, watchlist: Watchlist
 
 def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from pileon.evidence import check_bundle, verify_records
+    from pileon.evidence.anchors import SigningKeyError, load_public_key, parse_roots
 
     path: Path = args.path
     if path.is_dir():
-        check = check_bundle(path)
-        for note in check.notes:
-            print(f"note: {note}")
+        try:
+            key = load_public_key(args.key) if args.key else None
+            roots = parse_roots([p.read_text() for p in args.tsa_ca]) if args.tsa_ca else None
+        except (SigningKeyError, OSError, ValueError) as exc:
+            raise CommandError(f"verify: {exc}") from None
+        check = check_bundle(path, key, roots)
         print(f"OK: bundle {path}: {check.records} records; every file matches the manifest "
               "and what the alert events and the chain records give")
+        for note in check.notes:
+            print(f"  {note}")
     elif path.is_file():
         records = []
         for n, line in enumerate(path.read_bytes().splitlines(), start=1):
@@ -345,6 +360,11 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("verify", help="verify an evidence bundle or chain file")
     s.add_argument("path", type=Path)
+    s.add_argument("--key", type=Path, help="the archiver's public key (PEM or base64) the "
+                   "bundle must be sealed with, as your newsroom publishes it")
+    s.add_argument("--tsa-ca", type=Path, action="append", default=[], metavar="PEM",
+                   help="a timestamp authority's root certificate to check the tokens with "
+                        "(default: the roots the bundle carries)")
     s.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("check-config", help="validate settings and watchlist, then exit")

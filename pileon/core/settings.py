@@ -31,7 +31,8 @@ DEFAULT_WATCHLIST = Path(__file__).resolve().with_name("watchlist.example.yaml")
 
 
 ENV_PREFIX = "PILEON_"
-SECTIONS = ("kafka", "worker", "ingest", "detection", "neardup", "alerting", "console")
+SECTIONS = ("kafka", "worker", "ingest", "detection", "neardup", "alerting", "evidence",
+            "console")
 
 
 class ConfigError(Exception):
@@ -203,6 +204,23 @@ class AlertingSettings(_Section):
     metrics_port: int = Field(default=6067, ge=0, le=65535)
 
 
+class EvidenceSettings(_Section):
+    """``pileon archive``: anchors outside the chain (signatures and RFC 3161 timestamps)."""
+
+    signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 key (PEM, or a 32-byte seed in hex) that seals "
+        "checkpoints and bundles; a secret. None: bundles are not sealed")
+    tsa_urls: list[str] = Field(
+        default_factory=list, description="RFC 3161 timestamp authorities each seal is sent "
+        "to (e.g. https://freetsa.org/tsr); none: seals are signed but not timestamped")
+    tsa_ca_files: list[Path] = Field(
+        default_factory=list, description="the TSAs' root certificates (PEM), carried in each "
+        "bundle so verify can check the tokens offline")
+    tsa_timeout_seconds: float = Field(default=10.0, gt=0)
+    checkpoint_seconds: float = Field(
+        default=300.0, gt=0, description="seal each growing chain this often")
+
+
 class ConsoleSettings(_Section):
     """``pileon console``: the responders' web application (incidents, case work, exports)."""
 
@@ -259,6 +277,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = DetectionSettings()
     neardup: NearDupSettings = NearDupSettings()
     alerting: AlertingSettings = AlertingSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
     console: ConsoleSettings = ConsoleSettings()
 
     @classmethod

@@ -20,6 +20,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from pileon.evidence.anchors import Checkpoints, Sealer
 from pileon.evidence.bundle import export_bundle
 from pileon.evidence.chain import EvidenceLog
 from pileon.kafka.connection import Connection, as_connection
@@ -40,8 +41,14 @@ class Archiver:
         root: Path,
         group_id: str = ARCHIVER_GROUP,
         on_bundle: AlertCallback | None = None,
+        sealer: Sealer | None = None,
+        checkpoint_seconds: float = 300.0,
     ) -> None:
         self.log = EvidenceLog(root / "chains")
+        self.checkpoints = Checkpoints(root / "checkpoints", sealer) if sealer else None
+        self._sealer = sealer
+        self._checkpoint_seconds = checkpoint_seconds
+        self._next_checkpoint = time.monotonic() + checkpoint_seconds
         self.incidents_dir = root / "incidents"
         self._topics = topics
         self._on_bundle = on_bundle
@@ -72,6 +79,8 @@ class Archiver:
         """Consume until :meth:`stop`; alerts are handled after the mentions they count."""
         while not self._stop.is_set():
             self._drain_clean(timeout_ms=200)
+            if self.checkpoints is not None and time.monotonic() >= self._next_checkpoint:
+                self.checkpoint_all()
             batch = self._consumer.poll(timeout_ms=200)
             for records in batch.values():
                 for record in records:
@@ -83,6 +92,17 @@ class Archiver:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def checkpoint_all(self) -> int:
+        """Seal every chain that grew since its last checkpoint; returns how many."""
+        if self.checkpoints is None:
+            return 0
+        self._next_checkpoint = time.monotonic() + self._checkpoint_seconds
+        made = 0
+        for person in self.log.persons():
+            seq, head = self.log.head(person)
+            made += self.checkpoints.add(person, seq, head) is not None
+        return made
 
     def _drain_clean(self, timeout_ms: int, until: dict[TopicPartition, int] | None = None) -> None:
         while True:
@@ -122,7 +142,13 @@ class Archiver:
         events.append(event)
         partitions = list(self._clean.assignment())
         self._drain_clean(timeout_ms=100, until=self._clean.end_offsets(partitions))
-        folder = export_bundle(self.log, events, self.incidents_dir / event.incident_id)
+        checkpoints: list[dict[str, Any]] = []
+        if self.checkpoints is not None:
+            seq, head = self.log.head(event.person)
+            self.checkpoints.add(event.person, seq, head)
+            checkpoints = self.checkpoints.records(event.person)
+        folder = export_bundle(self.log, events, self.incidents_dir / event.incident_id,
+                               sealer=self._sealer, checkpoints=checkpoints)
         log.info("incident %s %s: bundle at %s", event.incident_id, event.transition, folder)
         if self._on_bundle is not None:
             self._on_bundle(event, folder)

@@ -11,6 +11,7 @@ re-checks all of it.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import csv
 import hashlib
@@ -18,15 +19,19 @@ import html
 import io
 import math
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from pileon import __version__
 from pileon.core.csvsafe import safe_cell
+from pileon.evidence.anchors import Sealer, check_seal, key_id, parse_roots, raw_public
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
 from pileon.evidence.clusters import cluster_members
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
@@ -47,16 +52,25 @@ def export_bundle(
     out_dir: Path,
     lookback_seconds: float = 3600.0,
     cluster_threshold: float = 0.5,
+    sealer: Sealer | None = None,
+    checkpoints: Sequence[dict[str, Any]] = (),
 ) -> Path:
-    """Write the bundle of one incident (its alert events, oldest first) into ``out_dir``."""
+    """Write the bundle of one incident (its alert events, oldest first) into ``out_dir``;
+    with a ``sealer``, sealed, with the person's ``checkpoints`` that fall in the segment."""
     person = events[0].person
     opened = _ts(events[0].opened_at)
     segment = _segment(list(log.records(person)), opened - lookback_seconds)
     derivation = {"lookback_seconds": lookback_seconds, "cluster_threshold": cluster_threshold}
     files = render(events, segment, derivation)
+    if sealer is not None:
+        first, last = (segment[0]["seq"], segment[-1]["seq"]) if segment else (0, 0)
+        files["anchors.json"] = orjson.dumps(
+            {**sealer.public_record(), "checkpoints": [
+                c for c in checkpoints if first <= c["statement"]["seq"] <= last]},
+            option=orjson.OPT_INDENT_2)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in _FILES:
-        (out_dir / name).write_bytes(files[name])
+    for name, data in files.items():
+        (out_dir / name).write_bytes(data)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
@@ -64,8 +78,8 @@ def export_bundle(
         "incident_id": events[0].incident_id,
         "person": person,
         "derivation": derivation,
-        "files": {name: {"sha256": hashlib.sha256(files[name]).hexdigest(),
-                         "bytes": len(files[name])} for name in _FILES},
+        "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+                  for name, data in files.items()},
         "chain": {
             "records": len(segment),
             "first_seq": segment[0]["seq"] if segment else None,
@@ -75,6 +89,12 @@ def export_bundle(
         },
     }
     manifest["manifest_sha256"] = _manifest_hash(manifest)
+    if sealer is not None:
+        chain = manifest["chain"]
+        manifest["seal"] = sealer.seal({
+            "kind": "bundle", "incident_id": manifest["incident_id"], "person": person,
+            "manifest_sha256": manifest["manifest_sha256"], "last_seq": chain["last_seq"],
+            "head_hash": chain["head_hash"], "at": manifest["generated_at"]})
     (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return out_dir
 
@@ -104,7 +124,8 @@ def verify_bundle(bundle: Path) -> int:
     return check_bundle(bundle).records
 
 
-def check_bundle(bundle: Path) -> BundleCheck:
+def check_bundle(bundle: Path, key: Ed25519PublicKey | None = None,
+                 tsa_roots: list[x509.Certificate] | None = None) -> BundleCheck:
     """Every check ``pileon verify`` makes, with notes on files that are not the bundle's.
 
     Version 2: the manifest is intact (its own hash, canonical bytes) and commits to every
@@ -112,7 +133,13 @@ def check_bundle(bundle: Path) -> BundleCheck:
     hash before it and its head); the segment's records chain; ``incident.json`` holds this
     incident's alert events; ``mentions.csv`` and ``report.html`` are exactly what the
     events and the records give; every window an alert counted is in the segment. Version 1
-    bundles (before 2026-12) get the checks they allow, and a note saying so."""
+    bundles (before 2026-12) get the checks they allow, and a note saying so.
+
+    A sealed bundle (:mod:`pileon.evidence.anchors`) also has its seal and checkpoints
+    checked: signatures against ``key`` (else the key the bundle carries, whose id is
+    printed), timestamps against ``tsa_roots`` (else the roots it carries); a checkpoint past
+    the segment's end means records were cut off. With ``key`` given, an unsealed bundle
+    fails."""
     if not bundle.is_dir():
         raise ChainError(f"{bundle}: not a folder")
     manifest_bytes = _read(bundle, "manifest.json")
@@ -123,7 +150,7 @@ def check_bundle(bundle: Path) -> BundleCheck:
         return _check_v1(bundle, manifest)
     if manifest_bytes != orjson.dumps(manifest, option=orjson.OPT_INDENT_2):
         raise ChainError("manifest.json: not in its canonical form (edited by hand?)")
-    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    body = {k: v for k, v in manifest.items() if k not in ("manifest_sha256", "seal")}
     if manifest.get("manifest_sha256") != _manifest_hash(body):
         raise ChainError("manifest.json: its content does not match manifest_sha256")
     try:
@@ -133,11 +160,15 @@ def check_bundle(bundle: Path) -> BundleCheck:
         float(derivation["cluster_threshold"]), float(derivation["lookback_seconds"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ChainError(f"manifest.json: missing or bad field {exc}") from None
-    if not isinstance(files, dict) or set(files) != set(_FILES):
-        raise ChainError(f"manifest.json: files must be exactly {', '.join(_FILES)} "
+    sealed = "seal" in manifest
+    names = (*_FILES, "anchors.json") if sealed else _FILES
+    if not isinstance(files, dict) or set(files) != set(names):
+        raise ChainError(f"manifest.json: files must be exactly {', '.join(names)} "
                          f"(it lists {', '.join(sorted(files)) or 'none'})")
+    if key is not None and not sealed:
+        raise ChainError("manifest.json: not sealed, but a key to check it with was given")
     data = {}
-    for name in _FILES:
+    for name in names:
         data[name] = _read(bundle, name)
         entry = files[name]
         if not isinstance(entry, dict) or len(data[name]) != entry.get("bytes") or \
@@ -155,9 +186,56 @@ def check_bundle(bundle: Path) -> BundleCheck:
             raise ChainError(f"{name}: does not match what the alert events and the chain "
                              "records give (edited after export?)")
     _check_coverage(events, records)
-    notes = [f"{p.name}: not part of the bundle (not checked)"
-             for p in sorted(bundle.iterdir()) if p.name not in (*_FILES, "manifest.json")]
+    notes = _check_anchors(manifest, data["anchors.json"], records, key, tsa_roots) \
+        if sealed else ["not sealed: the archiver had no signing key (evidence.signing_key_file)"]
+    notes += [f"{p.name}: not part of the bundle (not checked)"
+              for p in sorted(bundle.iterdir()) if p.name not in (*names, "manifest.json")]
     return BundleCheck(len(records), notes)
+
+
+def _check_anchors(manifest: dict[str, Any], data: bytes, records: list[dict[str, Any]],
+                   key: Ed25519PublicKey | None, tsa_roots: list[x509.Certificate] | None
+                   ) -> list[str]:
+    anchors = _json(data, "anchors.json")
+    if not isinstance(anchors, dict):
+        raise ChainError("anchors.json: not a JSON object")
+    try:
+        carried = Ed25519PublicKey.from_public_bytes(base64.b64decode(anchors["public_key"]))
+    except (KeyError, TypeError, ValueError):
+        raise ChainError("anchors.json: no Ed25519 public key") from None
+    if key is not None and raw_public(key) != raw_public(carried):
+        raise ChainError(f"the bundle is sealed by key {key_id(carried)}, not by the key "
+                         f"given ({key_id(key)})")
+    roots = tsa_roots if tsa_roots is not None else parse_roots(anchors.get("tsa_roots", []))
+    notes = check_seal(manifest["seal"], carried, roots, "seal")
+    statement = manifest["seal"]["statement"]
+    chain = manifest["chain"]
+    expected = {"kind": "bundle", "incident_id": manifest["incident_id"],
+                "person": manifest["person"], "manifest_sha256": manifest["manifest_sha256"],
+                "last_seq": chain["last_seq"], "head_hash": chain["head_hash"]}
+    for field, value in expected.items():
+        if statement.get(field) != value:
+            raise ChainError(f"seal: it seals {field} {statement.get(field)!r}, the bundle has "
+                             f"{value!r}")
+    by_seq = {r["seq"]: r["hash"] for r in records}
+    last = max(by_seq, default=0)
+    checkpoints = anchors.get("checkpoints", [])
+    for n, cp in enumerate(checkpoints, start=1):
+        notes += check_seal(cp, carried, roots, f"checkpoint {n}")
+        st = cp["statement"]
+        if st.get("person") != manifest["person"]:
+            raise ChainError(f"checkpoint {n}: of another person")
+        seq = st.get("seq")
+        if isinstance(seq, int) and seq > last:
+            raise ChainError(f"mentions.jsonl: records after seq {last} were cut off: "
+                             f"checkpoint {n} (signed {st.get('at')}) covers seq {seq}")
+        if seq not in by_seq or by_seq[seq] != st.get("head_hash"):
+            raise ChainError(f"checkpoint {n}: seq {seq} does not have the head hash it sealed")
+    who = ("the key given" if key is not None else
+           "the key the bundle carries: compare its id with the one your newsroom publishes")
+    notes.insert(0, f"sealed by key {key_id(carried)} ({who}); {len(checkpoints)} "
+                    "checkpoint(s) in the segment")
+    return notes
 
 
 def _check_v1(bundle: Path, manifest: dict[str, Any]) -> BundleCheck:

@@ -78,6 +78,15 @@ class EvidenceLog:
         head.ids.add(mention["id"])
         return record
 
+    def head(self, person: str) -> tuple[int, str]:
+        """The person's last sequence number and head hash (0 and the genesis when empty)."""
+        head = self._head(person)
+        return head.seq, head.hash
+
+    def persons(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if (p / "chain.jsonl").exists()) \
+            if self.root.exists() else []
+
     def records(self, person: str) -> Iterator[dict[str, Any]]:
         path = self.path(person)
         if not path.exists():

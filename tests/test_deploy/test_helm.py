@@ -106,7 +106,7 @@ class TestChart:
         assert secrets == {"pileon-kafka-sasl", "pileon-kafka-ca", "pileon-neardup-key",
                            "pileon-webhook-token", "pileon-slack-webhook",
                            "pileon-mastodon-amara", "pileon-webhook-tokens",
-                           "pileon-console-db"}
+                           "pileon-console-db", "pileon-archiver-signing"}
 
     def test_connectors_run_pileon_connect_with_their_checkpoint_name(self, helm: str) -> None:
         docs = _render(helm, "-f", str(FULL))

@@ -202,7 +202,7 @@ class TestVerifyBundle:
         from pileon.cli.main import main
 
         assert main(["verify", str(bundle)]) == 0
-        assert "note: notes.txt: not part of the bundle (not checked)" in capsys.readouterr().out
+        assert "  notes.txt: not part of the bundle (not checked)" in capsys.readouterr().out
 
     def test_a_bundle_of_the_old_format_is_checked_as_far_as_it_can_be(self, bundle: Path
                                                                        ) -> None:

@@ -1,0 +1,74 @@
+"""The archiver against the embedded broker with sealing on: clean mentions and an alert in,
+a sealed, timestamped bundle out (a local RFC 3161 authority), periodic checkpoints of the
+chain, all checked by ``verify`` and ``openssl ts -verify``."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from pileon.connectors.producer import MentionProducer
+from pileon.core.settings import KafkaSettings
+from pileon.evidence.anchors import Sealer, TimestampClient
+from pileon.evidence.archiver import Archiver
+from pileon.evidence.bundle import check_bundle
+from pileon.evidence.chain import canonical
+from pileon.kafka.broker import EmbeddedBroker
+from pileon.kafka.topics import ensure_topics
+from pileon.schema.alert import AlertEvent
+from tests.factories import NOW, alert_dict, iso, mention
+from tests.peers.tsa import LocalTSA
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_archiver_seals_and_timestamps_what_it_keeps(
+    embedded_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    bootstrap = embedded_broker.bootstrap
+    names = ensure_topics(bootstrap, KafkaSettings(topic_prefix=f"ev{uuid.uuid4().hex[:6]}."))
+    key = Ed25519PrivateKey.generate()
+    bundles: list[Path] = []
+    with LocalTSA() as tsa:
+        sealer = Sealer(key, TimestampClient([tsa.url], ca_files=[tsa.ca]))
+        archiver = Archiver(bootstrap, names, tmp_path, sealer=sealer, checkpoint_seconds=0.5,
+                            on_bundle=lambda _e, folder: bundles.append(folder))
+        thread = threading.Thread(target=archiver.run, daemon=True)
+        thread.start()
+        try:
+            clean = MentionProducer(bootstrap, names.clean)
+            for minute in range(20):
+                m = mention(at=NOW - timedelta(minutes=20 - minute))
+                clean.send_raw(b"amara", orjson.dumps(m))
+            clean.flush()
+            wait_until(lambda: archiver.archived == 20)
+            wait_until(lambda: archiver.checkpoints is not None and
+                       len(archiver.checkpoints.records("amara")) >= 1)
+            data = alert_dict(opened=iso(NOW))
+            data["signals"]["near_duplicate_clusters"] = []
+            data["signals"]["rate"]["mentions"] = 10
+            alerts = MentionProducer(bootstrap, names.alerts)
+            alerts.send_raw(b"amara", AlertEvent.from_json(data).to_json())
+            alerts.flush()
+            wait_until(lambda: bundles != [])
+        finally:
+            archiver.stop()
+            thread.join(timeout=10)
+        check = check_bundle(bundles[0], key.public_key())
+        assert check.records == 20
+        notes = "\n".join(check.notes)
+        assert "sealed by key" in notes and "(verified)" in notes
+        assert archiver.checkpoints is not None
+        [checkpoint] = archiver.checkpoints.records("amara")  # sealed once: nothing new after
+        assert checkpoint["statement"]["seq"] == 20
+        token = base64.b64decode(checkpoint["timestamps"][0]["token"])
+        done = tsa.verify_with_openssl(canonical(checkpoint["statement"]), token)
+        assert "Verification: OK" in done.stdout, done.stderr
