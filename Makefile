@@ -10,16 +10,18 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py constraints.txt
 .PHONY: demo test test-fast lint typecheck tools generate lock clean
 
 # Prometheus, promtool and Alertmanager, PostgreSQL (the console's production database) and
-# Chromium (the console's browser tests) from Debian packages, and Helm built with Go, for the
+# Chromium (the console's browser tests, PDF reports) and poppler-utils (PDF pages as images)
+# from Debian packages, and Helm built with Go, for the
 # tests that run them.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HELM_VERSION := v3.22.0
 tools:
 	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null && \
-	  command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  command -v chromium >/dev/null && command -v pdftoppm >/dev/null && \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager postgresql chromium; }
+	    prometheus prometheus-alertmanager postgresql chromium poppler-utils; }
 	@test -x .cache/bin/helm && .cache/bin/helm version --short | grep -q $(HELM_VERSION) || \
 	  GOBIN=$(CURDIR)/.cache/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 

@@ -343,9 +343,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from pileon.cli.connect import add_parser as add_connect
     from pileon.cli.console import add_parser as add_console
+    from pileon.cli.report import add_parser as add_report
 
     add_connect(sub, kafka)
     add_console(sub, kafka)
+    add_report(sub)
 
     s = sub.add_parser("topics", parents=[kafka], help="create pileon's topics")
     s.set_defaults(func=cmd_topics)

@@ -8,8 +8,7 @@ mention, so the console says "re-computed" where it shows it.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,13 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import orjson
-from scipy.stats import poisson
 
 from pileon.evidence import verify_bundle
 from pileon.evidence.chain import ChainError
+from pileon.evidence.chart import volume_svg
 from pileon.evidence.clusters import cluster_members
+from pileon.evidence.rollup import AuthorRow
+from pileon.evidence.rollup import author_rollup as rollup
 from pileon.schema.alert import AlertEvent
 
 
@@ -41,25 +42,6 @@ class MentionRow:
     @property
     def author_id(self) -> str:
         return str(self.mention.get("author", {}).get("id", ""))
-
-
-@dataclass
-class AuthorRow:
-    id: str
-    platform: str
-    handle: str
-    mentions: int
-    first_seen: datetime
-    last_seen: datetime
-    created_at: datetime | None
-    clusters: list[str] = field(default_factory=list)
-    profile_url: str | None = None
-
-    @property
-    def age_days(self) -> float | None:
-        if self.created_at is None:
-            return None
-        return max((self.first_seen - self.created_at).total_seconds() / 86400, 0.0)
 
 
 @dataclass
@@ -134,38 +116,9 @@ def assign_clusters(
 
 
 def author_rollup(mentions: list[MentionRow]) -> list[AuthorRow]:
-    """One row per account: mentions each, first and last seen, account age, clusters."""
-    rows: dict[str, AuthorRow] = {}
-    clusters: dict[str, set[str]] = defaultdict(set)
-    for m in mentions:
-        author = m.mention.get("author", {})
-        aid = m.author_id
-        row = rows.get(aid)
-        if row is None:
-            created = author.get("created_at")
-            row = rows[aid] = AuthorRow(
-                aid, str(m.mention.get("platform", "")), str(author.get("handle") or ""), 0,
-                m.created, m.created, _dt(created) if created else None,
-                profile_url=profile_url(m.mention))
-        row.mentions += 1
-        row.first_seen = min(row.first_seen, m.created)
-        row.last_seen = max(row.last_seen, m.created)
-        if m.cluster:
-            clusters[aid].add(m.cluster)
-    for aid, row in rows.items():
-        row.clusters = sorted(clusters[aid])
-    return sorted(rows.values(), key=lambda r: (-r.mentions, r.first_seen))
-
-
-def profile_url(mention: dict[str, Any]) -> str | None:
-    """The author's profile on their platform, when the ids say where it is."""
-    author = mention.get("author", {})
-    aid = str(author.get("id", ""))
-    if mention.get("platform") == "bluesky" and aid.startswith("did:"):
-        return f"https://bsky.app/profile/{aid}"
-    if mention.get("platform") == "mastodon" and aid.startswith("https://"):
-        return aid
-    return None
+    """One row per account (:func:`pileon.evidence.rollup.author_rollup`)."""
+    return rollup([m.mention for m in mentions],
+                  {m.mention["id"]: m.cluster for m in mentions if m.cluster})
 
 
 def mastodon_address(mention: dict[str, Any]) -> str | None:
@@ -194,61 +147,9 @@ def bluesky_did(mention: dict[str, Any]) -> str | None:
     return aid if mention.get("platform") == "bluesky" and aid.startswith("did:") else None
 
 
-def volume_chart(
-    mentions: list[MentionRow], events: list[AlertEvent], bin_minutes: int = 5,
-    width: int = 720, height: int = 200,
-) -> str:
-    """Mentions per ``bin_minutes`` against the person's baseline band (the alert's expected
-    rate, with a Poisson 95% band), the moment it opened and later transitions, as SVG."""
-    if not mentions:
-        return '<p class="muted">No mentions in the bundle.</p>'
-    step = bin_minutes * 60
-    first = int(min(m.created.timestamp() for m in mentions) // step)
-    last = int(max(max(m.created.timestamp() for m in mentions),
-                   _dt(events[-1].at).timestamp()) // step)
-    n = last - first + 1
-    counts = [0] * n
-    for m in mentions:
-        counts[int(m.created.timestamp() // step) - first] += 1
-    rate = events[0].signals.rate
-    expected = rate.expected / max(rate.window_minutes, 1.0) * bin_minutes
-    lo, hi = (float(poisson.ppf(0.025, expected)), float(poisson.ppf(0.975, expected))) \
-        if expected > 0 else (0.0, 0.0)
-    top = max(max(counts), hi, 1.0) * 1.1
-    left, bottom = 40, 28
-    plot_w, plot_h = width - left - 8, height - bottom - 8
-    bar = plot_w / n
-
-    def y(v: float) -> float:
-        return 8 + plot_h - v / top * plot_h
-
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'xmlns="http://www.w3.org/2000/svg" aria-label="mentions per {bin_minutes} minutes">',
-        f'<rect class="band" x="{left}" y="{y(hi):.1f}" width="{plot_w}" '
-        f'height="{max(y(lo) - y(hi), 1):.1f}"/>',
-        f'<line class="baseline" x1="{left}" x2="{left + plot_w}" y1="{y(expected):.1f}" '
-        f'y2="{y(expected):.1f}"/>',
-    ]
-    for i, c in enumerate(counts):
-        if c:
-            parts.append(f'<rect class="bar" x="{left + i * bar:.1f}" y="{y(c):.1f}" '
-                         f'width="{max(bar - 0.6, 0.6):.1f}" height="{8 + plot_h - y(c):.1f}"/>')
-    for v in (0, top / 1.1):
-        parts.append(f'<text class="axis" x="{left - 4}" y="{y(v) + 4:.1f}" '
-                     f'text-anchor="end">{v:.0f}</text>')
-    for event in events:
-        x = left + (_dt(event.at if event.transition != "opened" else event.opened_at)
-                    .timestamp() / step - first) * bar
-        parts.append(f'<line class="mark {event.transition}" x1="{x:.1f}" x2="{x:.1f}" y1="8" '
-                     f'y2="{8 + plot_h}"/><text class="axis" x="{x + 3:.1f}" y="18">'
-                     f'{event.transition}</text>')
-    start = datetime.fromtimestamp(first * step, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    end = datetime.fromtimestamp((last + 1) * step, UTC).strftime("%H:%M UTC")
-    parts.append(f'<text class="axis" x="{left}" y="{height - 8}">{start}</text>'
-                 f'<text class="axis" x="{width - 8}" y="{height - 8}" text-anchor="end">'
-                 f'{end}</text></svg>')
-    return "".join(parts)
+def volume_chart(mentions: list[MentionRow], events: list[AlertEvent]) -> str:
+    """The incident's chart (:func:`pileon.evidence.chart.volume_svg`), as the report has it."""
+    return volume_svg([m.created.timestamp() for m in mentions], events)
 
 
 @dataclass

@@ -15,10 +15,7 @@ import base64
 import bisect
 import csv
 import hashlib
-import html
 import io
-import math
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,10 +31,13 @@ from pileon.core.csvsafe import safe_cell
 from pileon.evidence.anchors import Sealer, check_seal, key_id, parse_roots, raw_public
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
 from pileon.evidence.clusters import cluster_members
+from pileon.evidence.report import report_html
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
-from pileon.schema.mention import post_key
 
 FORMAT = "pileon.bundle/v2"
+# The version of render(): verify derives the CSV and report again only for bundles made by
+# this one (an older bundle's files are still checked by hash and seal, and a note says so).
+RENDERER = 2
 _FILES = ("incident.json", "mentions.jsonl", "mentions.csv", "report.html")
 _CSV_FIELDS = [
     "seq", "post_id", "platform", "url", "author_id", "author_handle", "author_created_at",
@@ -60,7 +60,8 @@ def export_bundle(
     person = events[0].person
     opened = _ts(events[0].opened_at)
     segment = _segment(list(log.records(person)), opened - lookback_seconds)
-    derivation = {"lookback_seconds": lookback_seconds, "cluster_threshold": cluster_threshold}
+    derivation = {"lookback_seconds": lookback_seconds, "cluster_threshold": cluster_threshold,
+                  "renderer": RENDERER}
     files = render(events, segment, derivation)
     if sealer is not None:
         first, last = (segment[0]["seq"], segment[-1]["seq"]) if segment else (0, 0)
@@ -110,7 +111,7 @@ def render(events: list[AlertEvent], segment: list[dict[str, Any]],
                                       option=orjson.OPT_INDENT_2),
         "mentions.jsonl": b"".join(orjson.dumps(r) + b"\n" for r in segment),
         "mentions.csv": _csv(segment, members).encode("utf-8"),
-        "report.html": _html(events, segment, members).encode("utf-8"),
+        "report.html": report_html(events, segment, members).encode("utf-8"),
     }
 
 
@@ -181,13 +182,17 @@ def check_bundle(bundle: Path, key: Ed25519PublicKey | None = None,
         if r["mention"].get("person") != person:
             raise ChainError(f"mentions.jsonl seq {r['seq']}: a mention of another person")
     expected = render(events, records, derivation)
-    for name in ("incident.json", "mentions.jsonl", "mentions.csv", "report.html"):
+    derived = ("mentions.csv", "report.html") if derivation.get("renderer") == RENDERER else ()
+    for name in ("incident.json", "mentions.jsonl", *derived):
         if expected[name] != data[name]:
             raise ChainError(f"{name}: does not match what the alert events and the chain "
                              "records give (edited after export?)")
     _check_coverage(events, records)
     notes = _check_anchors(manifest, data["anchors.json"], records, key, tsa_roots) \
         if sealed else ["not sealed: the archiver had no signing key (evidence.signing_key_file)"]
+    if not derived:
+        notes.append(f"made by renderer {derivation.get('renderer')}, this pileon renders "
+                     f"with {RENDERER}: the CSV and report were checked by hash, not derived")
     notes += [f"{p.name}: not part of the bundle (not checked)"
               for p in sorted(bundle.iterdir()) if p.name not in (*names, "manifest.json")]
     return BundleCheck(len(records), notes)
@@ -361,91 +366,6 @@ def _csv(records: list[dict[str, Any]], members: dict[str, str]) -> str:
             r["captured_at"], m["matched_by"], m.get("in_reply_to"), m.get("quote_of"),
             members.get(m["id"]), r["mention_sha256"], r["hash"])])
     return buf.getvalue()
-
-
-def _html(events: list[AlertEvent], records: list[dict[str, Any]],
-          members: dict[str, str]) -> str:
-    last = events[-1]
-    per_minute = Counter(int(_ts(r["mention"]["created_at"]) // 60) for r in records)
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in _signal_rows(last, records, members)
-    )
-    esc = html.escape
-    return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>pileon incident {esc(last.incident_id)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}}
-td{{padding:.2rem .8rem;border-bottom:1px solid #ddd}}.note{{color:#555}}</style></head><body>
-<h1>Incident {esc(last.incident_id)}</h1>
-<p>Person <b>{esc(last.person)}</b> · severity <b>{esc(last.severity)}</b> ·
-opened {esc(last.opened_at)} · assessment: <b>{esc(last.assessment)}</b></p>
-<p class="note">pileon shows evidence, not a verdict: organic criticism can look like a
-pile-on. A person decides.</p>
-<h2>Mentions per minute (event time)</h2>{_svg_chart(per_minute)}
-<h2>Signals at the last transition ({esc(last.transition)})</h2><table>{rows}</table>
-<p>{len(records)} mentions in this bundle; verify with <code>pileon verify &lt;folder&gt;</code>.
-</p></body></html>
-"""
-
-
-def _signal_rows(event: AlertEvent, records: list[dict[str, Any]],
-                 members: dict[str, str]) -> list[tuple[str, Any]]:
-    s = event.signals
-    rate = s.rate
-    rows: list[tuple[str, Any]] = [
-        (f"mentions in {rate.window_minutes:.0f} min", f"{rate.mentions} "
-         f"(baseline {rate.expected}, ×{rate.ratio})"),
-        ("pile-on score (−log10 p)", rate.score),
-        ("distinct authors", f"{s.distinct_authors.value} "
-         f"(baseline {s.distinct_authors.baseline})"),
-        ("young-account share", f"{s.young_account_share.value:.0%} "
-         f"(baseline {s.young_account_share.baseline:.0%})"),
-        ("coordination indicators", ", ".join(event.indicators) or "none"),
-    ]
-    focus = s.reply_focus
-    if focus.mentions and focus.post_key:
-        rows.append(("answering one post", f"{focus.mentions} ({focus.share:.0%}, "
-                     f"usually {focus.usual:.0%}): {_post(records, focus.post_key)}"))
-    texts = {r["mention"]["id"]: r["mention"].get("text", "") for r in records}
-    for c in s.near_duplicate_clusters:
-        held = sum(1 for t in members.values() if t == c.template_id)
-        rows.append((f"near-duplicate cluster {c.template_id}",
-                     f"{c.in_window} in window, {c.size} in 24 h, "
-                     f"{c.distinct_authors} authors; {held} in this bundle; template: "
-                     f"{texts.get(c.template_id, '(not in this bundle)')}"))
-    return rows
-
-
-def _post(records: list[dict[str, Any]], key: str) -> str:
-    """The URI of the post with ``key``, from the mentions that answer it."""
-    for r in records:
-        m = r["mention"]
-        for uri in (m.get("in_reply_to"), m.get("quote_of")):
-            if uri and f"{post_key(uri):08x}" == key:
-                return str(uri)
-    return f"post {key} (no mention in this bundle answers it)"
-
-
-def _svg_chart(per_minute: Counter[int]) -> str:
-    if not per_minute:
-        return "<p>no mentions</p>"
-    first, last = min(per_minute), max(per_minute)
-    n = last - first + 1
-    top = max(per_minute.values())
-    width, height = 800, 200
-    bar = width / n
-    bars = "".join(
-        f'<rect x="{(m - first) * bar:.1f}" y="{height - c / top * height:.1f}" '
-        f'width="{max(bar - 0.5, 0.5):.1f}" height="{c / top * height:.1f}" fill="#c0392b"/>'
-        for m, c in per_minute.items()
-    )
-    start = datetime.fromtimestamp(first * 60, UTC).strftime("%Y-%m-%d %H:%M")
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}">'
-        f"{bars}<text x='0' y='{height + 15}' font-size='12'>{start} UTC</text>"
-        f"<text x='{width - 120}' y='{height + 15}' font-size='12'>peak {top}/min "
-        f"({math.ceil(n)} min)</text></svg>"
-    )
 
 
 def _ts(iso: str) -> float:
