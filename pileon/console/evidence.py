@@ -8,7 +8,7 @@ mention, so the console says "re-computed" where it shows it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from pileon.evidence import verify_bundle
+from pileon.evidence import check_bundle
 from pileon.evidence.chain import ChainError
 from pileon.evidence.chart import volume_svg
 from pileon.evidence.clusters import cluster_members
@@ -64,6 +64,7 @@ class Evidence:
     verdict: str
     mentions: list[MentionRow]
     manifest: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
 
     def in_incident(self, start: datetime) -> list[MentionRow]:
         return [m for m in self.mentions if m.created >= start]
@@ -74,10 +75,12 @@ def load_evidence(evidence_dir: Path, incident_id: str) -> Evidence:
     if not (folder / "manifest.json").exists():
         return Evidence(folder, False, False, "the archiver has not written this incident's "
                         "bundle yet (is `pileon archive` running on this archive?)", [], {})
+    notes: list[str] = []
     try:
-        count = verify_bundle(folder)
-        verified, verdict = True, f"verified: {count} hash-chained mentions, every file hash " \
-                                  "matches the manifest"
+        check = check_bundle(folder)
+        verified, notes = True, check.notes
+        verdict = (f"verified: {check.records} hash-chained mentions; every file matches the "
+                   "manifest and what the alert events and the chain give")
     except (ChainError, OSError, ValueError, KeyError, TypeError) as exc:
         verified, verdict = False, f"DOES NOT VERIFY: {exc}"
     mentions: list[MentionRow] = []
@@ -91,7 +94,7 @@ def load_evidence(evidence_dir: Path, incident_id: str) -> Evidence:
                                            r["captured_at"], r["mention"]))
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
         verified, verdict = False, f"DOES NOT VERIFY: unreadable ({type(exc).__name__})"
-    return Evidence(folder, True, verified, verdict, mentions, manifest)
+    return Evidence(folder, True, verified, verdict, mentions, manifest, notes)
 
 
 def assign_clusters(
