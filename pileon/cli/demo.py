@@ -189,9 +189,9 @@ def _await_incident(
         try:
             event, folder = alerts.get(timeout=1.0)
         except queue.Empty:
-            if shown and not args.follow:
+            if progress.target in shown and not args.follow:
                 return 0
-            if not shown:
+            if progress.target not in shown:
                 progress.show()
             continue
         progress_end()
@@ -201,12 +201,15 @@ def _await_incident(
             _where(progress.metrics_url, out, progress.settings.console.public_url)
         shown.add(event.person)
         if event.person != progress.target:
-            _say(started, f"note: an alert for '{event.person}', who had no pile-on")
-        if not args.follow:
+            _say(started, f"note: an alert for '{event.person}', who had no pile-on: an "
+                          f"burst in their simulated organic traffic ({event.assessment}); the "
+                          "default budget allows 2 such pages a person-month")
+        elif not args.follow:
             deadline = min(deadline, time.monotonic() + 8)  # show an escalation, then stop
     progress_end()
-    if not shown:
-        _say(started, f"no incident within {args.timeout:.0f}s; see {out / 'worker.log'}")
+    if progress.target not in shown:
+        _say(started, f"no incident for {progress.target} within {args.timeout:.0f}s; see "
+                      f"{out / 'worker.log'}")
         return 1
     return 0
 

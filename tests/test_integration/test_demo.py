@@ -29,7 +29,12 @@ def test_demo_shows_the_incident_and_leaves_verified_evidence(tmp_path: Path) ->
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     stdout = result.stdout
     assert "INCIDENT" in stdout and "OPENED" in stdout
-    assert set(re.findall(r"person=(\w+)", stdout)) == {"amara"}
+    # A calm person may page on an organic burst (the false-alarm budget: about 5% of runs);
+    # it must say it looks organic, and the demo goes on to the pile-on.
+    others = [p for p in re.findall(r"person=(\w+)", stdout) if p != "amara"]
+    assert "amara" in re.findall(r"person=(\w+)", stdout)
+    assert stdout.count("who had no pile-on: a burst in their simulated organic traffic "
+                        "(looks organic)") == len(others)
     for why in ("mentions in 10 min vs baseline", "distinct authors", "young accounts",
                 "near-duplicate template", "not a verdict", "pile-on score", "coordination",
                 "answering one post"):

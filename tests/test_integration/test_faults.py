@@ -4,6 +4,12 @@ Each test produces a simulated day with a pile-on, injects a fault mid-stream, a
 every acknowledged mention reached ``mentions.clean``, counting duplicates, and that the
 incident opened once (alert events carry an idempotency key a consumer de-duplicates on).
 Figures are printed (``-s``) and recorded in docs/reliability.md.
+
+The pile-on's target must have exactly one incident. The three calm persons are not asserted
+to have none: the detector pages on its budget of false alarms (2 a person-month), and on this
+one-day simulation without any fault, 3 of 60 runs paged once for a calm person on an organic
+burst (5x in ten minutes; measured with the analyser offline, 2026-12-05). What is asserted for
+them is what a fault could break: no incident opened twice.
 """
 
 from __future__ import annotations
@@ -74,6 +80,14 @@ def _processing_errors(bootstrap: str, names: TopicNames) -> int:
     return sum(x["reason"] == "processing_error" for x in letters)
 
 
+def _check_opened(opened: Counter[str]) -> None:
+    """The target's incident opened once (one idempotency key, however often re-sent), and no
+    calm person's incident opened again under another key (what a lost state would do)."""
+    per_person = Counter(key.split("-")[0] for key in opened)
+    assert per_person["amara"] == 1, f"incident opened as {sorted(opened)}"
+    assert max(per_person.values()) == 1, f"an incident opened again: {sorted(opened)}"
+
+
 def _opened_keys(bootstrap: str, names: TopicNames, timeout: float = 90) -> Counter[str]:
     """Idempotency keys of 'opened' alerts, once the analyser has caught up and sent one."""
     deadline = time.monotonic() + timeout
@@ -138,7 +152,7 @@ def test_worker_killed_mid_stream_loses_nothing(bootstrap: str, tmp_path: Path) 
         opened = _opened_keys(bootstrap, names)
     _report("worker kill -9", len(mentions), seen, ids, recovered)
     assert ids <= set(seen), f"{len(ids - set(seen))} acknowledged mentions lost"
-    assert len(opened) == 1, f"incident opened as {sorted(opened)}"
+    _check_opened(opened)
     assert _processing_errors(bootstrap, names) == 0
 
 
@@ -166,7 +180,7 @@ def test_apache_kafka_restart_is_survived(
         assert restarts <= _guard_stops(worker), "the worker died on a broker restart"
     _report("Apache Kafka restart", len(mentions), seen, ids, recovered)
     assert ids <= set(seen), f"{len(ids - set(seen))} acknowledged mentions lost"
-    assert len(opened) == 1, f"incident opened as {sorted(opened)}"
+    _check_opened(opened)
     assert _processing_errors(bootstrap, names) == 0
 
 
@@ -212,5 +226,5 @@ def test_one_of_two_workers_killed_loses_nothing(bootstrap: str, tmp_path: Path)
     errors = _processing_errors(bootstrap, names)
     print(f"incident opened as {sorted(opened)}; processing errors {errors}")
     assert ids <= set(seen), f"{len(ids - set(seen))} acknowledged mentions lost"
-    assert len(opened) == 1, f"incident opened as {sorted(opened)}"
+    _check_opened(opened)
     assert errors == 0
