@@ -49,16 +49,18 @@ def test_the_archiver_seals_and_timestamps_what_it_keeps(
                 m = mention(at=NOW - timedelta(minutes=20 - minute))
                 clean.send_raw(b"amara", orjson.dumps(m))
             clean.flush()
-            wait_until(lambda: archiver.archived == 20)
+            wait_until(lambda: archiver.archived == 20, timeout=120, what="20 archived")
             wait_until(lambda: archiver.checkpoints is not None and
-                       len(archiver.checkpoints.records("amara")) >= 1)
+                       len(archiver.checkpoints.records("amara")) >= 1, timeout=60,
+                       what="a checkpoint")
             data = alert_dict(opened=iso(NOW))
             data["signals"]["near_duplicate_clusters"] = []
             data["signals"]["rate"]["mentions"] = 10
             alerts = MentionProducer(bootstrap, names.alerts)
             alerts.send_raw(b"amara", AlertEvent.from_json(data).to_json())
             alerts.flush()
-            wait_until(lambda: bundles != [])
+            # the archiver's alerts consumer joins its group first: ~20 s on Tansu
+            wait_until(lambda: bundles != [], timeout=120, what="the bundle")
         finally:
             archiver.stop()
             thread.join(timeout=10)
