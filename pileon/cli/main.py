@@ -110,7 +110,9 @@ def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchli
     connection = required_connection(args, settings, "archive")
     names = ensure_topics(connection, settings.kafka)
     archiver = Archiver(connection, names, args.out, sealer=sealer,
-                        checkpoint_seconds=settings.evidence.checkpoint_seconds)
+                        checkpoint_seconds=settings.evidence.checkpoint_seconds,
+                        retention_days=settings.evidence.retention_days,
+                        expire_seconds=settings.evidence.expire_seconds)
     if sealer is None:
         log.warning("archive: no evidence.signing_key_file: bundles are hash-chained but not "
                     "sealed, so a consistent forgery of a whole bundle cannot be told apart")
@@ -122,6 +124,8 @@ def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchli
         archiver.run()
     except KeyboardInterrupt:
         archiver.stop()
+    except RuntimeError as exc:
+        raise CommandError(f"archive: {exc}") from None
     return 0
 
 
@@ -230,6 +234,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings, watchlist: Watchlist
 def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from pileon.evidence import check_bundle, verify_records
     from pileon.evidence.anchors import SigningKeyError, load_public_key, parse_roots
+    from pileon.evidence.chain import EvidenceLog
 
     path: Path = args.path
     if path.is_dir():
@@ -251,8 +256,11 @@ def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
                     records.append(orjson.loads(line))
                 except orjson.JSONDecodeError:
                     raise ChainError(f"{path} line {n}: not JSON") from None
-        count, head = verify_records(records)
-        print(f"OK: chain {path}: {count} records, head {head}")
+        first_seq, first_prev = EvidenceLog(path.parent.parent).start(path.parent.name)
+        count, head = verify_records(records, first_prev, first_seq)
+        trimmed = "" if first_seq == 1 else f" (from seq {first_seq}: earlier ones expired, " \
+            "see trims.jsonl)"
+        print(f"OK: chain {path}: {count} records{trimmed}, head {head}")
     else:
         raise ChainError(f"{path}: neither a bundle folder nor a chain.jsonl file")
     return 0
@@ -343,11 +351,13 @@ def _parser() -> argparse.ArgumentParser:
 
     from pileon.cli.connect import add_parser as add_connect
     from pileon.cli.console import add_parser as add_console
+    from pileon.cli.evidence import add_parser as add_evidence
     from pileon.cli.report import add_parser as add_report
 
     add_connect(sub, kafka)
     add_console(sub, kafka)
     add_report(sub)
+    add_evidence(sub)
 
     s = sub.add_parser("topics", parents=[kafka], help="create pileon's topics")
     s.set_defaults(func=cmd_topics)

@@ -219,6 +219,10 @@ class EvidenceSettings(_Section):
     tsa_timeout_seconds: float = Field(default=10.0, gt=0)
     checkpoint_seconds: float = Field(
         default=300.0, gt=0, description="seal each growing chain this often")
+    retention_days: float | None = Field(
+        default=90.0, gt=0, description="chain records captured longer ago are removed (incident "
+        "bundles are held until released); null keeps everything")
+    expire_seconds: float = Field(default=3600.0, gt=0, description="apply retention this often")
 
 
 class ConsoleSettings(_Section):

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from pileon.evidence.anchors import Checkpoints, Sealer
 from pileon.evidence.bundle import export_bundle
 from pileon.evidence.chain import EvidenceLog
+from pileon.evidence.retention import Retention, archive_lock
 from pileon.kafka.connection import Connection, as_connection
 from pileon.kafka.topics import TopicNames
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
@@ -43,12 +44,17 @@ class Archiver:
         on_bundle: AlertCallback | None = None,
         sealer: Sealer | None = None,
         checkpoint_seconds: float = 300.0,
+        retention_days: float | None = None,
+        expire_seconds: float = 3600.0,
     ) -> None:
         self.log = EvidenceLog(root / "chains")
         self.checkpoints = Checkpoints(root / "checkpoints", sealer) if sealer else None
         self._sealer = sealer
         self._checkpoint_seconds = checkpoint_seconds
         self._next_checkpoint = time.monotonic() + checkpoint_seconds
+        self.retention = Retention(root, self.log, sealer, retention_days)
+        self._expire_seconds = expire_seconds
+        self._next_expiry = time.monotonic()  # at start, then every expire_seconds
         self.incidents_dir = root / "incidents"
         self._topics = topics
         self._on_bundle = on_bundle
@@ -77,10 +83,21 @@ class Archiver:
 
     def run(self) -> None:
         """Consume until :meth:`stop`; alerts are handled after the mentions they count."""
+        with archive_lock(self.retention.root) as mine:
+            if not mine:
+                raise RuntimeError(f"another archiver runs on {self.retention.root} "
+                                   "(archiver.lock)")
+            self._run()
+
+    def _run(self) -> None:
         while not self._stop.is_set():
             self._drain_clean(timeout_ms=200)
             if self.checkpoints is not None and time.monotonic() >= self._next_checkpoint:
                 self.checkpoint_all()
+            self.retention.handle_requests()
+            if time.monotonic() >= self._next_expiry:
+                self._next_expiry = time.monotonic() + self._expire_seconds
+                self.retention.expire()
             batch = self._consumer.poll(timeout_ms=200)
             for records in batch.values():
                 for record in records:
@@ -149,6 +166,7 @@ class Archiver:
             checkpoints = self.checkpoints.records(event.person)
         folder = export_bundle(self.log, events, self.incidents_dir / event.incident_id,
                                sealer=self._sealer, checkpoints=checkpoints)
+        self.retention.hold(event.incident_id)
         log.info("incident %s %s: bundle at %s", event.incident_id, event.transition, folder)
         if self._on_bundle is not None:
             self._on_bundle(event, folder)

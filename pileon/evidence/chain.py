@@ -5,14 +5,16 @@ without its own ``hash`` field, and the hash of the previous record in ``prev`` 
 as in Haber & Stornetta 1991). Changing any byte changes that record's hash; deleting or
 reordering records breaks ``seq`` continuity or a ``prev`` link. Truncating the tail is only
 detectable against a head hash kept elsewhere, which is why bundles record it in their
-manifest. One log per person keeps one victim's evidence apart from another's.
+manifest (and seals sign it). One log per person keeps one victim's evidence apart from
+another's. Retention removes records from the start only (:meth:`EvidenceLog.trim`), logging
+where the chain now starts, so what is left still verifies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +89,51 @@ class EvidenceLog:
         return sorted(p.name for p in self.root.iterdir() if (p / "chain.jsonl").exists()) \
             if self.root.exists() else []
 
+    def trim(self, person: str, keep: Callable[[dict[str, Any]], bool], reason: str,
+             sealer: Any = None) -> int:
+        """Remove the records before the first one ``keep`` accepts (all of them when none
+        is), atomically; the cut is logged in ``trims.jsonl`` with the first kept record's
+        ``seq`` and ``prev``, so the rest still verifies. Returns how many were removed."""
+        path = self.path(person)
+        if not path.exists():
+            return 0
+        lines = path.read_bytes().splitlines(keepends=True)
+        cut = next((i for i, line in enumerate(lines)
+                    if line.strip() and keep(orjson.loads(line))), len(lines))
+        if cut == 0:
+            return 0
+        head = self._head(person)
+        removed = [orjson.loads(line) for line in lines[:cut] if line.strip()]
+        kept = lines[cut:]
+        entry: dict[str, Any] = {
+            "at": _iso(_now()), "reason": reason, "removed": len(removed),
+            "removed_seq": [removed[0]["seq"], removed[-1]["seq"]],
+            "first_seq": orjson.loads(kept[0])["seq"] if kept else head.seq + 1,
+            "first_prev": orjson.loads(kept[0])["prev"] if kept else head.hash,
+        }
+        if sealer is not None:
+            entry["seal"] = sealer.seal({"kind": "trim", "person": person, **entry})
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            f.writelines(kept)
+            f.flush()
+            os.fsync(f.fileno())
+        with (path.parent / "trims.jsonl").open("ab") as f:
+            f.write(orjson.dumps(entry) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        head.ids -= {r["mention"]["id"] for r in removed}
+        return len(removed)
+
+    def start(self, person: str) -> tuple[int, str]:
+        """The ``seq`` and ``prev`` the person's chain file starts at (after any trim)."""
+        trims = self.path(person).parent / "trims.jsonl"
+        if trims.exists():
+            last = orjson.loads(trims.read_bytes().splitlines()[-1])
+            return int(last["first_seq"]), str(last["first_prev"])
+        return 1, GENESIS
+
     def records(self, person: str) -> Iterator[dict[str, Any]]:
         path = self.path(person)
         if not path.exists():
@@ -100,7 +147,8 @@ class EvidenceLog:
         head = self._heads.get(person)
         if head is None:
             self.path(person).parent.mkdir(parents=True, exist_ok=True)
-            head = _Head(0, GENESIS, set())
+            first_seq, first_prev = self.start(person)  # after a trim, where it goes on
+            head = _Head(first_seq - 1, first_prev, set())
             for record in self.records(person):
                 head.seq, head.hash = record["seq"], record["hash"]
                 head.ids.add(record["mention"]["id"])
