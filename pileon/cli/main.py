@@ -105,6 +105,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings, watchlist: Watchl
 def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from pileon.evidence.anchors import sealer_from_settings
     from pileon.evidence.archiver import Archiver
+    from pileon.evidence.platform import PlatformRecords
 
     sealer = sealer_from_settings(settings.evidence)
     connection = required_connection(args, settings, "archive")
@@ -112,7 +113,10 @@ def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchli
     archiver = Archiver(connection, names, args.out, sealer=sealer,
                         checkpoint_seconds=settings.evidence.checkpoint_seconds,
                         retention_days=settings.evidence.retention_days,
-                        expire_seconds=settings.evidence.expire_seconds)
+                        expire_seconds=settings.evidence.expire_seconds,
+                        platform=PlatformRecords(args.out / "platform", settings.evidence.plc_url)
+                        if settings.evidence.platform_records else None,
+                        platform_wait_seconds=settings.evidence.platform_wait_seconds)
     if sealer is None:
         log.warning("archive: no evidence.signing_key_file: bundles are hash-chained but not "
                     "sealed, so a consistent forgery of a whole bundle cannot be told apart")

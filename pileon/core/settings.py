@@ -219,6 +219,14 @@ class EvidenceSettings(_Section):
     tsa_timeout_seconds: float = Field(default=10.0, gt=0)
     checkpoint_seconds: float = Field(
         default=300.0, gt=0, description="seal each growing chain this often")
+    platform_records: bool = Field(
+        default=True, description="fetch and verify the signed record of each Bluesky post in "
+        "an incident from the author's PDS")
+    plc_url: str = Field(default="https://plc.directory", pattern=r"^https?://",
+                         description="the PLC directory that resolves did:plc")
+    platform_wait_seconds: float = Field(
+        default=10.0, ge=0, description="how long an export waits for records being fetched "
+        "(later exports include the rest)")
     retention_days: float | None = Field(
         default=90.0, gt=0, description="chain records captured longer ago are removed (incident "
         "bundles are held until released); null keeps everything")

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from pileon.evidence.anchors import Checkpoints, Sealer
 from pileon.evidence.bundle import export_bundle
 from pileon.evidence.chain import EvidenceLog
+from pileon.evidence.platform import PlatformRecords
 from pileon.evidence.retention import Retention, archive_lock
 from pileon.kafka.connection import Connection, as_connection
 from pileon.kafka.topics import TopicNames
@@ -46,6 +47,8 @@ class Archiver:
         checkpoint_seconds: float = 300.0,
         retention_days: float | None = None,
         expire_seconds: float = 3600.0,
+        platform: PlatformRecords | None = None,
+        platform_wait_seconds: float = 10.0,
     ) -> None:
         self.log = EvidenceLog(root / "chains")
         self.checkpoints = Checkpoints(root / "checkpoints", sealer) if sealer else None
@@ -53,6 +56,8 @@ class Archiver:
         self._checkpoint_seconds = checkpoint_seconds
         self._next_checkpoint = time.monotonic() + checkpoint_seconds
         self.retention = Retention(root, self.log, sealer, retention_days)
+        self.platform = platform
+        self._platform_wait = platform_wait_seconds
         self._expire_seconds = expire_seconds
         self._next_expiry = time.monotonic()  # at start, then every expire_seconds
         self.incidents_dir = root / "incidents"
@@ -159,13 +164,20 @@ class Archiver:
         events.append(event)
         partitions = list(self._clean.assignment())
         self._drain_clean(timeout_ms=100, until=self._clean.end_offsets(partitions))
+        if self.platform is not None:  # the signed records of the incident's Bluesky posts
+            since = _ts(events[0].opened_at) - 3600
+            for record in self.log.records(event.person):
+                if _ts(record["mention"]["created_at"]) >= since:
+                    self.platform.want(record["mention"])
+            self.platform.drain(self._platform_wait)
         checkpoints: list[dict[str, Any]] = []
         if self.checkpoints is not None:
             seq, head = self.log.head(event.person)
             self.checkpoints.add(event.person, seq, head)
             checkpoints = self.checkpoints.records(event.person)
         folder = export_bundle(self.log, events, self.incidents_dir / event.incident_id,
-                               sealer=self._sealer, checkpoints=checkpoints)
+                               sealer=self._sealer, checkpoints=checkpoints,
+                               platform=self.platform)
         self.retention.hold(event.incident_id)
         log.info("incident %s %s: bundle at %s", event.incident_id, event.transition, folder)
         if self._on_bundle is not None:
@@ -181,3 +193,9 @@ def _partitions(consumer: KafkaConsumer, topic: str, timeout: float = 30.0) -> l
         if time.monotonic() > deadline:
             raise RuntimeError(f"topic {topic} has no partitions: run `pileon topics` first")
         time.sleep(0.2)
+
+
+def _ts(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

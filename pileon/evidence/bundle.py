@@ -31,6 +31,7 @@ from pileon.core.csvsafe import safe_cell
 from pileon.evidence.anchors import Sealer, check_seal, key_id, parse_roots, raw_public
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
 from pileon.evidence.clusters import cluster_members
+from pileon.evidence.platform import PlatformError, PlatformRecords, check_entries, post_ref
 from pileon.evidence.report import report_html
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
 
@@ -54,6 +55,7 @@ def export_bundle(
     cluster_threshold: float = 0.5,
     sealer: Sealer | None = None,
     checkpoints: Sequence[dict[str, Any]] = (),
+    platform: PlatformRecords | None = None,
 ) -> Path:
     """Write the bundle of one incident (its alert events, oldest first) into ``out_dir``;
     with a ``sealer``, sealed, with the person's ``checkpoints`` that fall in the segment."""
@@ -62,7 +64,14 @@ def export_bundle(
     segment = _segment(list(log.records(person)), opened - lookback_seconds)
     derivation = {"lookback_seconds": lookback_seconds, "cluster_threshold": cluster_threshold,
                   "renderer": RENDERER}
-    files = render(events, segment, derivation)
+    entries = None
+    if platform is not None:
+        entries = [e for r in segment if (ref := post_ref(r["mention"]))
+                   and (e := platform.stored(*ref)) is not None]
+    files = render(events, segment, derivation, entries)
+    if entries is not None:
+        files["platform.json"] = orjson.dumps({"plc_url": platform.plc_url if platform else None,
+                                               "entries": entries}, option=orjson.OPT_INDENT_2)
     if sealer is not None:
         first, last = (segment[0]["seq"], segment[-1]["seq"]) if segment else (0, 0)
         files["anchors.json"] = orjson.dumps(
@@ -101,7 +110,8 @@ def export_bundle(
 
 
 def render(events: list[AlertEvent], segment: list[dict[str, Any]],
-           derivation: dict[str, Any]) -> dict[str, bytes]:
+           derivation: dict[str, Any],
+           platform: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
     """Every file of a bundle from its alert events and chain segment: deterministic, so
     ``verify`` derives them again and compares byte for byte."""
     members = cluster_members((r["mention"] for r in segment), events,
@@ -111,7 +121,7 @@ def render(events: list[AlertEvent], segment: list[dict[str, Any]],
                                       option=orjson.OPT_INDENT_2),
         "mentions.jsonl": b"".join(orjson.dumps(r) + b"\n" for r in segment),
         "mentions.csv": _csv(segment, members).encode("utf-8"),
-        "report.html": report_html(events, segment, members).encode("utf-8"),
+        "report.html": report_html(events, segment, members, platform).encode("utf-8"),
     }
 
 
@@ -162,7 +172,9 @@ def check_bundle(bundle: Path, key: Ed25519PublicKey | None = None,
     except (KeyError, TypeError, ValueError) as exc:
         raise ChainError(f"manifest.json: missing or bad field {exc}") from None
     sealed = "seal" in manifest
-    names = (*_FILES, "anchors.json") if sealed else _FILES
+    names: tuple[str, ...] = (*_FILES, "anchors.json") if sealed else _FILES
+    if isinstance(files, dict) and "platform.json" in files:
+        names = (*names, "platform.json")
     if not isinstance(files, dict) or set(files) != set(names):
         raise ChainError(f"manifest.json: files must be exactly {', '.join(names)} "
                          f"(it lists {', '.join(sorted(files)) or 'none'})")
@@ -181,15 +193,26 @@ def check_bundle(bundle: Path, key: Ed25519PublicKey | None = None,
     for r in records:
         if r["mention"].get("person") != person:
             raise ChainError(f"mentions.jsonl seq {r['seq']}: a mention of another person")
-    expected = render(events, records, derivation)
+    platform_doc = _json(data["platform.json"], "platform.json") if "platform.json" in data \
+        else None
+    entries = platform_doc.get("entries", []) if isinstance(platform_doc, dict) else None
+    expected = render(events, records, derivation, entries)
     derived = ("mentions.csv", "report.html") if derivation.get("renderer") == RENDERER else ()
     for name in ("incident.json", "mentions.jsonl", *derived):
         if expected[name] != data[name]:
             raise ChainError(f"{name}: does not match what the alert events and the chain "
                              "records give (edited after export?)")
     _check_coverage(events, records)
+    platform_notes: list[str] = []
+    if entries is not None:
+        texts = {r["mention"]["id"]: r["mention"].get("text", "") for r in records}
+        try:
+            platform_notes = check_entries(entries, texts)
+        except PlatformError as exc:
+            raise ChainError(f"platform.json: {exc}") from None
     notes = _check_anchors(manifest, data["anchors.json"], records, key, tsa_roots) \
         if sealed else ["not sealed: the archiver had no signing key (evidence.signing_key_file)"]
+    notes += platform_notes
     if not derived:
         notes.append(f"made by renderer {derivation.get('renderer')}, this pileon renders "
                      f"with {RENDERER}: the CSV and report were checked by hash, not derived")

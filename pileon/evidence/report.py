@@ -44,7 +44,8 @@ a{color:inherit;text-decoration:none}.screen-only{display:none}}
 
 
 def report_html(events: list[AlertEvent], records: list[dict[str, Any]],
-                members: Mapping[str, str]) -> str:
+                members: Mapping[str, str],
+                platform: list[dict[str, Any]] | None = None) -> str:
     esc = html.escape
     first, last = events[0], events[-1]
     tz = last.timezone
@@ -58,6 +59,7 @@ def report_html(events: list[AlertEvent], records: list[dict[str, Any]],
     young_authors = sum(1 for a in authors if a.age_days is not None
                         and a.age_days < young.young_means_days)
     times = [parse_time(r["mention"]["created_at"]).timestamp() for r in records]
+    signed = {f"bluesky:{e['uri']}": str(e.get("status", "")) for e in platform or []}
     summary = [
         ("Protected person", f"{last.person} (time zone {tz})"),
         ("Incident", last.incident_id),
@@ -102,7 +104,7 @@ it was posted (UTC, then {esc(tz)}) and when pileon captured it. Text exactly as
 <col class="l"><col class="t"><col class="h"></colgroup>
 <thead><tr><th>#</th><th>Posted</th><th>Author</th><th>Text</th><th>Link</th>
 <th>Captured (UTC)</th><th>Record hash</th></tr></thead><tbody>
-{"".join(_mention_row(r, tz, members, labels) for r in incident)}</tbody></table>
+{"".join(_mention_row(r, tz, members, labels, signed) for r in incident)}</tbody></table>
 {_custody(records)}
 </body></html>
 """
@@ -170,7 +172,7 @@ def _author_row(a: Any, labels: Mapping[str, str]) -> str:
 
 
 def _mention_row(r: dict[str, Any], tz: str, members: Mapping[str, str],
-                 labels: Mapping[str, str]) -> str:
+                 labels: Mapping[str, str], signed: Mapping[str, str]) -> str:
     esc = html.escape
     m = r["mention"]
     author = m.get("author", {})
@@ -183,12 +185,19 @@ def _mention_row(r: dict[str, Any], tz: str, members: Mapping[str, str],
     link = (f'<a href="{esc(url)}" rel="noopener noreferrer">{esc(url)}</a>'
             if urlsplit(url).scheme in ("http", "https") else esc(url))
     cluster = labels.get(members.get(m["id"], ""), "")
+    if m["id"] in signed:
+        mark = f"platform-signed record: {signed[m['id']]}"
+    elif m.get("platform") == "mastodon":
+        mark = "Mastodon: no signature an outsider can check"
+    else:
+        mark = "platform record: not fetched"
     return (f"<tr><td>{r['seq']}</td><td>{posted:%Y-%m-%d %H:%M:%S}<br><span class=\"muted\">"
             f"{posted.astimezone(zone):%H:%M:%S %Z}</span></td><td>"
             f"{esc(str(author.get('handle') or ''))}<br><span class=\"hash\">"
             f"{esc(str(author.get('id', '')))}</span></td><td class=\"text\">"
             f"{esc(str(m.get('text', '')))}{f' [{cluster}]' if cluster else ''}</td>"
-            f"<td>{link}</td><td>{esc(r['captured_at'])}</td>"
+            f"<td>{link}<br><span class=\"muted\">{esc(mark)}</span></td>"
+            f"<td>{esc(r['captured_at'])}</td>"
             f"<td class=\"hash\">{esc(r['hash'][:16])}…</td></tr>")
 
 
@@ -225,8 +234,11 @@ be checked with <code>openssl ts -verify</code>.</p>
 <li>It attests that these records have not changed since pileon captured them, that they
 were captured in this order at the times given, and (when sealed and timestamped) that they
 existed by the timestamp authority's time.</li>
-<li>It does not attest that the platform served exactly these posts: platform signatures are
-not fetched yet. Post texts and account data are as the platform's interface gave them.</li>
+<li>For Bluesky posts marked "platform-signed record: verified", the author's own server
+signed the record and its text is the text captured here (<code>platform.json</code> holds the
+signed repository proof and the key it was checked with). Other posts, and all account data,
+are as the platform's interface gave them; Mastodon posts carry no signature an outsider can
+check.</li>
 <li>It does not identify the people behind accounts, and it does not record posts deleted or
 edited after capture (the record keeps what was captured).</li>
 <li>The assessment (coordinated or organic) is a statistical description of the volume and
