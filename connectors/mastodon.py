@@ -23,11 +23,9 @@ https://docs.joinmastodon.org/methods/notifications/.
 
 from __future__ import annotations
 
-import html
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -41,6 +39,7 @@ from pileon.connectors.matching import Match, MatchedBy, WatchlistMatcher, merge
 from pileon.connectors.metrics import CONNECTOR_EVENT_TIME
 from pileon.connectors.publisher import Publisher
 from pileon.connectors.shapes import as_dict, as_list
+from pileon.core.html_text import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -71,37 +70,6 @@ class Watch:
         if self.kind == "hashtag":
             return f"/api/v1/timelines/tag/{self.tag}"
         return "/api/v1/timelines/public"
-
-
-class _Text(HTMLParser):
-    """Status HTML to plain text: paragraphs and line breaks become newlines."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br":
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "p":
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def plain_text(content: str) -> str:
-    """
-    >>> plain_text('<p><span class="h-card"><a href="x">@<span>amara</span></a></span> '
-    ...            'you &amp; your<br>editor</p><p>again</p>')
-    '@amara you & your\\neditor\\n\\nagain'
-    """
-    parser = _Text()
-    parser.feed(content)
-    parser.close()
-    return html.unescape("".join(parser.parts)).strip()
 
 
 def _created(item: dict[str, Any]) -> datetime:

@@ -9,7 +9,8 @@ import pytest
 
 MODULES = [
     "pileon.connectors.matching",
-    "pileon.connectors.mastodon",
+    "pileon.core.html_text",
+    "pileon.core.csvsafe",
     "pileon.streams.detection.neardup.normalize",
     "pileon.streams.worker.watchdog",
     "pileon.core.textfold",

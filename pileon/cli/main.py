@@ -116,7 +116,8 @@ def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchli
                         expire_seconds=settings.evidence.expire_seconds,
                         platform=PlatformRecords(args.out / "platform", settings.evidence.plc_url)
                         if settings.evidence.platform_records else None,
-                        platform_wait_seconds=settings.evidence.platform_wait_seconds)
+                        platform_wait_seconds=settings.evidence.platform_wait_seconds,
+                        recheck_hours=settings.evidence.recheck_hours)
     if sealer is None:
         log.warning("archive: no evidence.signing_key_file: bundles are hash-chained but not "
                     "sealed, so a consistent forgery of a whole bundle cannot be told apart")

@@ -227,6 +227,9 @@ class EvidenceSettings(_Section):
     platform_wait_seconds: float = Field(
         default=10.0, ge=0, description="how long an export waits for records being fetched "
         "(later exports include the rest)")
+    recheck_hours: list[float] = Field(
+        default_factory=lambda: [1.0, 24.0, 168.0], description="look at an incident's posts "
+        "again this many hours after it opened, and record deletions and edits")
     retention_days: float | None = Field(
         default=90.0, gt=0, description="chain records captured longer ago are removed (incident "
         "bundles are held until released); null keeps everything")

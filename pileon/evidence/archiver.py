@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from pileon.evidence.anchors import Checkpoints, Sealer
 from pileon.evidence.bundle import export_bundle
 from pileon.evidence.chain import EvidenceLog
 from pileon.evidence.platform import PlatformRecords
+from pileon.evidence.rechecks import Rechecks
 from pileon.evidence.retention import Retention, archive_lock
 from pileon.kafka.connection import Connection, as_connection
 from pileon.kafka.topics import TopicNames
@@ -49,6 +50,7 @@ class Archiver:
         expire_seconds: float = 3600.0,
         platform: PlatformRecords | None = None,
         platform_wait_seconds: float = 10.0,
+        recheck_hours: Sequence[float] = (),
     ) -> None:
         self.log = EvidenceLog(root / "chains")
         self.checkpoints = Checkpoints(root / "checkpoints", sealer) if sealer else None
@@ -58,6 +60,9 @@ class Archiver:
         self.retention = Retention(root, self.log, sealer, retention_days)
         self.platform = platform
         self._platform_wait = platform_wait_seconds
+        self.rechecks = (Rechecks(root / "rechecks", platform, sealer, recheck_hours)
+                         if platform is not None and recheck_hours else None)
+        self._next_recheck = time.monotonic()
         self._expire_seconds = expire_seconds
         self._next_expiry = time.monotonic()  # at start, then every expire_seconds
         self.incidents_dir = root / "incidents"
@@ -100,6 +105,10 @@ class Archiver:
             if self.checkpoints is not None and time.monotonic() >= self._next_checkpoint:
                 self.checkpoint_all()
             self.retention.handle_requests()
+            if self.rechecks is not None and time.monotonic() >= self._next_recheck:
+                self._next_recheck = time.monotonic() + 60
+                for incident_id in self.rechecks.run_due():
+                    self._reexport(incident_id)
             if time.monotonic() >= self._next_expiry:
                 self._next_expiry = time.monotonic() + self._expire_seconds
                 self.retention.expire()
@@ -114,6 +123,20 @@ class Archiver:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _reexport(self, incident_id: str) -> None:
+        """Write an incident's bundle again (new looks at its posts go into it)."""
+        saved = self.incidents_dir / incident_id / "incident.json"
+        if not saved.exists():
+            return
+        events = [AlertEvent.from_json(e) for e in orjson.loads(saved.read_bytes())]
+        person = events[0].person
+        checkpoints: list[dict[str, Any]] = []
+        if self.checkpoints is not None:
+            self.checkpoints.add(person, *self.log.head(person))
+            checkpoints = self.checkpoints.records(person)
+        export_bundle(self.log, events, self.incidents_dir / incident_id, sealer=self._sealer,
+                      checkpoints=checkpoints, platform=self.platform, rechecks=self.rechecks)
 
     def checkpoint_all(self) -> int:
         """Seal every chain that grew since its last checkpoint; returns how many."""
@@ -177,8 +200,13 @@ class Archiver:
             checkpoints = self.checkpoints.records(event.person)
         folder = export_bundle(self.log, events, self.incidents_dir / event.incident_id,
                                sealer=self._sealer, checkpoints=checkpoints,
-                               platform=self.platform)
+                               platform=self.platform, rechecks=self.rechecks)
         self.retention.hold(event.incident_id)
+        if self.rechecks is not None:
+            since = _ts(events[0].evidence.from_)
+            self.rechecks.schedule(event.incident_id, events[0].opened_at, [
+                r["mention"] for r in self.log.records(event.person)
+                if _ts(r["mention"]["created_at"]) >= since])
         log.info("incident %s %s: bundle at %s", event.incident_id, event.transition, folder)
         if self._on_bundle is not None:
             self._on_bundle(event, folder)

@@ -32,6 +32,7 @@ from pileon.evidence.anchors import Sealer, check_seal, key_id, parse_roots, raw
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
 from pileon.evidence.clusters import cluster_members
 from pileon.evidence.platform import PlatformError, PlatformRecords, check_entries, post_ref
+from pileon.evidence.rechecks import Rechecks
 from pileon.evidence.report import report_html
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
 
@@ -56,6 +57,7 @@ def export_bundle(
     sealer: Sealer | None = None,
     checkpoints: Sequence[dict[str, Any]] = (),
     platform: PlatformRecords | None = None,
+    rechecks: Rechecks | None = None,
 ) -> Path:
     """Write the bundle of one incident (its alert events, oldest first) into ``out_dir``;
     with a ``sealer``, sealed, with the person's ``checkpoints`` that fall in the segment."""
@@ -68,7 +70,12 @@ def export_bundle(
     if platform is not None:
         entries = [e for r in segment if (ref := post_ref(r["mention"]))
                    and (e := platform.stored(*ref)) is not None]
-    files = render(events, segment, derivation, entries)
+    changes = None
+    if rechecks is not None:
+        changes = rechecks.changes(person, {r["mention"]["id"] for r in segment})
+    files = render(events, segment, derivation, entries, changes)
+    if changes is not None:
+        files["changes.json"] = orjson.dumps({"entries": changes}, option=orjson.OPT_INDENT_2)
     if entries is not None:
         files["platform.json"] = orjson.dumps({"plc_url": platform.plc_url if platform else None,
                                                "entries": entries}, option=orjson.OPT_INDENT_2)
@@ -111,7 +118,8 @@ def export_bundle(
 
 def render(events: list[AlertEvent], segment: list[dict[str, Any]],
            derivation: dict[str, Any],
-           platform: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
+           platform: list[dict[str, Any]] | None = None,
+           changes: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
     """Every file of a bundle from its alert events and chain segment: deterministic, so
     ``verify`` derives them again and compares byte for byte."""
     members = cluster_members((r["mention"] for r in segment), events,
@@ -121,7 +129,8 @@ def render(events: list[AlertEvent], segment: list[dict[str, Any]],
                                       option=orjson.OPT_INDENT_2),
         "mentions.jsonl": b"".join(orjson.dumps(r) + b"\n" for r in segment),
         "mentions.csv": _csv(segment, members).encode("utf-8"),
-        "report.html": report_html(events, segment, members, platform).encode("utf-8"),
+        "report.html": report_html(events, segment, members, platform,
+                                   changes).encode("utf-8"),
     }
 
 
@@ -173,8 +182,9 @@ def check_bundle(bundle: Path, key: Ed25519PublicKey | None = None,
         raise ChainError(f"manifest.json: missing or bad field {exc}") from None
     sealed = "seal" in manifest
     names: tuple[str, ...] = (*_FILES, "anchors.json") if sealed else _FILES
-    if isinstance(files, dict) and "platform.json" in files:
-        names = (*names, "platform.json")
+    for optional in ("platform.json", "changes.json"):
+        if isinstance(files, dict) and optional in files:
+            names = (*names, optional)
     if not isinstance(files, dict) or set(files) != set(names):
         raise ChainError(f"manifest.json: files must be exactly {', '.join(names)} "
                          f"(it lists {', '.join(sorted(files)) or 'none'})")
@@ -196,7 +206,10 @@ def check_bundle(bundle: Path, key: Ed25519PublicKey | None = None,
     platform_doc = _json(data["platform.json"], "platform.json") if "platform.json" in data \
         else None
     entries = platform_doc.get("entries", []) if isinstance(platform_doc, dict) else None
-    expected = render(events, records, derivation, entries)
+    changes_doc = _json(data["changes.json"], "changes.json") if "changes.json" in data \
+        else None
+    changes = changes_doc.get("entries", []) if isinstance(changes_doc, dict) else None
+    expected = render(events, records, derivation, entries, changes)
     derived = ("mentions.csv", "report.html") if derivation.get("renderer") == RENDERER else ()
     for name in ("incident.json", "mentions.jsonl", *derived):
         if expected[name] != data[name]:

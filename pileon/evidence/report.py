@@ -45,7 +45,8 @@ a{color:inherit;text-decoration:none}.screen-only{display:none}}
 
 def report_html(events: list[AlertEvent], records: list[dict[str, Any]],
                 members: Mapping[str, str],
-                platform: list[dict[str, Any]] | None = None) -> str:
+                platform: list[dict[str, Any]] | None = None,
+                changes: list[dict[str, Any]] | None = None) -> str:
     esc = html.escape
     first, last = events[0], events[-1]
     tz = last.timezone
@@ -59,7 +60,15 @@ def report_html(events: list[AlertEvent], records: list[dict[str, Any]],
     young_authors = sum(1 for a in authors if a.age_days is not None
                         and a.age_days < young.young_means_days)
     times = [parse_time(r["mention"]["created_at"]).timestamp() for r in records]
-    signed = {f"bluesky:{e['uri']}": str(e.get("status", "")) for e in platform or []}
+    marks: dict[str, list[str]] = {}
+    for e in platform or []:
+        marks.setdefault(f"bluesky:{e['uri']}", []).append(
+            f"platform-signed record: {e.get('status', '')}")
+    for change in changes or []:
+        if change.get("state") in ("deleted", "edited"):
+            marks.setdefault(str(change["of"]), []).append(
+                f"{str(change['state']).upper()} (seen {change.get('seen_at')}, "
+                f"{change.get('look', '')}: {change.get('detail', '')})")
     summary = [
         ("Protected person", f"{last.person} (time zone {tz})"),
         ("Incident", last.incident_id),
@@ -104,7 +113,7 @@ it was posted (UTC, then {esc(tz)}) and when pileon captured it. Text exactly as
 <col class="l"><col class="t"><col class="h"></colgroup>
 <thead><tr><th>#</th><th>Posted</th><th>Author</th><th>Text</th><th>Link</th>
 <th>Captured (UTC)</th><th>Record hash</th></tr></thead><tbody>
-{"".join(_mention_row(r, tz, members, labels, signed) for r in incident)}</tbody></table>
+{"".join(_mention_row(r, tz, members, labels, marks) for r in incident)}</tbody></table>
 {_custody(records)}
 </body></html>
 """
@@ -172,7 +181,7 @@ def _author_row(a: Any, labels: Mapping[str, str]) -> str:
 
 
 def _mention_row(r: dict[str, Any], tz: str, members: Mapping[str, str],
-                 labels: Mapping[str, str], signed: Mapping[str, str]) -> str:
+                 labels: Mapping[str, str], marks: Mapping[str, list[str]]) -> str:
     esc = html.escape
     m = r["mention"]
     author = m.get("author", {})
@@ -185,12 +194,11 @@ def _mention_row(r: dict[str, Any], tz: str, members: Mapping[str, str],
     link = (f'<a href="{esc(url)}" rel="noopener noreferrer">{esc(url)}</a>'
             if urlsplit(url).scheme in ("http", "https") else esc(url))
     cluster = labels.get(members.get(m["id"], ""), "")
-    if m["id"] in signed:
-        mark = f"platform-signed record: {signed[m['id']]}"
-    elif m.get("platform") == "mastodon":
-        mark = "Mastodon: no signature an outsider can check"
-    else:
-        mark = "platform record: not fetched"
+    found = list(marks.get(m["id"], []))
+    if not any(x.startswith("platform-signed") for x in found):
+        found.insert(0, "Mastodon: no signature an outsider can check"
+                     if m.get("platform") == "mastodon" else "platform record: not fetched")
+    mark = "; ".join(found)
     return (f"<tr><td>{r['seq']}</td><td>{posted:%Y-%m-%d %H:%M:%S}<br><span class=\"muted\">"
             f"{posted.astimezone(zone):%H:%M:%S %Z}</span></td><td>"
             f"{esc(str(author.get('handle') or ''))}<br><span class=\"hash\">"
@@ -239,8 +247,9 @@ signed the record and its text is the text captured here (<code>platform.json</c
 signed repository proof and the key it was checked with). Other posts, and all account data,
 are as the platform's interface gave them; Mastodon posts carry no signature an outsider can
 check.</li>
-<li>It does not identify the people behind accounts, and it does not record posts deleted or
-edited after capture (the record keeps what was captured).</li>
+<li>It does not identify the people behind accounts. Posts deleted or edited after capture
+keep what was captured; pileon looks at them again 1 hour, 1 day and 7 days after the
+opening and marks what it then saw (<code>changes.json</code>).</li>
 <li>The assessment (coordinated or organic) is a statistical description of the volume and
 its sources, not a finding about intent.</li>
 </ul>"""
