@@ -65,6 +65,7 @@ class Evidence:
     mentions: list[MentionRow]
     manifest: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    marks: dict[str, list[str]] = field(default_factory=dict)  # platform signature, deletions
 
     def in_incident(self, start: datetime) -> list[MentionRow]:
         return [m for m in self.mentions if m.created >= start]
@@ -94,7 +95,28 @@ def load_evidence(evidence_dir: Path, incident_id: str) -> Evidence:
                                            r["captured_at"], r["mention"]))
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
         verified, verdict = False, f"DOES NOT VERIFY: unreadable ({type(exc).__name__})"
-    return Evidence(folder, True, verified, verdict, mentions, manifest, notes)
+    return Evidence(folder, True, verified, verdict, mentions, manifest, notes,
+                    _marks(folder))
+
+
+def _marks(folder: Path) -> dict[str, list[str]]:
+    """What the bundle says of each post beyond its capture: a verified platform signature,
+    a deletion or an edit seen later."""
+    marks: dict[str, list[str]] = {}
+    try:
+        if (folder / "platform.json").exists():
+            for e in orjson.loads((folder / "platform.json").read_bytes()).get("entries", []):
+                status = str(e.get("status", ""))
+                marks.setdefault(f"bluesky:{e['uri']}", []).append(
+                    "signed ✓" if status == "verified" else f"signature: {status}")
+        if (folder / "changes.json").exists():
+            for c in orjson.loads((folder / "changes.json").read_bytes()).get("entries", []):
+                if c.get("state") in ("deleted", "edited"):
+                    marks.setdefault(str(c["of"]), []).append(
+                        f"{c['state']} (seen {str(c.get('seen_at', ''))[:16]})")
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return marks
+    return marks
 
 
 def assign_clusters(
