@@ -63,6 +63,8 @@ class Archiver:
         self.rechecks = (Rechecks(root / "rechecks", platform, sealer, recheck_hours)
                          if platform is not None and recheck_hours else None)
         self._next_recheck = time.monotonic()
+        self._looking: threading.Thread | None = None
+        self._looked: list[str] = []
         self._expire_seconds = expire_seconds
         self._next_expiry = time.monotonic()  # at start, then every expire_seconds
         self.incidents_dir = root / "incidents"
@@ -107,8 +109,14 @@ class Archiver:
             self.retention.handle_requests()
             if self.rechecks is not None and time.monotonic() >= self._next_recheck:
                 self._next_recheck = time.monotonic() + 60
-                for incident_id in self.rechecks.run_due():
-                    self._reexport(incident_id)
+                if self._looking is None or not self._looking.is_alive():
+                    # Looking again reaches other servers: in a thread of its own, so the
+                    # archive keeps up; the bundles are written again here.
+                    self._looking = threading.Thread(target=self._look_again, daemon=True,
+                                                     name="rechecks")
+                    self._looking.start()
+            while self._looked:
+                self._reexport(self._looked.pop())
             if time.monotonic() >= self._next_expiry:
                 self._next_expiry = time.monotonic() + self._expire_seconds
                 self.retention.expire()
@@ -123,6 +131,14 @@ class Archiver:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _look_again(self) -> None:
+        if self.rechecks is None:
+            return
+        try:
+            self._looked.extend(self.rechecks.run_due())
+        except Exception as exc:  # a later round tries again
+            log.warning("rechecks: %s", type(exc).__name__)
 
     def _reexport(self, incident_id: str) -> None:
         """Write an incident's bundle again (new looks at its posts go into it)."""
@@ -203,10 +219,11 @@ class Archiver:
                                platform=self.platform, rechecks=self.rechecks)
         self.retention.hold(event.incident_id)
         if self.rechecks is not None:
-            since = _ts(events[0].evidence.from_)
+            since = _ts(events[0].opened_at) - 3600  # the posts the bundle holds
             self.rechecks.schedule(event.incident_id, events[0].opened_at, [
                 r["mention"] for r in self.log.records(event.person)
                 if _ts(r["mention"]["created_at"]) >= since])
+            self._next_recheck = time.monotonic()  # a look already due (an old incident)
         log.info("incident %s %s: bundle at %s", event.incident_id, event.transition, folder)
         if self._on_bundle is not None:
             self._on_bundle(event, folder)

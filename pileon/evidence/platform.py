@@ -239,7 +239,9 @@ class PlatformRecords:
             entry["status"] = f"not fetched: {type(exc).__name__}"
         path = self.path(did, rkey)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(orjson.dumps(entry))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(entry))
+        tmp.replace(path)  # an export reading it meanwhile sees all of it or nothing
         return entry
 
     def _resolve(self, did: str) -> DidDoc:

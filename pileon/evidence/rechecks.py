@@ -20,6 +20,7 @@ report marks deleted and edited posts with when that was seen.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ class Rechecks:
         self.hours = sorted(hours)
         self.timeout = timeout
         self._http = requests.Session()
+        self._lock = threading.Lock()  # the archiver's thread reads what this one appends
 
     def schedule(self, incident_id: str, opened_at: str, mentions: list[Mapping[str, Any]]
                  ) -> None:
@@ -101,7 +103,7 @@ class Rechecks:
             event["seal"] = self.sealer.seal({"kind": "change", **event})
         path = self.root / "changes" / f"{post['person']}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("ab") as f:
+        with self._lock, path.open("ab") as f:
             f.write(orjson.dumps(event) + b"\n")
         return event
 
@@ -163,9 +165,11 @@ class Rechecks:
 
     def changes(self, person: str, ids: set[str]) -> list[dict[str, Any]]:
         path = self.root / "changes" / f"{person}.jsonl"
-        if not path.exists():
-            return []
-        return [e for e in (orjson.loads(x) for x in path.read_bytes().splitlines() if x)
+        with self._lock:
+            if not path.exists():
+                return []
+            data = path.read_bytes()
+        return [e for e in (orjson.loads(x) for x in data.splitlines() if x)
                 if e.get("of") in ids]
 
     @staticmethod

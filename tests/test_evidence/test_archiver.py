@@ -20,14 +20,17 @@ from pileon.evidence.anchors import Sealer, TimestampClient
 from pileon.evidence.archiver import Archiver
 from pileon.evidence.bundle import check_bundle
 from pileon.evidence.chain import canonical
+from pileon.evidence.platform import PlatformRecords
 from pileon.kafka.broker import EmbeddedBroker
 from pileon.kafka.topics import ensure_topics
 from pileon.schema.alert import AlertEvent
 from tests.factories import NOW, alert_dict, iso, mention
+from tests.peers.atproto_repo import POST, LoopbackAtproto, Repo
 from tests.peers.tsa import LocalTSA
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
+DID = "did:plc:author00000000000000000"
 
 
 def test_the_archiver_seals_and_timestamps_what_it_keeps(
@@ -37,30 +40,42 @@ def test_the_archiver_seals_and_timestamps_what_it_keeps(
     names = ensure_topics(bootstrap, KafkaSettings(topic_prefix=f"ev{uuid.uuid4().hex[:6]}."))
     key = Ed25519PrivateKey.generate()
     bundles: list[Path] = []
-    with LocalTSA() as tsa:
+    repo = Repo(DID)
+    for minute in range(20):
+        repo.post(f"3kp{minute:02d}", f"post {minute}")
+    with LocalTSA() as tsa, LoopbackAtproto() as atproto:
+        atproto.repos[DID] = repo
         sealer = Sealer(key, TimestampClient([tsa.url], ca_files=[tsa.ca]))
         archiver = Archiver(bootstrap, names, tmp_path, sealer=sealer, checkpoint_seconds=0.5,
-                            on_bundle=lambda _e, folder: bundles.append(folder))
+                            on_bundle=lambda _e, folder: bundles.append(folder),
+                            platform=PlatformRecords(tmp_path / "platform", atproto.url),
+                            recheck_hours=[1.0])
         thread = threading.Thread(target=archiver.run, daemon=True)
         thread.start()
         try:
             clean = MentionProducer(bootstrap, names.clean)
             for minute in range(20):
-                m = mention(at=NOW - timedelta(minutes=20 - minute))
+                m = mention(at=NOW - timedelta(minutes=20 - minute), text=f"post {minute}",
+                            author_id=DID, id=f"bluesky:at://{DID}/{POST}/3kp{minute:02d}")
                 clean.send_raw(b"amara", orjson.dumps(m))
             clean.flush()
             wait_until(lambda: archiver.archived == 20, timeout=120, what="20 archived")
             wait_until(lambda: archiver.checkpoints is not None and
                        len(archiver.checkpoints.records("amara")) >= 1, timeout=60,
                        what="a checkpoint")
+            repo.records.pop("3kp19")  # deleted before anyone looked at its source
             data = alert_dict(opened=iso(NOW))
             data["signals"]["near_duplicate_clusters"] = []
             data["signals"]["rate"]["mentions"] = 10
+            data["evidence"]["from"] = iso(NOW - timedelta(minutes=30))  # as the worker sets it
             alerts = MentionProducer(bootstrap, names.alerts)
             alerts.send_raw(b"amara", AlertEvent.from_json(data).to_json())
             alerts.flush()
             # the archiver's alerts consumer joins its group first: ~20 s on Tansu
             wait_until(lambda: bundles != [], timeout=120, what="the bundle")
+            # the incident opened weeks ago (NOW), so the look 1 h after it is due at once
+            wait_until(lambda: orjson.loads((bundles[0] / "changes.json").read_bytes())
+                       ["entries"], timeout=60, what="the bundle written again with the looks")
         finally:
             archiver.stop()
             thread.join(timeout=10)
@@ -68,6 +83,11 @@ def test_the_archiver_seals_and_timestamps_what_it_keeps(
         assert check.records == 20
         notes = "\n".join(check.notes)
         assert "sealed by key" in notes and "(verified)" in notes
+        assert "platform records: 19 verified" in notes
+        assert "platform records: 1 not found (deleted, or never public)" in notes
+        changes = orjson.loads((bundles[0] / "changes.json").read_bytes())["entries"]
+        assert [c["of"][-5:] for c in changes if c["state"] == "deleted"] == ["3kp19"]
+        assert "DELETED (seen" in (bundles[0] / "report.html").read_text()
         assert archiver.checkpoints is not None
         [checkpoint] = archiver.checkpoints.records("amara")  # sealed once: nothing new after
         assert checkpoint["statement"]["seq"] == 20
