@@ -107,6 +107,11 @@ def _marks(folder: Path) -> dict[str, list[str]]:
         if (folder / "platform.json").exists():
             for e in orjson.loads((folder / "platform.json").read_bytes()).get("entries", []):
                 status = str(e.get("status", ""))
+                if e.get("platform") == "mastodon":
+                    marks.setdefault(f"mastodon:{e['uri']}", []).append(
+                        "origin copy kept (unsigned)" if status.startswith("unsigned: its "
+                                                                          "Activity") else status)
+                    continue
                 marks.setdefault(f"bluesky:{e['uri']}", []).append(
                     "signed ✓" if status == "verified" else f"signature: {status}")
         if (folder / "changes.json").exists():

@@ -31,7 +31,7 @@ from pileon.core.csvsafe import safe_cell
 from pileon.evidence.anchors import Sealer, check_seal, key_id, parse_roots, raw_public
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
 from pileon.evidence.clusters import cluster_members
-from pileon.evidence.platform import PlatformError, PlatformRecords, check_entries, post_ref
+from pileon.evidence.platform import PlatformError, PlatformRecords, check_entries
 from pileon.evidence.rechecks import Rechecks
 from pileon.evidence.report import report_html
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
@@ -68,8 +68,7 @@ def export_bundle(
                   "renderer": RENDERER}
     entries = None
     if platform is not None:
-        entries = [e for r in segment if (ref := post_ref(r["mention"]))
-                   and (e := platform.stored(*ref)) is not None]
+        entries = [e for r in segment if (e := platform.stored_for(r["mention"])) is not None]
     changes = None
     if rechecks is not None:
         changes = rechecks.changes(person, {r["mention"]["id"] for r in segment})

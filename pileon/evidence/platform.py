@@ -37,6 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 log = logging.getLogger(__name__)
 
 POST = "app.bsky.feed.post"
+KEPT_HEADERS = ("content-type", "date", "etag", "last-modified", "server", "signature",
+                 "digest")
 _CURVES: dict[bytes, tuple[ec.EllipticCurve, int]] = {
     # multicodec prefix: (curve, group order) -- secp256k1-pub 0xe7, p256-pub 0x1200
     b"\xe7\x01": (ec.SECP256K1(),
@@ -60,6 +62,14 @@ def post_ref(mention: Mapping[str, Any]) -> tuple[str, str] | None:
     if len(parts) != 3 or parts[1] != POST or not parts[0].startswith("did:"):
         return None
     return parts[0], parts[2]
+
+
+def mastodon_uri(mention: Mapping[str, Any]) -> str | None:
+    """The ActivityPub URI of a Mastodon status mention, or None."""
+    mid = str(mention.get("id", ""))
+    uri = mid.removeprefix("mastodon:")
+    return uri if mid.startswith("mastodon:") and uri.startswith(("https://", "http://")) \
+        else None
 
 
 def public_key(multibase: str) -> ec.EllipticCurvePublicKey:
@@ -188,14 +198,33 @@ class PlatformRecords:
         path = self.path(did, rkey)
         return dict(orjson.loads(path.read_bytes())) if path.exists() else None
 
+    def mastodon_path(self, uri: str) -> Path:
+        return self.root / "mastodon" / f"{hashlib.sha256(uri.encode()).hexdigest()[:32]}.json"
+
+    def stored_for(self, mention: Mapping[str, Any]) -> dict[str, Any] | None:
+        """What was fetched for this mention, if anything."""
+        ref = post_ref(mention)
+        if ref is not None:
+            return self.stored(*ref)
+        uri = mastodon_uri(mention)
+        if uri is not None and self.mastodon_path(uri).exists():
+            return dict(orjson.loads(self.mastodon_path(uri).read_bytes()))
+        return None
+
     def want(self, mention: Mapping[str, Any]) -> None:
         ref = post_ref(mention)
+        uri = mastodon_uri(mention)
         if ref is not None and not self.path(*ref).exists():
-            self._queue.put((ref[0], ref[1], str(mention.get("text", ""))))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="platform-records",
-                                                daemon=True)
-                self._thread.start()
+            item = (ref[0], ref[1], str(mention.get("text", "")))
+        elif uri is not None and not self.mastodon_path(uri).exists():
+            item = ("mastodon", uri, "")
+        else:
+            return
+        self._queue.put(item)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="platform-records",
+                                            daemon=True)
+            self._thread.start()
 
     def drain(self, timeout: float) -> None:
         """Wait (at most ``timeout``) for what was asked so far."""
@@ -209,11 +238,38 @@ class PlatformRecords:
             try:
                 if item is None:
                     return
-                self.fetch(*item)
+                if item[0] == "mastodon":
+                    self.fetch_mastodon(item[1])
+                else:
+                    self.fetch(*item)
             except Exception as exc:  # never stop the archiver for a platform's answer
                 log.warning("platform record: %s", type(exc).__name__)
             finally:
                 self._queue.task_done()
+
+    def fetch_mastodon(self, uri: str) -> dict[str, Any]:
+        """The status's ActivityPub object from its origin, kept with the response's status,
+        headers and time. Unsigned: nothing in it lets an outsider check who wrote it."""
+        entry: dict[str, Any] = {"uri": uri, "platform": "mastodon", "fetched_at": datetime.now(
+            UTC).isoformat().replace("+00:00", "Z")}
+        try:
+            reply = self._http.get(uri, timeout=self.timeout,
+                                   headers={"Accept": "application/activity+json"})
+            entry["response"] = {"status": reply.status_code, "headers": {
+                k: v for k, v in reply.headers.items() if k.lower() in KEPT_HEADERS}}
+            if reply.ok:
+                entry["response"]["body"] = reply.json()
+                entry["status"] = "unsigned: its ActivityPub object, kept as its origin served it"
+            else:
+                entry["status"] = f"unsigned: its origin answered {reply.status_code}"
+        except (requests.RequestException, ValueError) as exc:
+            entry["status"] = f"not fetched: {type(exc).__name__}"
+        path = self.mastodon_path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(entry))
+        tmp.replace(path)
+        return entry
 
     def fetch(self, did: str, rkey: str, captured_text: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"uri": f"at://{did}/{POST}/{rkey}", "did": did,
@@ -271,7 +327,9 @@ def check_entries(entries: list[dict[str, Any]], texts: Mapping[str, str]) -> li
     counts: dict[str, int] = {}
     for entry in entries:
         status = str(entry.get("status", ""))
-        if status.startswith("verified"):
+        if entry.get("platform") == "mastodon":
+            status = "Mastodon: " + status.split(":")[0]
+        elif status.startswith("verified"):
             did, rkey = entry["did"], entry["uri"].rsplit("/", 1)[1]
             try:
                 record = verify_car(base64.b64decode(entry["car"]), did, rkey, entry["key"])

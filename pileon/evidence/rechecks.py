@@ -32,11 +32,15 @@ import requests
 
 from pileon.core.html_text import plain_text
 from pileon.evidence.anchors import Sealer
-from pileon.evidence.platform import PlatformError, PlatformRecords, post_ref, verify_car
+from pileon.evidence.platform import (
+    KEPT_HEADERS,
+    PlatformError,
+    PlatformRecords,
+    post_ref,
+    verify_car,
+)
 
 log = logging.getLogger(__name__)
-_KEPT_HEADERS = ("content-type", "date", "etag", "last-modified", "server", "signature",
-                 "digest")
 
 
 def _iso(t: float) -> str:
@@ -141,7 +145,7 @@ class Rechecks:
         except requests.RequestException as exc:
             return {"state": "unknown", "detail": f"not reachable: {type(exc).__name__}"}
         kept = {"status": reply.status_code, "headers": {
-            k: v for k, v in reply.headers.items() if k.lower() in _KEPT_HEADERS},
+            k: v for k, v in reply.headers.items() if k.lower() in KEPT_HEADERS},
             "signed": False}
         if reply.status_code in (404, 410):
             return {"state": "deleted", "detail": f"its origin answers {reply.status_code}",

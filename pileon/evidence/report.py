@@ -62,8 +62,11 @@ def report_html(events: list[AlertEvent], records: list[dict[str, Any]],
     times = [parse_time(r["mention"]["created_at"]).timestamp() for r in records]
     marks: dict[str, list[str]] = {}
     for e in platform or []:
-        marks.setdefault(f"bluesky:{e['uri']}", []).append(
-            f"platform-signed record: {e.get('status', '')}")
+        if e.get("platform") == "mastodon":
+            marks.setdefault(f"mastodon:{e['uri']}", []).append(f"Mastodon, {e.get('status')}")
+        else:
+            marks.setdefault(f"bluesky:{e['uri']}", []).append(
+                f"platform-signed record: {e.get('status', '')}")
     for change in changes or []:
         if change.get("state") in ("deleted", "edited"):
             marks.setdefault(str(change["of"]), []).append(
@@ -195,7 +198,7 @@ def _mention_row(r: dict[str, Any], tz: str, members: Mapping[str, str],
             if urlsplit(url).scheme in ("http", "https") else esc(url))
     cluster = labels.get(members.get(m["id"], ""), "")
     found = list(marks.get(m["id"], []))
-    if not any(x.startswith("platform-signed") for x in found):
+    if not any(x.startswith(("platform-signed", "Mastodon, ")) for x in found):
         found.insert(0, "Mastodon: no signature an outsider can check"
                      if m.get("platform") == "mastodon" else "platform record: not fetched")
     mark = "; ".join(found)

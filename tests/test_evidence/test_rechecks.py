@@ -127,3 +127,30 @@ def test_the_bundle_and_report_carry_the_changes(
     report = (bundle / "report.html").read_text()
     assert "DELETED (seen " in report and "its origin answers 410" in report
     assert check_bundle(bundle).records == 2  # and it is all derived again and verified
+
+
+def test_a_mastodon_status_is_kept_as_its_origin_served_it_and_said_unsigned(
+    peers: tuple[LoopbackAtproto, ActivityPubOrigin], tmp_path: Path
+) -> None:
+    atproto, origin = peers
+    log = EvidenceLog(tmp_path / "chains")
+    for m in _mentions(origin):
+        log.append(m, {"offset": 0})
+    platform = PlatformRecords(tmp_path / "p", plc_url=atproto.url)
+    for r in log.records("amara"):
+        platform.want(r["mention"])
+    platform.drain(10)
+    data = alert_dict(opened=iso(NOW), at=iso(NOW + timedelta(minutes=10)))
+    data["signals"]["near_duplicate_clusters"] = []
+    data["signals"]["rate"]["mentions"] = 2
+    bundle = export_bundle(log, [AlertEvent.from_json(data)], tmp_path / "incident",
+                           platform=platform)
+    entries = orjson.loads((bundle / "platform.json").read_bytes())["entries"]
+    [kept] = [e for e in entries if e.get("platform") == "mastodon"]
+    assert kept["response"]["body"]["content"] == "<p>you should quit</p>"
+    assert kept["response"]["headers"]["Content-Type"] == "application/activity+json"
+    assert kept["status"].startswith("unsigned") and kept["fetched_at"]
+    notes = check_bundle(bundle).notes
+    assert "platform records: 1 verified" in notes
+    assert "platform records: 1 Mastodon: unsigned" in notes
+    assert "Mastodon, unsigned: its ActivityPub object" in (bundle / "report.html").read_text()
