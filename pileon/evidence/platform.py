@@ -247,16 +247,30 @@ class PlatformRecords:
             finally:
                 self._queue.task_done()
 
+    def get_record(self, did: str, rkey: str) -> tuple[DidDoc, requests.Response]:
+        """The author's DID document and their PDS's answer to ``getRecord`` for the post
+        (the archiver's first fetch and its later looks both ask this way)."""
+        doc = self._resolve(did)
+        reply = self._http.get(f"{doc.pds.rstrip('/')}/xrpc/com.atproto.sync.getRecord",
+                               params={"did": did, "collection": POST, "rkey": rkey},
+                               timeout=self.timeout)
+        return doc, reply
+
+    def get_activity(self, uri: str) -> tuple[requests.Response, dict[str, Any]]:
+        """A status's ActivityPub object at its origin, and the part of the answer kept with
+        it (status code and the headers that say who served what, when)."""
+        reply = self._http.get(uri, timeout=self.timeout,
+                               headers={"Accept": "application/activity+json"})
+        return reply, {"status": reply.status_code, "headers": {
+            k: v for k, v in reply.headers.items() if k.lower() in KEPT_HEADERS}}
+
     def fetch_mastodon(self, uri: str) -> dict[str, Any]:
         """The status's ActivityPub object from its origin, kept with the response's status,
         headers and time. Unsigned: nothing in it lets an outsider check who wrote it."""
         entry: dict[str, Any] = {"uri": uri, "platform": "mastodon", "fetched_at": datetime.now(
             UTC).isoformat().replace("+00:00", "Z")}
         try:
-            reply = self._http.get(uri, timeout=self.timeout,
-                                   headers={"Accept": "application/activity+json"})
-            entry["response"] = {"status": reply.status_code, "headers": {
-                k: v for k, v in reply.headers.items() if k.lower() in KEPT_HEADERS}}
+            reply, entry["response"] = self.get_activity(uri)
             if reply.ok:
                 entry["response"]["body"] = reply.json()
                 entry["status"] = "unsigned: its ActivityPub object, kept as its origin served it"
@@ -276,11 +290,8 @@ class PlatformRecords:
                                  "fetched_at": datetime.now(UTC).isoformat().replace(
                                      "+00:00", "Z")}
         try:
-            doc = self._resolve(did)
+            doc, reply = self.get_record(did, rkey)
             entry.update(pds=doc.pds, key=doc.key)
-            reply = self._http.get(f"{doc.pds.rstrip('/')}/xrpc/com.atproto.sync.getRecord",
-                                   params={"did": did, "collection": POST, "rkey": rkey},
-                                   timeout=self.timeout)
             if reply.status_code in (400, 404):
                 entry["status"] = "not found (deleted, or never public)"
             else:

@@ -33,9 +33,9 @@ import requests
 from pileon.core.html_text import plain_text
 from pileon.evidence.anchors import Sealer
 from pileon.evidence.platform import (
-    KEPT_HEADERS,
     PlatformError,
     PlatformRecords,
+    mastodon_uri,
     post_ref,
     verify_car,
 )
@@ -53,11 +53,9 @@ def _ts(iso: str) -> float:
 
 class Rechecks:
     def __init__(self, root: Path, platform: PlatformRecords, sealer: Sealer | None = None,
-                 hours: Sequence[float] = (1.0, 24.0, 168.0), timeout: float = 10.0) -> None:
+                 hours: Sequence[float] = (1.0, 24.0, 168.0)) -> None:
         self.root, self.platform, self.sealer = root, platform, sealer
         self.hours = sorted(hours)
-        self.timeout = timeout
-        self._http = requests.Session()
         self._lock = threading.Lock()  # the archiver's thread reads what this one appends
 
     def schedule(self, incident_id: str, opened_at: str, mentions: list[Mapping[str, Any]]
@@ -117,10 +115,7 @@ class Rechecks:
             return {"state": "not checked", "detail": "not an at:// post of a DID"}
         did, rkey = ref
         try:
-            doc = self.platform._resolve(did)
-            reply = self._http.get(f"{doc.pds.rstrip('/')}/xrpc/com.atproto.sync.getRecord",
-                                   params={"did": did, "collection": "app.bsky.feed.post",
-                                           "rkey": rkey}, timeout=self.timeout)
+            doc, reply = self.platform.get_record(did, rkey)
             if reply.status_code in (400, 404):
                 return {"state": "deleted", "detail": f"the author's PDS answers "
                         f"{reply.status_code}: no such record"}
@@ -136,17 +131,14 @@ class Rechecks:
         return {"state": "unchanged", "detail": "the signed record is as captured"}
 
     def _mastodon(self, mention_id: str, text: str) -> dict[str, Any]:
-        uri = mention_id.removeprefix("mastodon:")
-        if not uri.startswith(("https://", "http://")):
+        uri = mastodon_uri({"id": mention_id})
+        if uri is None:
             return {"state": "not checked", "detail": "no ActivityPub URI"}
         try:
-            reply = self._http.get(uri, timeout=self.timeout,
-                                   headers={"Accept": "application/activity+json"})
+            reply, kept = self.platform.get_activity(uri)
         except requests.RequestException as exc:
             return {"state": "unknown", "detail": f"not reachable: {type(exc).__name__}"}
-        kept = {"status": reply.status_code, "headers": {
-            k: v for k, v in reply.headers.items() if k.lower() in KEPT_HEADERS},
-            "signed": False}
+        kept["signed"] = False
         if reply.status_code in (404, 410):
             return {"state": "deleted", "detail": f"its origin answers {reply.status_code}",
                     "response": kept}
