@@ -146,10 +146,21 @@ class TestRulesInPrometheus:
         assert {g["name"] for g in groups} == {"pileon.recording", "pileon.pipeline",
                                               "pileon.pileon"}
         assert all(r["health"] == "ok" for g in groups for r in g["rules"])
-        alerts = stack["prom"].get("/api/v1/alerts")["data"]["alerts"]
-        firing = {(a["labels"]["alertname"], a["labels"].get("person")) for a in alerts
-                  if a["state"] == "firing"}
-        assert ("PileonIncidentOpen", "amara") in firing
+        # Rules run every second on the last scrape; poll rather than read once, and say what
+        # the worker exported and whether its scrapes worked when the alert is not there.
+        deadline = time.monotonic() + 60
+        while True:
+            alerts = stack["prom"].get("/api/v1/alerts")["data"]["alerts"]
+            firing = {(a["labels"]["alertname"], a["labels"].get("person")) for a in alerts
+                      if a["state"] == "firing"}
+            if ("PileonIncidentOpen", "amara") in firing or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        gauge = [line for line in stack["worker"].metrics().splitlines()
+                 if line.startswith("pileon_incidents_open")]
+        targets = [(t["labels"]["job"], t["health"], t.get("lastError"))
+                   for t in stack["prom"].get("/api/v1/targets")["data"]["activeTargets"]]
+        assert ("PileonIncidentOpen", "amara") in firing, (firing, gauge, targets)
         assert not {name for name, _ in firing} - {"PileonIncidentOpen"}
 
     @pytest.mark.parametrize("record", ["pileon:mentions:rate5m", "pileon:score:max",
