@@ -7,11 +7,14 @@ import logging
 import random
 import threading
 from abc import ABC, abstractmethod
-from typing import Any, Protocol
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
 
 from pileon.connectors.metrics import CONNECTOR_EVENTS, CONNECTOR_RECONNECTS
 from pileon.connectors.publisher import Publisher
 from pileon.core.retry import Backoff
+from pileon.schema.change import ChangeEvent
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,33 @@ class SourceClosed(Exception):
     """The platform closed or dropped the connection: reconnect from the last position."""
 
 
+class RecentPosts:
+    """The posts a connector published as mentions lately: a platform's own key for the post
+    (an ``at://`` URI, a Mastodon status id) -> the (person, mention id, platform) it made.
+
+    A deletion names only the post, so this says whose mention it was. Bounded (the oldest
+    are forgotten first) and in memory: a deletion of a post published before a restart, or
+    more than ``size`` posts ago, is seen only by the archiver's looks again.
+    """
+
+    def __init__(self, size: int = 200_000) -> None:
+        self._size = size
+        self._posts: OrderedDict[str, tuple[tuple[str, str, str], ...]] = OrderedDict()
+
+    def add(self, key: str, mentions: list[dict[str, Any]]) -> None:
+        self._posts[key] = tuple((str(m["person"]), str(m["id"]), str(m["platform"]))
+                                 for m in mentions)
+        self._posts.move_to_end(key)
+        while len(self._posts) > self._size:
+            self._posts.popitem(last=False)
+
+    def get(self, key: str) -> tuple[tuple[str, str, str], ...]:
+        return self._posts.get(key, ())
+
+    def __len__(self) -> int:
+        return len(self._posts)
+
+
 class StreamingConnector(ABC):
     """Reads a platform stream, publishes matches, checkpoints, and reconnects with
     full-jitter exponential backoff until stopped. Subclasses implement :meth:`stream`, which
@@ -56,6 +86,7 @@ class StreamingConnector(ABC):
         self._stopped = threading.Event()
         self._backoff = backoff or Backoff(base=0.5, cap=30.0)
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self.recent = RecentPosts()
 
     def start(self) -> None:
         resume = self.publisher.resume()
@@ -119,13 +150,34 @@ class StreamingConnector(ABC):
                 continue
             handle(frame)
 
-    def emit(self, mentions: list[dict[str, Any]], position: Any) -> None:
-        """Publish the mentions one platform event produced; ``position`` resumes after it."""
+    def emit(self, mentions: list[dict[str, Any]], position: Any, post: str | None = None
+             ) -> None:
+        """Publish the mentions one platform event produced; ``position`` resumes after it.
+        ``post`` is the platform's key for the post, remembered to link later deletions and
+        edits of it to these mentions."""
         for mention in mentions:
             self.publisher.publish(mention)
+        if post is not None and mentions:
+            self.recent.add(post, mentions)
         self.position = position
         if self.publisher.due():
             self.commit()
+
+    def emit_change(
+        self, post: str, state: Literal["deleted", "edited"], source: str, raw: dict[str, Any],
+        *, event_at: datetime | None = None, text: str | None = None,
+    ) -> int:
+        """Publish a deletion or edit of ``post`` for every mention it made (none if this
+        connector did not publish it lately); returns how many."""
+        made = self.recent.get(post)
+        received = datetime.now(UTC)
+        for person, mention_id, platform in made:
+            self.publisher.publish_change(ChangeEvent.model_validate({
+                "of": mention_id, "person": person, "platform": platform, "state": state,
+                "source": source, "event_at": event_at, "received_at": received,
+                "text": text, "raw": raw}))
+        self.count(state if made else f"{state}_unknown_post")
+        return len(made)
 
     def count(self, outcome: str) -> None:
         CONNECTOR_EVENTS.labels(self.name, outcome).inc()

@@ -177,6 +177,22 @@ class JetstreamMatcher:
         author = m.account(event["did"])
         return [x for x in found if x.person != author], record
 
+    @staticmethod
+    def change(event: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None] | None:
+        """(post URI, "delete" or "update", the new record) of a post's delete or update
+        commit; None for anything else."""
+        commit = event.get("commit")
+        if (event.get("kind") != "commit" or not isinstance(commit, dict)
+                or commit.get("collection") != POST
+                or commit.get("operation") not in ("delete", "update")):
+            return None
+        did, rkey = event.get("did"), commit.get("rkey")
+        if not isinstance(did, str) or not isinstance(rkey, str) or not rkey:
+            raise BadEvent(f"post {commit['operation']} without author did or rkey")
+        record = commit.get("record")
+        return (f"at://{did}/{POST}/{rkey}", str(commit["operation"]),
+                record if isinstance(record, dict) else None)
+
     def mentions(
         self, event: dict[str, Any], profile: dict[str, Any] | None = None,
         received: datetime | None = None,
@@ -286,6 +302,11 @@ class JetstreamConnector(StreamingConnector):
             position = self._advance(event["time_us"])
             if position is None:
                 return  # handled before the restart or reconnect
+            change = self._jet.change(event)
+            if change is not None:
+                self._change(event, *change)
+                self.emit([], position)
+                return
             found, record = self._jet.matches(event)
             profile = None
             if found and self._profiles is not None:
@@ -299,7 +320,20 @@ class JetstreamConnector(StreamingConnector):
             return
         self.count("matched" if mentions else "unmatched" if record is not None else "ignored")
         CONNECTOR_EVENT_TIME.labels(self.name).set(event["time_us"] / 1e6)
-        self.emit(mentions, position)
+        self.emit(mentions, position, post=f"at://{event['did']}/{POST}/"
+                  f"{event['commit']['rkey']}" if mentions else None)
+
+    def _change(self, event: dict[str, Any], uri: str, operation: str,
+                record: dict[str, Any] | None) -> None:
+        """A deletion or an edit of a post published lately: evidence linked to it (Jetstream
+        events are unsigned; the archiver's looks again ask the author's PDS)."""
+        at = datetime.fromtimestamp(event["time_us"] / 1e6, UTC)
+        if operation == "delete":
+            self.emit_change(uri, "deleted", "jetstream delete commit", event, event_at=at)
+            return
+        text = (record or {}).get("text")
+        self.emit_change(uri, "edited", "jetstream update commit", event, event_at=at,
+                         text=text if isinstance(text, str) else "")
 
     def _advance(self, time_us: int) -> dict[str, int] | None:
         """The position after this event, or None if it was handled before (Jetstream replays

@@ -59,7 +59,9 @@ class Watch:
 
     def stream_query(self) -> dict[str, str]:
         if self.kind == "notifications":
-            return {"stream": "user:notification"}
+            # ``user``, not ``user:notification``: the same notifications, plus the
+            # deletions and edits of statuses that mentioned the token's owner.
+            return {"stream": "user"}
         if self.kind == "hashtag":
             return {"stream": "hashtag", "tag": str(self.tag)}
         return {"stream": "public"}
@@ -295,18 +297,37 @@ class MastodonConnector(StreamingConnector):
             if not isinstance(event, dict):
                 raise BadEvent("streaming message is not an object")
             kind = event.get("event")
-            wanted = "notification" if self._watch.kind == "notifications" else "update"
-            if kind != wanted:
-                self.count("ignored")  # deletes, edits, filters_changed, announcements…
-                return
             payload = event.get("payload")
+            if kind == "delete":  # the payload is the bare status id
+                if not isinstance(payload, str) or not payload:
+                    raise BadEvent("delete without a status id")
+                self.emit_change(payload, "deleted", "mastodon delete event", event)
+                return
+            wanted = "notification" if self._watch.kind == "notifications" else "update"
+            if kind not in (wanted, "status.update"):
+                self.count("ignored")  # home timeline, filters_changed, announcements…
+                return
             if not isinstance(payload, str):
                 raise BadEvent("payload is not a JSON string")
             item = orjson.loads(payload)
-        except (orjson.JSONDecodeError, BadEvent) as exc:
+            if kind == "status.update":
+                self._edited(item, event)
+                return
+        except (orjson.JSONDecodeError, BadEvent, ValueError) as exc:
             self._bad(exc)
             return
         self._take_or_count(item)
+
+    def _edited(self, status: Any, event: dict[str, Any]) -> None:
+        """An edit of a status published lately: its new text, as evidence linked to it."""
+        if not isinstance(status, dict) or not isinstance(status.get("id"), str):
+            raise BadEvent("status.update without a status id")
+        content = status.get("content")
+        self.emit_change(status["id"], "edited", "mastodon status.update event",
+                         {**event, "payload": status},
+                         event_at=_created({"created_at": status.get("edited_at")})
+                         if status.get("edited_at") else None,
+                         text=plain_text(content) if isinstance(content, str) else "")
 
     def _take_or_count(self, item: Any) -> None:
         try:
@@ -330,7 +351,9 @@ class MastodonConnector(StreamingConnector):
         if mentions:
             t = datetime.fromisoformat(mentions[0]["created_at"].replace("Z", "+00:00"))
             CONNECTOR_EVENT_TIME.labels(self.name).set(t.timestamp())
-        self.emit(mentions, {"last_id": ident})
+        status = item.get("status") if self._watch.kind == "notifications" else item
+        post = status.get("id") if isinstance(status, dict) else None
+        self.emit(mentions, {"last_id": ident}, post=post if isinstance(post, str) else None)
 
     def close(self) -> None:
         self._session.close()

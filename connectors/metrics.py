@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge
 
 CONNECTOR_EVENTS = Counter(
     "pileon_connector_events_total",
-    "Platform events read, by outcome (matched, unmatched, bad_frame, ignored)",
+    "Platform events read, by outcome (matched, unmatched, bad_frame, ignored, deleted, "
+    "edited; *_unknown_post: a change of a post not published lately)",
     ["connector", "outcome"],
 )
 CONNECTOR_PUBLISHED = Counter(

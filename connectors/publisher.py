@@ -37,6 +37,7 @@ from pileon.connectors.metrics import (
 )
 from pileon.connectors.producer import MentionProducer
 from pileon.kafka.connection import Connection
+from pileon.schema.change import ChangeEvent
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,10 @@ class Publisher:
     def __init__(
         self, name: str, producer: MentionProducer, store: CheckpointStore, *,
         connection: Connection, commit_seconds: float = 1.0, commit_mentions: int = 1000,
+        changes_topic: str | None = None,
     ) -> None:
         self.name = name
+        self.changes_topic = changes_topic
         self.producer = producer
         self.store = store
         self._connection = connection
@@ -107,6 +110,16 @@ class Publisher:
         self._uncommitted += 1
         CONNECTOR_PUBLISHED.labels(self.name).inc()
         return True
+
+    def publish_change(self, change: ChangeEvent) -> None:
+        """Send a deletion or edit to ``mentions.changes`` (keyed by person). The next
+        :meth:`commit` waits for it like for a mention; a replay after a restart may send it
+        twice, and the archiver keeps one."""
+        if self.changes_topic is None:
+            log.debug("connector %s has no changes topic: change not published", self.name)
+            return
+        self.producer.send_record(self.changes_topic, change.person.encode(), change.to_json())
+        self._uncommitted += 1
 
     @property
     def pending(self) -> int:

@@ -93,7 +93,8 @@ def cmd_connect(args: argparse.Namespace, settings: Settings, watchlist: Watchli
     if args.kind == "webhook":
         return _webhook(args, settings, watchlist, connection, names.raw, names.invalid)
     checkpoints = ensure_checkpoints(connection, settings.kafka)
-    connector = _build(args, watchlist, connection, names.raw, names.invalid, checkpoints)
+    connector = _build(args, watchlist, connection, names.raw, names.invalid, checkpoints,
+                       names.changes)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: connector.stop())
     connector.start()
@@ -106,19 +107,20 @@ def cmd_connect(args: argparse.Namespace, settings: Settings, watchlist: Watchli
 
 
 def _publisher(
-    name: str, connection: ConnectionConfig, raw: str, invalid: str, checkpoints: str
+    name: str, connection: ConnectionConfig, raw: str, invalid: str, checkpoints: str,
+    changes: str | None = None,
 ) -> Publisher:
     from pileon.connectors.checkpoint import KafkaCheckpoints
     from pileon.connectors.producer import MentionProducer
 
     producer = MentionProducer(connection, raw, invalid_topic=invalid)
     store = KafkaCheckpoints(connection, checkpoints, producer)
-    return Publisher(name, producer, store, connection=connection)
+    return Publisher(name, producer, store, connection=connection, changes_topic=changes)
 
 
 def _build(
     args: argparse.Namespace, watchlist: Watchlist, connection: ConnectionConfig, raw: str,
-    invalid: str, checkpoints: str,
+    invalid: str, checkpoints: str, changes: str | None = None,
 ) -> Connector:
     from pileon.connectors.matching import WatchlistMatcher
 
@@ -126,7 +128,7 @@ def _build(
         from pileon.connectors.bluesky import JetstreamConnector, ProfileLookup
 
         name = args.name or "jetstream"
-        publisher = _publisher(name, connection, raw, invalid, checkpoints)
+        publisher = _publisher(name, connection, raw, invalid, checkpoints, changes)
         profiles = ProfileLookup(args.appview, connector=name) if args.appview else None
         return JetstreamConnector(publisher, WatchlistMatcher(watchlist, "bluesky"),
                                   url=args.url, profiles=profiles,
@@ -142,7 +144,7 @@ def _build(
         name = args.name or f"mastodon-{args.watch}-{args.person or args.tag or 'public'}"
         token = _read_secret(args.token_file)
         return MastodonConnector(
-            _publisher(name, connection, raw, invalid, checkpoints),
+            _publisher(name, connection, raw, invalid, checkpoints, changes),
             WatchlistMatcher(watchlist, "mastodon"), instance=args.instance, token=token,
             watch=watch, backfill_hours=args.backfill_hours,
         )

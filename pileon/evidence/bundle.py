@@ -30,9 +30,9 @@ from pileon import __version__
 from pileon.core.csvsafe import safe_cell
 from pileon.evidence.anchors import Sealer, check_seal, key_id, parse_roots, raw_public
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
+from pileon.evidence.changes import ChangeLog
 from pileon.evidence.clusters import cluster_members
 from pileon.evidence.platform import PlatformError, PlatformRecords, check_entries
-from pileon.evidence.rechecks import Rechecks
 from pileon.evidence.report import report_html
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
 
@@ -57,7 +57,7 @@ def export_bundle(
     sealer: Sealer | None = None,
     checkpoints: Sequence[dict[str, Any]] = (),
     platform: PlatformRecords | None = None,
-    rechecks: Rechecks | None = None,
+    changes: ChangeLog | None = None,
 ) -> Path:
     """Write the bundle of one incident (its alert events, oldest first) into ``out_dir``;
     with a ``sealer``, sealed, with the person's ``checkpoints`` that fall in the segment."""
@@ -69,12 +69,12 @@ def export_bundle(
     entries = None
     if platform is not None:
         entries = [e for r in segment if (e := platform.stored_for(r["mention"])) is not None]
-    changes = None
-    if rechecks is not None:
-        changes = rechecks.changes(person, {r["mention"]["id"] for r in segment})
-    files = render(events, segment, derivation, entries, changes)
+    found = None
     if changes is not None:
-        files["changes.json"] = orjson.dumps({"entries": changes}, option=orjson.OPT_INDENT_2)
+        found = changes.changes(person, {r["mention"]["id"] for r in segment})
+    files = render(events, segment, derivation, entries, found)
+    if found is not None:
+        files["changes.json"] = orjson.dumps({"entries": found}, option=orjson.OPT_INDENT_2)
     if entries is not None:
         files["platform.json"] = orjson.dumps({"plc_url": platform.plc_url if platform else None,
                                                "entries": entries}, option=orjson.OPT_INDENT_2)

@@ -11,16 +11,16 @@ again at its origin ``evidence.recheck_hours`` after the incident opened (1 h, 2
   deleted; an ``updated`` time or other text means edited. Mastodon signs nothing an outsider
   can check, and the record says so.
 
-Each look is an evidence event appended to ``<archive>/changes/<person>.jsonl`` (sealed when
-the archiver has a key), linked to the mention by its id and never replacing it: the chain
-keeps what was captured. Bundles carry the events of their posts (``changes.json``) and the
-report marks deleted and edited posts with when that was seen.
+Each look is an evidence event appended to the change log (:mod:`pileon.evidence.changes`,
+beside the deletions and edits the platforms' streams announced), linked to the mention by its
+id and never replacing it: the chain keeps what was captured. Bundles carry the events of
+their posts (``changes.json``) and the report marks deleted and edited posts with when that
+was seen.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ import requests
 
 from pileon.core.html_text import plain_text
 from pileon.evidence.anchors import Sealer
+from pileon.evidence.changes import ChangeLog
 from pileon.evidence.platform import (
     PlatformError,
     PlatformRecords,
@@ -53,10 +54,11 @@ def _ts(iso: str) -> float:
 
 class Rechecks:
     def __init__(self, root: Path, platform: PlatformRecords, sealer: Sealer | None = None,
-                 hours: Sequence[float] = (1.0, 24.0, 168.0)) -> None:
+                 hours: Sequence[float] = (1.0, 24.0, 168.0),
+                 log_: ChangeLog | None = None) -> None:
         self.root, self.platform, self.sealer = root, platform, sealer
         self.hours = sorted(hours)
-        self._lock = threading.Lock()  # the archiver's thread reads what this one appends
+        self.log = log_ if log_ is not None else ChangeLog(root / "changes", sealer)
 
     def schedule(self, incident_id: str, opened_at: str, mentions: list[Mapping[str, Any]]
                  ) -> None:
@@ -101,13 +103,7 @@ class Rechecks:
             found = self._mastodon(mention_id, str(post["text"]))
         event: dict[str, Any] = {"of": mention_id, "seen_at": _iso(time.time()), "look": when,
                                  **found}
-        if self.sealer is not None:
-            event["seal"] = self.sealer.seal({"kind": "change", **event})
-        path = self.root / "changes" / f"{post['person']}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, path.open("ab") as f:
-            f.write(orjson.dumps(event) + b"\n")
-        return event
+        return self.log.append(str(post["person"]), event) or event
 
     def _bluesky(self, mention_id: str, text: str) -> dict[str, Any]:
         ref = post_ref({"id": mention_id})
@@ -160,13 +156,7 @@ class Rechecks:
                 "nothing an outsider can check)", "response": kept}
 
     def changes(self, person: str, ids: set[str]) -> list[dict[str, Any]]:
-        path = self.root / "changes" / f"{person}.jsonl"
-        with self._lock:
-            if not path.exists():
-                return []
-            data = path.read_bytes()
-        return [e for e in (orjson.loads(x) for x in data.splitlines() if x)
-                if e.get("of") in ids]
+        return self.log.changes(person, ids)
 
     @staticmethod
     def _write(path: Path, data: Mapping[str, Any]) -> None:

@@ -7,9 +7,11 @@
 - **Incident evidence is held until released**: every bundle is held when the archiver writes
   it. ``pileon evidence release INCIDENT --by NAME --reason TEXT`` releases it; a released
   bundle is deleted once its last transition is older than the retention period.
+- **Changes** (deletions and edits seen since capture) expire with the mentions they are
+  about, except those about a mention in a held bundle.
 - **Erasure**: ``pileon evidence erase PERSON --by NAME --reason TEXT`` removes the person's
-  chain and checkpoints and their released bundles at once; held bundles are kept, and the
-  receipt lists them (a court or the person's lawyer decides on those).
+  chain, checkpoints and change log and their released bundles at once; held bundles are
+  kept, and the receipt lists them (a court or the person's lawyer decides on those).
 
 Every release, expiry and erasure writes a receipt in ``<archive>/receipts/``. These
 operations change files the archiver writes, so while an archiver runs (it holds
@@ -34,6 +36,7 @@ import orjson
 
 from pileon.evidence.anchors import Sealer
 from pileon.evidence.chain import EvidenceLog
+from pileon.evidence.changes import ChangeLog
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class Retention:
     def __init__(self, root: Path, log_: EvidenceLog, sealer: Sealer | None = None,
                  retention_days: float | None = None, lookback_seconds: float = 3600.0) -> None:
         self.root, self.log, self.sealer = root, log_, sealer
+        self.changes = ChangeLog.of_archive(root, sealer)
         self.retention_days = retention_days
         self.lookback = lookback_seconds
         self.incidents = root / "incidents"
@@ -99,12 +103,23 @@ class Retention:
             removed = self.log.trim(person, recent, "retention", self.sealer)
             if removed:
                 trimmed[person] = removed
+        held = self._held_mentions()
+        changes: dict[str, int] = {}
+        for person in self.changes.persons():
+            since = min(cutoff, protect.get(person, cutoff))
+
+            def wanted(entry: dict[str, Any], since: float = since) -> bool:
+                return _ts(entry["seen_at"]) >= since or entry.get("of") in held
+
+            if dropped := self.changes.keep(person, wanted):
+                changes[person] = dropped
         deleted = [i for i, info in self._bundles() if info["released"] and
                    info["last_at"] < cutoff and self._delete_bundle(i)]
-        if not trimmed and not deleted:
+        if not trimmed and not deleted and not changes:
             return {"trimmed": {}, "deleted_bundles": []}
         return self._receipt("expiry", {"retention_days": self.retention_days,
-                                        "trimmed": trimmed, "deleted_bundles": deleted})
+                                        "trimmed": trimmed, "deleted_bundles": deleted,
+                                        "changes_dropped": changes})
 
     # -- erasure ---------------------------------------------------------------------------
     def erase(self, person: str, by: str, reason: str) -> dict[str, Any]:
@@ -112,6 +127,7 @@ class Retention:
         checkpoints = self.root / "checkpoints" / f"{person}.jsonl"
         if checkpoints.exists():
             checkpoints.unlink()
+        changes = self.changes.keep(person, lambda _e: False)  # held bundles keep their copy
         deleted, kept = [], []
         for incident_id, info in self._bundles():
             if info["person"] != person:
@@ -123,6 +139,7 @@ class Retention:
                 kept.append(incident_id)
         return self._receipt("erasure", {"person": person, "by": by, "reason": reason,
                                          "chain_records_removed": removed,
+                                         "changes_removed": changes,
                                          "deleted_bundles": deleted, "held_bundles_kept": kept})
 
     # -- requests from the command line -----------------------------------------------------
@@ -169,6 +186,18 @@ class Retention:
                 "opened_at": _ts(events[0]["opened_at"]),
                 "released": state["released_at"] is not None,
             }
+
+    def _held_mentions(self) -> set[str]:
+        """The ids of every mention in a held bundle."""
+        ids: set[str] = set()
+        for incident_id, info in self._bundles():
+            path = self.incidents / incident_id / "mentions.jsonl"
+            if info["released"] or not path.exists():
+                continue
+            for line in path.read_bytes().splitlines():
+                with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
+                    ids.add(str(orjson.loads(line)["mention"]["id"]))
+        return ids
 
     def _open_since(self) -> dict[str, float]:
         """Per person, the earliest time an incident still open may export from."""

@@ -21,14 +21,17 @@ class TopicNames:
     clean: str
     invalid: str
     alerts: str
+    changes: str  # deletions and edits of captured posts (pileon.change/v1), for the archiver
+    heads: str  # the archiver's chain head at each alert, for the notifier
 
     @classmethod
     def from_settings(cls, kafka: KafkaSettings) -> TopicNames:
         p = kafka.topic_prefix
-        return cls(f"{p}mentions.raw", f"{p}mentions.clean", f"{p}mentions.invalid", f"{p}alerts")
+        return cls(f"{p}mentions.raw", f"{p}mentions.clean", f"{p}mentions.invalid", f"{p}alerts",
+                   f"{p}mentions.changes", f"{p}evidence.heads")
 
     def all(self) -> tuple[str, ...]:
-        return (self.raw, self.clean, self.invalid, self.alerts)
+        return (self.raw, self.clean, self.invalid, self.alerts, self.changes, self.heads)
 
 
 # The worker's Faust tables; each has a compacted changelog topic "<app_id>-<table>-changelog".

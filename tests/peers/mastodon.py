@@ -96,7 +96,31 @@ class MastodonPeer(LoopbackServer):
         with self._lock:
             self.notifications.append(note)
         self._push("user:notification", None, "notification", note)
+        self._push("user", None, "notification", note)  # the user stream carries them too
         return note
+
+    def delete(self, status: dict[str, Any]) -> None:
+        """Delete a status: Mastodon sends ``delete`` with the bare id as payload to the
+        streams it was on, the mentioned accounts' user streams among them."""
+        with self._lock:
+            self.statuses = [s for s in self.statuses if s["id"] != status["id"]]
+        for stream, tag in self._streams_of(status):
+            self._push(stream, tag, "delete", status["id"])
+
+    def edit(self, status: dict[str, Any], text: str) -> dict[str, Any]:
+        """Edit a status: ``status.update`` with the whole edited status."""
+        edited = {**status, "content": f"<p>{text}</p>",
+                  "edited_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+        with self._lock:
+            self.statuses = [edited if s["id"] == status["id"] else s for s in self.statuses]
+        for stream, tag in self._streams_of(status):
+            self._push(stream, tag, "status.update", edited)
+        return edited
+
+    @staticmethod
+    def _streams_of(status: dict[str, Any]) -> list[tuple[str, str | None]]:
+        return [("user", None), ("public", None),
+                *(("hashtag", t["name"]) for t in status.get("tags", []))]
 
     def publish(self, status: dict[str, Any]) -> None:
         with self._lock:
@@ -117,10 +141,11 @@ class MastodonPeer(LoopbackServer):
         for ws, _, _ in clients:
             ws.close_socket()
 
-    def _push(self, stream: str, tag: str | None, event: str, payload: dict[str, Any]) -> None:
+    def _push(self, stream: str, tag: str | None, event: str,
+              payload: dict[str, Any] | str) -> None:
         name = [stream, tag] if tag else [stream]
-        message = orjson.dumps({"stream": name, "event": event,
-                                "payload": orjson.dumps(payload).decode()}).decode()
+        body = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
+        message = orjson.dumps({"stream": name, "event": event, "payload": body}).decode()
         with self._lock:
             targets = [ws for ws, s, t in self._clients if s == stream and t == tag]
         for ws in targets:

@@ -45,7 +45,7 @@ def test_signed_and_deleted_posts_are_marked(tmp_path: Path) -> None:
     data["signals"]["rate"]["mentions"] = 2
     event = AlertEvent.from_json(data)
     export_bundle(log, [event], evidence / "incidents" / event.incident_id,
-                  platform=platform, rechecks=rechecks)
+                  platform=platform, changes=rechecks.log)
     assert orjson.loads((evidence / "incidents" / event.incident_id / "changes.json")
                         .read_bytes())["entries"]
     with console_clients(tmp_path) as (_sm, clients):

@@ -121,7 +121,7 @@ def test_the_bundle_and_report_carry_the_changes(
     data["signals"]["near_duplicate_clusters"] = []
     data["signals"]["rate"]["mentions"] = 2
     bundle = export_bundle(log, [AlertEvent.from_json(data)], tmp_path / "incident",
-                           platform=platform, rechecks=rechecks)
+                           platform=platform, changes=rechecks.log)
     changes = orjson.loads((bundle / "changes.json").read_bytes())["entries"]
     assert {c["state"] for c in changes} == {"unchanged", "deleted"}
     report = (bundle / "report.html").read_text()

@@ -21,7 +21,8 @@ class TestTopicNames:
     def test_prefix_applies_to_every_topic(self) -> None:
         names = TopicNames.from_settings(KafkaSettings(topic_prefix="nr1."))
         assert names.all() == (
-            "nr1.mentions.raw", "nr1.mentions.clean", "nr1.mentions.invalid", "nr1.alerts"
+            "nr1.mentions.raw", "nr1.mentions.clean", "nr1.mentions.invalid", "nr1.alerts",
+            "nr1.mentions.changes", "nr1.evidence.heads",
         )
 
 
