@@ -58,6 +58,7 @@ def to_alert(
             "evidence_url": n.evidence_url,
             "incident_id": n.incident_id,
             "assessment": n.assessment,
+            **({"evidence_head": n.evidence_head.words()} if n.evidence_head else {}),
         },
         "startsAt": n.starts_at,
         "generatorURL": n.dashboard_url,

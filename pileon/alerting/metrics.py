@@ -31,3 +31,7 @@ OPEN_INCIDENTS = Gauge(
 ASSIGNED_PARTITIONS = Gauge(
     "pileon_notify_assigned_partitions", "Partitions of the alerts topic this notifier reads"
 )
+HEADS_MISSING = Counter(
+    "pileon_alert_heads_missing_total",
+    "Pages sent without the chain head at their alert (the archiver was late or absent)",
+)

@@ -4,11 +4,39 @@ text or author handles (the alert event holds neither; see :mod:`pileon.schema.a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from pileon.core.settings import AlertingSettings
 from pileon.core.wording import local_time, odds
 from pileon.schema.alert import AlertEvent, Severity, Transition
+
+
+@dataclass(frozen=True)
+class EvidenceHead:
+    """The evidence chain's head the archiver published for this alert (or, when it did not
+    in time, the latest it published for the person): a receiver that keeps it can show later
+    that the archive's chain up to ``seq`` is the one that existed then."""
+
+    seq: int
+    head_hash: str
+    at: str  # when the archiver read it
+    at_this_alert: bool  # False: the latest head known, from before this alert
+    signature: str | None = None  # the archiver's Ed25519 signature of the checkpoint
+    key_id: str | None = None
+
+    def words(self) -> str:
+        which = "at this alert" if self.at_this_alert else "latest known before this alert"
+        signed = f", signed checkpoint (key {self.key_id})" if self.signature else ""
+        return f"evidence chain record {self.seq}, head sha256 {self.head_hash} ({which}, " \
+               f"{self.at}{signed})"
+
+    @classmethod
+    def from_record(cls, body: dict[str, Any], at_this_alert: bool) -> EvidenceHead:
+        checkpoint = body.get("checkpoint") or {}
+        return cls(seq=int(body["seq"]), head_hash=str(body["head_hash"]), at=str(body["at"]),
+                   at_this_alert=at_this_alert, signature=checkpoint.get("signature"),
+                   key_id=(checkpoint.get("statement") or {}).get("key_id"))
 
 
 @dataclass(frozen=True)
@@ -28,6 +56,7 @@ class Notification:
     dashboard_url: str
     evidence_url: str
     runbook_url: str
+    evidence_head: EvidenceHead | None = None
 
     @property
     def firing(self) -> bool:

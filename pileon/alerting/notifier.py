@@ -3,10 +3,17 @@
 On start it rebuilds, from the part of the topic its group already committed, the incidents
 still open (re-announced to Alertmanager every ``resend_seconds``) and the idempotency keys
 already delivered (a worker that re-sends an alert after a crash does not page twice).
+
+Every page carries the evidence chain's head at that alert, which the archiver publishes to
+``evidence.heads`` once the alert's mentions are in the chain: a page waits for it at most
+``head_wait_seconds`` (in order: later alerts queue behind it), then goes with the latest head
+known for the person, said to be from before the alert. With no archiver (nothing ever on
+``evidence.heads``) pages do not wait.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -14,6 +21,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -22,7 +30,7 @@ from pydantic import ValidationError
 from pileon.alerting import metrics
 from pileon.alerting.base import AlertSink
 from pileon.alerting.dispatch import OffsetTracker, SinkWorker, Token
-from pileon.alerting.notification import Notification, notification_from_event
+from pileon.alerting.notification import EvidenceHead, Notification, notification_from_event
 from pileon.core.settings import AlertingSettings
 from pileon.kafka.connection import Connection, as_connection
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
@@ -54,7 +62,8 @@ class IncidentBook:
 
 class Notifier:
     def __init__(
-        self, connection: Connection, topic: str, cfg: AlertingSettings, sinks: Sequence[AlertSink]
+        self, connection: Connection, topic: str, cfg: AlertingSettings, sinks: Sequence[AlertSink],
+        heads_topic: str | None = None,
     ) -> None:
         if not sinks:
             raise ValueError("no alert sinks configured: set alerting.alertmanager_urls or "
@@ -68,8 +77,15 @@ class Notifier:
             for s in sinks
         ]
         self._consumer: KafkaConsumer | None = None
-        # Alerts read but not yet queued by every sink (a full queue): reading is paused.
+        # Alerts read but not yet queued by every sink (a full queue: reading is paused), or
+        # waiting for their chain head until the deadline.
         self._backlog: deque[tuple[Token, Notification, list[SinkWorker]]] = deque()
+        self._deadline: dict[str, float] = {}  # idempotency key: when to stop waiting
+        self._heads_topic = heads_topic
+        self._heads_reader: KafkaConsumer | None = None
+        self._heads: OrderedDict[str, dict[str, Any]] = OrderedDict()  # by idempotency key
+        self._latest: dict[str, dict[str, Any]] = {}  # by person
+        self._archiver_seen = False
 
     def run(self, stop: threading.Event) -> None:
         self._consumer = KafkaConsumer(
@@ -81,11 +97,13 @@ class Notifier:
         )
         self._consumer.subscribe([self._topic], listener=_Rebalance(self))
         self._rebuild()
+        self._open_heads()
         for w in self._workers:
             w.start()
         next_refresh = time.monotonic()
         try:
             while not stop.is_set():
+                self._read_heads()
                 self._flow()
                 for records in self._consumer.poll(timeout_ms=500).values():
                     for record in records:
@@ -100,6 +118,8 @@ class Notifier:
                 w.stop()
             self._commit()
             self._consumer.close()
+            if self._heads_reader is not None:
+                self._heads_reader.close()
 
     def _rebuild(self) -> None:
         """Replay what the group already committed, without delivering it again."""
@@ -126,6 +146,61 @@ class Notifier:
             reader.close()
         log.info("notifier resumed with %d open incident(s)", len(self.book.open))
 
+    def _open_heads(self, recent: int = 500) -> None:
+        """Read the last ``recent`` heads of every partition, then follow the topic."""
+        if self._heads_topic is None or self._cfg.head_wait_seconds <= 0:
+            return
+        reader = KafkaConsumer(**self._connection.kafka_python(client_id="pileon-notify-heads"),
+                               enable_auto_commit=False)
+        parts = reader.partitions_for_topic(self._heads_topic) or set()
+        tps = [TopicPartition(self._heads_topic, p) for p in sorted(parts)]
+        if not tps:
+            reader.close()
+            log.warning("topic %s not found: pages go without the evidence chain's head "
+                        "(run `pileon topics`)", self._heads_topic)
+            return
+        reader.assign(tps)
+        ends = reader.end_offsets(tps)
+        for tp in tps:
+            reader.seek(tp, max(0, ends[tp] - recent))
+        self._archiver_seen = any(ends.values())
+        self._heads_reader = reader
+
+    def _read_heads(self) -> None:
+        if self._heads_reader is None:
+            return
+        for records in self._heads_reader.poll(timeout_ms=0).values():
+            for r in records:
+                try:
+                    body = orjson.loads(r.value)
+                    key, person = str(body["idempotency_key"]), str(body["person"])
+                    int(body["seq"]), str(body["head_hash"]), str(body["at"])
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                    log.warning("%s %d@%d is not a chain head; skipped", r.topic, r.partition,
+                                r.offset)
+                    continue
+                self._archiver_seen = True
+                self._heads[key] = body
+                self._latest[person] = body
+                while len(self._heads) > _KEYS_KEPT:
+                    self._heads.popitem(last=False)
+
+    def _with_head(self, n: Notification) -> Notification | None:
+        """``n`` with its chain head; None while it should still wait for it."""
+        if n.evidence_head is not None or self._heads_reader is None:
+            return n
+        body = self._heads.get(n.idempotency_key)
+        if body is not None:
+            return dataclasses.replace(n, evidence_head=EvidenceHead.from_record(body, True))
+        deadline = self._deadline.get(n.idempotency_key, 0.0)
+        if self._archiver_seen and time.monotonic() < deadline:
+            return None
+        metrics.HEADS_MISSING.inc()
+        latest = self._latest.get(n.person)
+        if latest is None:
+            return n
+        return dataclasses.replace(n, evidence_head=EvidenceHead.from_record(latest, False))
+
     def _parse(self, record: Any) -> Notification | None:
         try:
             return notification_from_event(AlertEvent.from_json(record.value), self._cfg)
@@ -147,6 +222,7 @@ class Notifier:
             return
         self._tracker.add(token)
         self.book.record(n)
+        self._deadline[n.idempotency_key] = time.monotonic() + self._cfg.head_wait_seconds
         log.info("incident %s %s (%s): delivering to %d sink(s)",
                  n.incident_id, n.transition, n.severity, len(self._workers))
         self._backlog.append((token, n, list(self._workers)))
@@ -157,6 +233,16 @@ class Notifier:
         assert self._consumer is not None  # noqa: S101
         while self._backlog:
             token, n, waiting = self._backlog[0]
+            ready = self._with_head(n)
+            if ready is None:
+                return  # waiting for the archiver's head: keep reading meanwhile
+            if ready is not n:
+                n = ready
+                self._backlog[0] = (token, n, waiting)
+                if self.book.open.get(n.incident_id, n).idempotency_key == n.idempotency_key \
+                        and n.firing:
+                    self.book.open[n.incident_id] = n  # re-announced with its head
+            self._deadline.pop(n.idempotency_key, None)
             waiting[:] = [w for w in waiting if not w.offer(token, n, timeout=0.05)]
             if waiting:
                 self._consumer.pause(*self._consumer.assignment())

@@ -60,6 +60,9 @@ def slack_body(n: Notification) -> dict[str, Any]:
             {"type": "section", "text": {"type": "mrkdwn", "text": head}},
             {"type": "section", "text": {"type": "mrkdwn", "text": n.description}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": links}]},
+            *([{"type": "context", "elements": [{"type": "plain_text",
+                                                 "text": n.evidence_head.words()}]}]
+              if n.evidence_head else []),
         ],
         "idempotency_key": n.idempotency_key,
     }

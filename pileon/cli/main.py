@@ -156,7 +156,7 @@ def cmd_notify(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
     print(f"pileon notify: {', '.join(s.name for s in sinks)}; metrics on "
           f"{cfg.metrics_bind}:{cfg.metrics_port}", flush=True)
     try:
-        Notifier(connection, names.alerts, cfg, sinks).run(stop)
+        Notifier(connection, names.alerts, cfg, sinks, heads_topic=names.heads).run(stop)
     except KeyboardInterrupt:
         stop.set()
     return 0
@@ -239,7 +239,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings, watchlist: Watchlist
 def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     from pileon.evidence import check_bundle, verify_records
     from pileon.evidence.anchors import SigningKeyError, load_public_key, parse_roots
-    from pileon.evidence.chain import EvidenceLog
+    from pileon.evidence.chain import EvidenceLog, check_head
 
     path: Path = args.path
     if path.is_dir():
@@ -249,9 +249,14 @@ def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
         except (SigningKeyError, OSError, ValueError) as exc:
             raise CommandError(f"verify: {exc}") from None
         check = check_bundle(path, key, roots)
+        notes = list(check.notes)
+        if args.head:
+            records = [orjson.loads(x) for x in (path / "mentions.jsonl").read_bytes()
+                       .splitlines() if x.strip()]
+            notes += [check_head(records, h) for h in args.head]
         print(f"OK: bundle {path}: {check.records} records; every file matches the manifest "
               "and what the alert events and the chain records give")
-        for note in check.notes:
+        for note in notes:
             print(f"  {note}")
     elif path.is_file():
         records = []
@@ -266,6 +271,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
         trimmed = "" if first_seq == 1 else f" (from seq {first_seq}: earlier ones expired, " \
             "see trims.jsonl)"
         print(f"OK: chain {path}: {count} records{trimmed}, head {head}")
+        for h in args.head:
+            print(f"  {check_head(records, h)}")
     else:
         raise ChainError(f"{path}: neither a bundle folder nor a chain.jsonl file")
     return 0
@@ -382,6 +389,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--tsa-ca", type=Path, action="append", default=[], metavar="PEM",
                    help="a timestamp authority's root certificate to check the tokens with "
                         "(default: the roots the bundle carries)")
+    s.add_argument("--head", action="append", default=[], metavar="SEQ:HASH",
+                   help="a chain head a page carried (evidence_head: record number and head "
+                        "hash): the record must still have that hash")
     s.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("check-config", help="validate settings and watchlist, then exit")

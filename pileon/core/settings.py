@@ -200,6 +200,10 @@ class AlertingSettings(_Section):
     )
     timeout_seconds: float = Field(default=10.0, gt=0)
     group_id: str = Field(default="pileon-notify", pattern=r"^[A-Za-z0-9._-]+$")
+    head_wait_seconds: float = Field(
+        default=5.0, ge=0, description="how long a page waits for the evidence archiver's "
+        "chain head at that alert (evidence.heads) before it goes with the latest head known; "
+        "no wait when no archiver ever published one")
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = Field(default=6067, ge=0, le=65535)
 

@@ -1,6 +1,12 @@
 """The evidence archiver: appends every clean mention to its person's hash chain and writes
 an incident bundle on every alert transition.
 
+It also appends the deletions and edits the connectors saw on the platforms' streams
+(``mentions.changes``) to the change log and writes the bundles that hold those posts again,
+and, for every alert, publishes the chain's head at that alert to ``evidence.heads`` (with its
+signed checkpoint when the archiver has a key): the notifier puts it in the page, so the
+people paged hold a copy of the head hash that no later edit of the archive can change.
+
 Offsets are committed only after records are fsynced, so a crash re-reads rather than loses;
 re-read mentions are skipped by id. Before exporting a bundle the archiver drains
 ``mentions.clean`` up to the end offsets seen when the alert arrived: the worker publishes a
@@ -17,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from pileon.evidence.anchors import Checkpoints, Sealer
@@ -29,6 +36,9 @@ from pileon.evidence.retention import Retention, archive_lock
 from pileon.kafka.connection import Connection, as_connection
 from pileon.kafka.topics import TopicNames
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
+from pileon.schema.change import CHANGE_SCHEMA, ChangeEvent
+from pileon.schema.deadletter import Origin, dead_letter
+from pileon.schema.mention import Reason
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +70,9 @@ class Archiver:
         self.retention = Retention(root, self.log, sealer, retention_days)
         self.platform = platform
         self._platform_wait = platform_wait_seconds
-        self.rechecks = (Rechecks(root / "rechecks", platform, sealer, recheck_hours)
+        self.changes = self.retention.changes
+        self.rechecks = (Rechecks(root / "rechecks", platform, sealer, recheck_hours,
+                                  self.changes)
                          if platform is not None and recheck_hours else None)
         self._next_recheck = time.monotonic()
         self._looking: threading.Thread | None = None
@@ -85,12 +97,23 @@ class Archiver:
             auto_offset_reset="earliest",
             max_poll_records=5000,
         )
+        self._changes = KafkaConsumer(
+            **conn.kafka_python(group_id=f"{group_id}-changes",
+                                client_id="pileon-archiver-changes"),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=2000,
+        )
+        self._producer = KafkaProducer(**conn.kafka_python(client_id="pileon-archiver",
+                                                           acks="all", linger_ms=0))
         self._consumer.subscribe([topics.alerts])
         # Assigned, not subscribed: a bundle must hold every mention an alert counted, and a
         # group join can take seconds, during which "drain up to the end" would cover nothing.
         # Offsets are still committed under the group, so a restart resumes where it stopped.
         self._clean.assign(_partitions(self._clean, topics.clean))
+        self._changes.assign(_partitions(self._changes, topics.changes))
         self.archived = 0
+        self.changes_recorded = 0
         self.latest_event_time: str | None = None  # created_at of the newest mention archived
 
     def run(self) -> None:
@@ -104,6 +127,7 @@ class Archiver:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._drain_clean(timeout_ms=200)
+            self._drain_changes()
             if self.checkpoints is not None and time.monotonic() >= self._next_checkpoint:
                 self.checkpoint_all()
             self.retention.handle_requests()
@@ -128,6 +152,8 @@ class Archiver:
                 self._consumer.commit()
         self._consumer.close()
         self._clean.close()
+        self._changes.close()
+        self._producer.close(timeout=10)
 
     def stop(self) -> None:
         self._stop.set()
@@ -152,7 +178,7 @@ class Archiver:
             self.checkpoints.add(person, *self.log.head(person))
             checkpoints = self.checkpoints.records(person)
         export_bundle(self.log, events, self.incidents_dir / incident_id, sealer=self._sealer,
-                      checkpoints=checkpoints, platform=self.platform, rechecks=self.rechecks)
+                      checkpoints=checkpoints, platform=self.platform, changes=self.changes)
 
     def checkpoint_all(self) -> int:
         """Seal every chain that grew since its last checkpoint; returns how many."""
@@ -184,6 +210,73 @@ class Archiver:
             if all(self._clean.position(tp) >= end for tp, end in until.items()):
                 return
 
+    def _drain_changes(self) -> None:
+        """Append the deletions and edits the connectors saw; write the bundles that hold
+        those posts again. A change of a post not archived yet is kept all the same (a bundle
+        made later picks it up)."""
+        batch = self._changes.poll(timeout_ms=0)
+        touched: dict[str, set[str]] = {}
+        for records in batch.values():
+            for r in records:
+                try:
+                    change = ChangeEvent.from_json(r.value)
+                except (ValidationError, ValueError) as exc:
+                    self._dead_letter(r, exc)
+                    continue
+                if self.changes.append(change.person, change.log_entry()) is not None:
+                    self.changes_recorded += 1
+                    touched.setdefault(change.person, set()).add(change.of)
+        for person, ids in touched.items():
+            for incident_id in self._incidents_holding(person, ids):
+                self._reexport(incident_id)
+        if batch:
+            self._producer.flush(timeout=30)  # the dead letters, before the offsets move
+            self._changes.commit()
+
+    def _dead_letter(self, record: Any, exc: Exception) -> None:
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            field = ".".join(str(x) for x in first["loc"]) or "(the message)"
+            detail = f"not a {CHANGE_SCHEMA} event: field {field}: {first['type']}"
+        else:
+            detail = f"not a {CHANGE_SCHEMA} event: {type(exc).__name__}"
+        log.warning("%s %d@%d dead-lettered: %s", record.topic, record.partition,
+                    record.offset, detail)
+        self._producer.send(self._topics.invalid, key=record.key, value=dead_letter(
+            record.key, record.value, Reason.SCHEMA, detail,
+            Origin(record.topic, record.partition, record.offset, record.timestamp / 1000)))
+
+    def _incidents_holding(self, person: str, ids: set[str]) -> list[str]:
+        """The incidents of ``person`` whose bundle holds one of these mentions."""
+        needles = [orjson.dumps(i) for i in ids]
+        found: list[str] = []
+        if not self.incidents_dir.is_dir():
+            return found
+        for folder in sorted(self.incidents_dir.iterdir()):
+            path = folder / "mentions.jsonl"
+            if not path.exists() or not folder.name.startswith(f"{person}-"):
+                continue
+            data = path.read_bytes()
+            if any(n in data for n in needles):
+                found.append(folder.name)
+        return found
+
+    def _publish_head(self, event: AlertEvent, checkpoint: dict[str, Any] | None) -> None:
+        """The chain's head at this alert, for the notifier to put in the page."""
+        seq, head = self.log.head(event.person)
+        body = {"schema": "pileon.head/v1", "incident_id": event.incident_id,
+                "idempotency_key": event.idempotency_key, "person": event.person,
+                "seq": seq, "head_hash": head,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if checkpoint is not None:
+            body["checkpoint"] = checkpoint
+        try:
+            self._producer.send(self._topics.heads, key=event.person.encode(),
+                                value=orjson.dumps(body)).get(timeout=30)
+        except KafkaError as exc:  # the bundle holds it anyway; the page goes without it
+            log.warning("head of incident %s not published: %s", event.incident_id,
+                        type(exc).__name__)
+
     def _on_alert(self, record: Any) -> None:
         try:
             event = AlertEvent.from_json(record.value)
@@ -210,13 +303,17 @@ class Archiver:
                     self.platform.want(record["mention"])
             self.platform.drain(self._platform_wait)
         checkpoints: list[dict[str, Any]] = []
+        sealed = None
         if self.checkpoints is not None:
             seq, head = self.log.head(event.person)
             self.checkpoints.add(event.person, seq, head)
             checkpoints = self.checkpoints.records(event.person)
+            sealed = next((c for c in reversed(checkpoints) if c["statement"]["seq"] == seq),
+                          None)
+        self._publish_head(event, sealed)
         folder = export_bundle(self.log, events, self.incidents_dir / event.incident_id,
                                sealer=self._sealer, checkpoints=checkpoints,
-                               platform=self.platform, rechecks=self.rechecks)
+                               platform=self.platform, changes=self.changes)
         self.retention.hold(event.incident_id)
         if self.rechecks is not None:
             since = _ts(events[0].opened_at) - 3600  # the posts the bundle holds

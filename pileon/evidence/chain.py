@@ -178,6 +178,25 @@ def verify_records(
     return count, prev
 
 
+def check_head(records: list[dict[str, Any]], head: str) -> str:
+    """Check a head a page carried (``SEQ:HASH``) against verified records; a line saying what
+    was found, or :class:`ChainError` when the record at SEQ has another hash."""
+    seq_text, _, want = head.partition(":")
+    if not seq_text.isdigit() or len(want) != 64:
+        raise ChainError(f"--head {head!r}: expected SEQ:HASH (the page's evidence_head)")
+    seq = int(seq_text)
+    found = next((r for r in records if r.get("seq") == seq), None)
+    if found is not None:
+        if found.get("hash") != want:
+            raise ChainError(f"record seq {seq} has hash {found.get('hash')}, the page's head "
+                             f"says {want}: the chain was rewritten after the page")
+        return f"head {seq} from the page: matches (nothing up to it was changed since)"
+    if records and seq > records[-1]["seq"]:
+        raise ChainError(f"the page's head is record {seq}, the records end at "
+                         f"{records[-1]['seq']}: records were cut off")
+    return f"head {seq} from the page: before these records (not checkable here)"
+
+
 def _now() -> float:
     return datetime.now(UTC).timestamp()
 

@@ -24,6 +24,7 @@ from pileon.evidence.platform import PlatformRecords
 from pileon.kafka.broker import EmbeddedBroker
 from pileon.kafka.topics import ensure_topics
 from pileon.schema.alert import AlertEvent
+from pileon.schema.change import ChangeEvent
 from tests.factories import NOW, alert_dict, iso, mention
 from tests.peers.atproto_repo import POST, LoopbackAtproto, Repo
 from tests.peers.tsa import LocalTSA
@@ -76,6 +77,24 @@ def test_the_archiver_seals_and_timestamps_what_it_keeps(
             # the incident opened weeks ago (NOW), so the look 1 h after it is due at once
             wait_until(lambda: orjson.loads((bundles[0] / "changes.json").read_bytes())
                        ["entries"], timeout=60, what="the bundle written again with the looks")
+            # A deletion seen on the stream after the bundle: the bundle is written again
+            # with it; a record that is not a change event becomes a dead letter.
+            to_changes = MentionProducer(bootstrap, names.changes)
+            to_changes.send_raw(b"amara", b'{"schema": "pileon.change/v1", "of": ""}')
+            change = ChangeEvent.model_validate({
+                "of": f"bluesky:at://{DID}/{POST}/3kp05", "person": "amara",
+                "platform": "bluesky", "state": "deleted", "source": "jetstream delete commit",
+                "received_at": NOW, "raw": {"kind": "commit"}})
+            for _ in range(2):  # a connector replaying after a restart: kept once
+                to_changes.send_raw(b"amara", change.to_json())
+            to_changes.flush()
+            wait_until(lambda: any(
+                c["look"].startswith("stream:") for c in orjson.loads(
+                    (bundles[0] / "changes.json").read_bytes())["entries"]),
+                timeout=60, what="the bundle written again with the stream's deletion")
+            assert archiver.changes_recorded == 1
+            heads = _read(bootstrap, names.heads)
+            letters = _read(bootstrap, names.invalid)
         finally:
             archiver.stop()
             thread.join(timeout=10)
@@ -86,11 +105,50 @@ def test_the_archiver_seals_and_timestamps_what_it_keeps(
         assert "platform records: 19 verified" in notes
         assert "platform records: 1 not found (deleted, or never public)" in notes
         changes = orjson.loads((bundles[0] / "changes.json").read_bytes())["entries"]
-        assert [c["of"][-5:] for c in changes if c["state"] == "deleted"] == ["3kp19"]
+        assert [c["of"][-5:] for c in changes if c["state"] == "deleted"
+                and not c["look"].startswith("stream:")] == ["3kp19"]
         assert "DELETED (seen" in (bundles[0] / "report.html").read_text()
         assert archiver.checkpoints is not None
         [checkpoint] = archiver.checkpoints.records("amara")  # sealed once: nothing new after
         assert checkpoint["statement"]["seq"] == 20
+        # The head at the alert, for the notifier to put in the page: the bundle's head.
+        [head] = heads
+        manifest = orjson.loads((bundles[0] / "manifest.json").read_bytes())
+        assert (head["seq"], head["head_hash"]) == (20, manifest["chain"]["head_hash"])
+        assert head["checkpoint"]["signature"] == checkpoint["signature"]
+        # Whoever was paged checks the bundle against the head they hold.
+        from pileon.cli.main import main
+
+        page_head = f"{head['seq']}:{head['head_hash']}"
+        assert main(["verify", str(bundles[0]), "--head", page_head]) == 0
+        chain = tmp_path / "chains" / "amara" / "chain.jsonl"
+        assert main(["verify", str(chain), "--head", page_head]) == 0
+        assert main(["verify", str(bundles[0]), "--head", f"20:{'0' * 64}"]) == 2
+        assert main(["verify", str(bundles[0]), "--head", f"21:{head['head_hash']}"]) == 2
+        assert head["idempotency_key"] == AlertEvent.from_json(data).idempotency_key
+        [stream] = [c for c in changes if c["look"].startswith("stream:")]
+        assert stream["of"].endswith("3kp05") and stream["event"] == {"kind": "commit"}
+        assert "announced its deletion" in stream["detail"] and "seal" in stream
+        [letter] = letters
+        assert letter["reason"] == "schema" and "field of" in letter["detail"]
         token = base64.b64decode(checkpoint["timestamps"][0]["token"])
         done = tsa.verify_with_openssl(canonical(checkpoint["statement"]), token)
         assert "Verification: OK" in done.stdout, done.stderr
+
+
+def _read(bootstrap: str, topic: str) -> list[dict[str, object]]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: list[dict[str, object]] = []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=300).values():
+                out += [orjson.loads(r.value) for r in records]
+        return out
+    finally:
+        consumer.close()
