@@ -143,3 +143,26 @@ def test_a_running_archiver_carries_out_the_request(tmp_path: Path) -> None:
         thread.join()
     assert receipts[0]["hold"]["released_by"] == "ana"
     assert not list((tmp_path / "requests").iterdir())
+
+
+def test_changes_expire_with_their_mentions_and_go_with_an_erasure(tmp_path: Path) -> None:
+    log = _archive(tmp_path, [0])
+    held = _bundle(tmp_path, log)  # its mention's changes stay while it is held
+    in_bundle = orjson.loads((tmp_path / "incidents" / held / "mentions.jsonl").read_bytes()
+                             .splitlines()[0])["mention"]["id"]
+    retention = Retention(tmp_path, log, retention_days=90)
+    old = iso(NOW - timedelta(days=400))
+    for of, seen in [(in_bundle, old), ("bluesky:at://x/old", old),
+                     ("bluesky:at://x/new", iso(NOW + timedelta(days=3650)))]:
+        retention.changes.append("amara", {"of": of, "seen_at": seen, "look": "stream: test",
+                                           "state": "deleted", "detail": "", "event": {}})
+    retention.changes.append("sam", {"of": "s", "seen_at": old, "look": "1 h", "state":
+                                     "unchanged", "detail": ""})
+    receipt = retention.expire()
+    assert receipt["changes_dropped"] == {"amara": 1, "sam": 1}
+    kept = retention.changes.changes("amara", {in_bundle, "bluesky:at://x/old",
+                                               "bluesky:at://x/new"})
+    assert [c["of"] for c in kept] == [in_bundle, "bluesky:at://x/new"]
+    receipt = retention.erase("amara", "ana", "the person asked")
+    assert receipt["changes_removed"] == 2
+    assert retention.changes.changes("amara", {in_bundle}) == []
