@@ -1,11 +1,14 @@
 """``pileon simulate`` and the demo's connector: publishes a :mod:`.traffic` simulation to
-``mentions.raw`` through the connectors' producer, at a chosen speed."""
+``mentions.raw`` through the connectors' producer, at a chosen speed (and, given a changes
+topic, the later deletion of some of the pile-on's posts, as a connector would see them)."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from pileon.connectors.traffic import GroundTruth, PileOnScript, Simulator, invalid_messages
 from pileon.kafka.connection import Connection
@@ -23,8 +26,10 @@ class SimulatorConnector:
     def __init__(
         self, connection: Connection, topic: str, simulator: Simulator, *, speed: float = 0.0,
         invalid: bool = False, invalid_topic: str | None = None,
+        changes_topic: str | None = None,
     ) -> None:
         self._connection = connection
+        self._changes_topic = changes_topic
         self._topic = topic
         self._invalid_topic = invalid_topic
         self._simulator = simulator
@@ -39,6 +44,7 @@ class SimulatorConnector:
         cls, connection: Connection, topic: str, watchlist: Any, *, days: float, seed: int,
         target: str | None, speed: float = 0.0, invalid: bool = False,
         end: float | None = None, invalid_topic: str | None = None,
+        changes_topic: str | None = None,
     ) -> SimulatorConnector:
         persons = {p.key: p.display_name for p in watchlist.persons}
         target = target or next(iter(persons))
@@ -47,7 +53,7 @@ class SimulatorConnector:
             pileon=PileOnScript(target, post_share=0.5),  # a brigade on one of their posts
         )
         return cls(connection, topic, simulator, speed=speed, invalid=invalid,
-                   invalid_topic=invalid_topic)
+                   invalid_topic=invalid_topic, changes_topic=changes_topic)
 
     def start(self) -> None:
         from pileon.connectors.producer import MentionProducer
@@ -78,6 +84,10 @@ class SimulatorConnector:
             if i % 5000 == 4999:
                 self._producer.flush()
                 self._acked_until = mention["created_at"]
+        if self._changes_topic is not None:  # some of the pile-on's posts deleted later
+            for change in self._simulator.deletions(mentions):
+                self._producer.send_record(self._changes_topic, change["person"].encode(),
+                                           orjson.dumps(change))
         if self._invalid:
             person = next(iter(self._simulator.persons))
             for key, value in invalid_messages(person, self._simulator.end):

@@ -91,6 +91,7 @@ class GroundTruth:
     pileon_end: str | None
     pileon_mentions: int = 0
     pileon_accounts: int = 0
+    pileon_deleted: int = 0
     background_mentions: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +148,28 @@ class Simulator:
 
     def ground_truth(self) -> GroundTruth:
         return self._truth
+
+    def deletions(self, mentions: list[dict[str, Any]], share: float = 0.06
+                  ) -> list[dict[str, Any]]:
+        """Harassers delete posts once the target reacts: ``share`` of the pile-on's
+        mentions deleted 5-25 minutes after posting (before the run's end), as the
+        ``pileon.change/v1`` events a connector would publish. Its own random stream: the
+        mentions of a seed stay the same."""
+        rng = np.random.default_rng(self.seed + 1_000_003)
+        crowd = f"sim-{self.seed}-po"
+        out = []
+        for m in mentions:
+            if not str(m["author"]["id"]).startswith(crowd) or rng.random() >= share:
+                continue
+            at = _ts(m["created_at"]) + float(rng.uniform(300, 1500))
+            if at > self.end:
+                continue
+            out.append({"schema": "pileon.change/v1", "of": m["id"], "person": m["person"],
+                        "platform": m["platform"], "state": "deleted",
+                        "source": "simulated delete", "event_at": _iso(at),
+                        "received_at": _iso(at), "raw": {"simulated": True}})
+        self._truth.pileon_deleted = len(out)
+        return sorted(out, key=lambda c: c["event_at"])
 
     def daily_per_minute(self, person: str) -> float:
         """The person's background mentions per minute averaged over a day (no news lifts)."""
@@ -336,6 +359,10 @@ def invalid_messages(person: str, now: float) -> list[tuple[bytes | None, bytes]
         (key, body(created_at=_iso(now - 400 * 86400))),
         (key, body(text="x" * 1_020_000)),  # fits a Kafka record, over the ingest limit
     ]
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _iso(t: float) -> str:

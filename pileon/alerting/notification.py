@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 from pileon.core.settings import AlertingSettings
 from pileon.core.wording import local_time, odds
 from pileon.schema.alert import AlertEvent, Severity, Transition
+from pileon.schema.head import ChainHead
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,12 @@ class EvidenceHead:
                f"{self.at}{signed})"
 
     @classmethod
-    def from_record(cls, body: dict[str, Any], at_this_alert: bool) -> EvidenceHead:
-        checkpoint = body.get("checkpoint") or {}
-        return cls(seq=int(body["seq"]), head_hash=str(body["head_hash"]), at=str(body["at"]),
+    def from_head(cls, head: ChainHead, at_this_alert: bool) -> EvidenceHead:
+        checkpoint: dict[str, Any] = head.checkpoint or {}
+        statement = checkpoint.get("statement")
+        return cls(seq=head.seq, head_hash=head.head_hash, at=head.at,
                    at_this_alert=at_this_alert, signature=checkpoint.get("signature"),
-                   key_id=(checkpoint.get("statement") or {}).get("key_id"))
+                   key_id=statement.get("key_id") if isinstance(statement, dict) else None)
 
 
 @dataclass(frozen=True)

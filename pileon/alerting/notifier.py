@@ -21,7 +21,6 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -34,6 +33,7 @@ from pileon.alerting.notification import EvidenceHead, Notification, notificatio
 from pileon.core.settings import AlertingSettings
 from pileon.kafka.connection import Connection, as_connection
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
+from pileon.schema.head import HEAD_SCHEMA, ChainHead
 
 log = logging.getLogger(__name__)
 _KEYS_KEPT = 100_000
@@ -83,8 +83,8 @@ class Notifier:
         self._deadline: dict[str, float] = {}  # idempotency key: when to stop waiting
         self._heads_topic = heads_topic
         self._heads_reader: KafkaConsumer | None = None
-        self._heads: OrderedDict[str, dict[str, Any]] = OrderedDict()  # by idempotency key
-        self._latest: dict[str, dict[str, Any]] = {}  # by person
+        self._heads: OrderedDict[str, ChainHead] = OrderedDict()  # by idempotency key
+        self._latest: dict[str, ChainHead] = {}  # by person
         self._archiver_seen = False
 
     def run(self, stop: threading.Event) -> None:
@@ -172,16 +172,14 @@ class Notifier:
         for records in self._heads_reader.poll(timeout_ms=0).values():
             for r in records:
                 try:
-                    body = orjson.loads(r.value)
-                    key, person = str(body["idempotency_key"]), str(body["person"])
-                    int(body["seq"]), str(body["head_hash"]), str(body["at"])
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                    log.warning("%s %d@%d is not a chain head; skipped", r.topic, r.partition,
-                                r.offset)
+                    head = ChainHead.from_json(r.value)
+                except (ValidationError, ValueError):
+                    log.warning("%s %d@%d is not a %s record; skipped", r.topic, r.partition,
+                                r.offset, HEAD_SCHEMA)
                     continue
                 self._archiver_seen = True
-                self._heads[key] = body
-                self._latest[person] = body
+                self._heads[head.idempotency_key] = head
+                self._latest[head.person] = head
                 while len(self._heads) > _KEYS_KEPT:
                     self._heads.popitem(last=False)
 
@@ -191,7 +189,7 @@ class Notifier:
             return n
         body = self._heads.get(n.idempotency_key)
         if body is not None:
-            return dataclasses.replace(n, evidence_head=EvidenceHead.from_record(body, True))
+            return dataclasses.replace(n, evidence_head=EvidenceHead.from_head(body, True))
         deadline = self._deadline.get(n.idempotency_key, 0.0)
         if self._archiver_seen and time.monotonic() < deadline:
             return None
@@ -199,7 +197,7 @@ class Notifier:
         latest = self._latest.get(n.person)
         if latest is None:
             return n
-        return dataclasses.replace(n, evidence_head=EvidenceHead.from_record(latest, False))
+        return dataclasses.replace(n, evidence_head=EvidenceHead.from_head(latest, False))
 
     def _parse(self, record: Any) -> Notification | None:
         try:

@@ -73,7 +73,7 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
             target = watchlist.persons[0].key
             connector = SimulatorConnector.from_watchlist(
                 connection, names.raw, watchlist, days=args.days, seed=args.seed, target=target,
-                invalid=True, invalid_topic=names.invalid,
+                invalid=True, invalid_topic=names.invalid, changes_topic=names.changes,
             )
             connector.start()
             sent = connector.run()
@@ -356,8 +356,20 @@ def _print_incident(
     sealed = next((n.split(" (")[0] for n in check.notes if n.startswith("sealed by")), "unsealed")
     lines.append(f"  evidence bundle: {folder} ({count} hash-chained mentions, verified, "
                  f"{sealed})")
+    deleted = _deleted(folder)
+    if deleted:
+        lines.append(f"  deleted since: {deleted} of its posts, said the platform's stream "
+                     "(kept as captured; marked in the bundle, the report and the console)")
     lines.append(f"  in the console (the alert's link): {link}")
     print("\n".join(lines), flush=True)
+
+
+def _deleted(folder: Path) -> int:
+    path = folder / "changes.json"
+    if not path.exists():
+        return 0
+    entries = orjson.loads(path.read_bytes()).get("entries", [])
+    return len({e["of"] for e in entries if e.get("state") == "deleted"})
 
 
 def _texts(archiver: Archiver, person: str, ids: set[str]) -> dict[str, str]:

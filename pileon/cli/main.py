@@ -90,6 +90,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings, watchlist: Watchl
     connector = SimulatorConnector.from_watchlist(
         connection, names.raw, watchlist, days=args.days, seed=args.seed, target=args.target,
         speed=args.speed, invalid=args.invalid, invalid_topic=names.invalid,
+        changes_topic=names.changes,
     )
     connector.start()
     connector.run()

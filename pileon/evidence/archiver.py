@@ -38,6 +38,7 @@ from pileon.kafka.topics import TopicNames
 from pileon.schema.alert import ALERT_SCHEMA, AlertEvent
 from pileon.schema.change import CHANGE_SCHEMA, ChangeEvent
 from pileon.schema.deadletter import Origin, dead_letter
+from pileon.schema.head import ChainHead
 from pileon.schema.mention import Reason
 
 log = logging.getLogger(__name__)
@@ -263,16 +264,14 @@ class Archiver:
 
     def _publish_head(self, event: AlertEvent, checkpoint: dict[str, Any] | None) -> None:
         """The chain's head at this alert, for the notifier to put in the page."""
-        seq, head = self.log.head(event.person)
-        body = {"schema": "pileon.head/v1", "incident_id": event.incident_id,
-                "idempotency_key": event.idempotency_key, "person": event.person,
-                "seq": seq, "head_hash": head,
-                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        if checkpoint is not None:
-            body["checkpoint"] = checkpoint
+        seq, hash_ = self.log.head(event.person)
+        head = ChainHead(incident_id=event.incident_id,
+                         idempotency_key=event.idempotency_key, person=event.person, seq=seq,
+                         head_hash=hash_, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         checkpoint=checkpoint)
         try:
             self._producer.send(self._topics.heads, key=event.person.encode(),
-                                value=orjson.dumps(body)).get(timeout=30)
+                                value=head.to_json()).get(timeout=30)
         except KafkaError as exc:  # the bundle holds it anyway; the page goes without it
             log.warning("head of incident %s not published: %s", event.incident_id,
                         type(exc).__name__)

@@ -32,7 +32,7 @@ class TestCheck:
 
     def test_missing_topics_are_named(self, embedded_broker: EmbeddedBroker) -> None:
         report = check(embedded_broker.bootstrap, _settings(f"none{uuid.uuid4().hex[:6]}."))
-        assert len([p for p in report.problems if "missing" in p]) == 4
+        assert len([p for p in report.problems if "missing" in p]) == 6
 
     def test_topics_without_a_worker_say_so(self, embedded_broker: EmbeddedBroker) -> None:
         settings = _settings(f"c{uuid.uuid4().hex[:6]}.")

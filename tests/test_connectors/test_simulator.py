@@ -4,6 +4,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from pileon.connectors.traffic import PileOnScript, Simulator, invalid_messages
+from pileon.schema.change import ChangeEvent
 
 END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC).timestamp()
 PERSONS = {"amara": "Amara Okafor", "sam": "Sam Ruiz"}
@@ -36,6 +37,21 @@ class TestSimulator:
         pileon = [m for m in mentions if m["author"]["id"].startswith(f"sim-{sim.seed}-po")]
         assert len(pileon) == truth.pileon_mentions
         assert min(m["created_at"] for m in pileon) >= truth.onset  # type: ignore[operator]
+
+    def test_some_pileon_posts_are_deleted_later_as_change_events(self) -> None:
+        sim = _sim()
+        mentions = sim.mentions()
+        deleted = sim.deletions(mentions)
+        by_id = {m["id"]: m for m in mentions}
+        assert 0 < len(deleted) < 0.15 * sim.ground_truth().pileon_mentions
+        assert sim.ground_truth().pileon_deleted == len(deleted)
+        for c in deleted:
+            change = ChangeEvent.model_validate(c)  # what a connector publishes
+            posted = by_id[change.of]
+            assert posted["author"]["id"].startswith(f"sim-{sim.seed}-po")
+            assert change.event_at is not None and change.event_at.timestamp() <= END
+            assert 300 <= change.event_at.timestamp() - _ts(posted["created_at"]) <= 1500
+        assert _sim().mentions() == mentions  # deleting does not change a seed's mentions
 
     def test_background_has_a_daily_rhythm(self) -> None:
         mentions = [m for m in _sim().mentions() if m["person"] == "sam"]
@@ -91,3 +107,7 @@ class TestSimulatorConnector:
         assert 0.5 < elapsed < 5.0  # an hour of event time in about a second
         assert received == sent > 0
         assert connector.checkpoint()["acked_until"] == sim.ground_truth().end
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
