@@ -148,10 +148,35 @@ def analysis_alone(simulator: Simulator) -> float:
     return len(mentions) / (time.perf_counter() - t0)
 
 
+def compare_lingers(simulator: Simulator, lingers: list[int], timeout: float) -> None:
+    """The pile-on workload once per producer linger, in this run, against its own bare
+    consumer each time; the ratio to the first linger is the figure to compare."""
+    import os
+
+    rows = []
+    for linger in lingers:
+        os.environ["PILEON_WORKER__PRODUCER_LINGER_MS"] = str(linger)
+        rows.append((linger, run(f"pile-on, linger {linger} ms", simulator, timeout)))
+    os.environ.pop("PILEON_WORKER__PRODUCER_LINGER_MS", None)
+    first = rows[0][1]["per_s"] / rows[0][1]["baseline"]
+    print(f"\n{'linger ms':>9} {'worker mentions/s':>18} {'bare consumer/s':>16} "
+          f"{'ratio':>6} {'vs first':>8} {'peak RSS MB':>12}")
+    for linger, r in rows:
+        ratio = r["per_s"] / r["baseline"]
+        print(f"{linger:>9} {r['per_s']:>18,.0f} {r['baseline']:>16,.0f} {ratio:>6.3f} "
+              f"{ratio / first:>8.2f} {r['rss']:>12.0f}")
+    print("RESULT " + " ".join(
+        f"linger{linger}_per_s={r['per_s']:.0f} linger{linger}_ratio="
+        f"{r['per_s'] / r['baseline']:.3f}" for linger, r in rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller workloads")
     ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument("--linger-ms", default="",
+                    help="comma-separated producer lingers to compare on the pile-on "
+                         "workload in this run (worker.producer_linger_ms), e.g. 0,5,20")
     args = ap.parse_args()
     watchlist = load_watchlist(load_settings().watchlist)
     persons = {p.key: p.display_name for p in watchlist.persons}
@@ -166,6 +191,9 @@ def main() -> None:
     minutes = Simulator(persons, end=now, days=2 if args.quick else 7, seed=8,
                         mean_per_hour=60)
     alone = analysis_alone(pileon)
+    if args.linger_ms:
+        compare_lingers(pileon, [int(x) for x in args.linger_ms.split(",")], args.timeout)
+        return
     dense = run("pile-on", pileon, args.timeout)
     many = run("many minutes", minutes, args.timeout)
 

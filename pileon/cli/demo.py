@@ -201,7 +201,7 @@ def _await_incident(
             _where(progress.metrics_url, out, progress.settings.console.public_url)
         shown.add(event.person)
         if event.person != progress.target:
-            _say(started, f"note: an alert for '{event.person}', who had no pile-on: an "
+            _say(started, f"note: an alert for '{event.person}', who had no pile-on: a "
                           f"burst in their simulated organic traffic ({event.assessment}); the "
                           "default budget allows 2 such pages a person-month")
         elif not args.follow:

@@ -77,6 +77,10 @@ class WorkerSettings(_Section):
         description="Faust standby table replicas; 0 because faust-streaming 0.15 can hang "
         "taking over a standby partition (docs/reliability.md)",
     )
+    producer_linger_ms: int = Field(
+        default=0, ge=0, le=1000,
+        description="how long the worker's producer waits to fill a batch (acks=all either "
+        "way); bench/throughput.py --linger-ms compares values")
     lag_interval_seconds: float = Field(default=15.0, gt=0, description="lag metrics refresh")
     stall_seconds: float = Field(
         default=120.0, gt=0,
