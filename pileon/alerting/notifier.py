@@ -78,9 +78,8 @@ class Notifier:
         ]
         self._consumer: KafkaConsumer | None = None
         # Alerts read but not yet queued by every sink (a full queue: reading is paused), or
-        # waiting for their chain head until the deadline.
-        self._backlog: deque[tuple[Token, Notification, list[SinkWorker]]] = deque()
-        self._deadline: dict[str, float] = {}  # idempotency key: when to stop waiting
+        # waiting for their chain head until their deadline (monotonic seconds).
+        self._backlog: deque[tuple[Token, Notification, list[SinkWorker], float]] = deque()
         self._heads_topic = heads_topic
         self._heads_reader: KafkaConsumer | None = None
         self._heads: OrderedDict[str, ChainHead] = OrderedDict()  # by idempotency key
@@ -183,14 +182,13 @@ class Notifier:
                 while len(self._heads) > _KEYS_KEPT:
                     self._heads.popitem(last=False)
 
-    def _with_head(self, n: Notification) -> Notification | None:
+    def _with_head(self, n: Notification, deadline: float) -> Notification | None:
         """``n`` with its chain head; None while it should still wait for it."""
         if n.evidence_head is not None or self._heads_reader is None:
             return n
         body = self._heads.get(n.idempotency_key)
         if body is not None:
             return dataclasses.replace(n, evidence_head=EvidenceHead.from_head(body, True))
-        deadline = self._deadline.get(n.idempotency_key, 0.0)
         if self._archiver_seen and time.monotonic() < deadline:
             return None
         metrics.HEADS_MISSING.inc()
@@ -220,27 +218,26 @@ class Notifier:
             return
         self._tracker.add(token)
         self.book.record(n)
-        self._deadline[n.idempotency_key] = time.monotonic() + self._cfg.head_wait_seconds
         log.info("incident %s %s (%s): delivering to %d sink(s)",
                  n.incident_id, n.transition, n.severity, len(self._workers))
-        self._backlog.append((token, n, list(self._workers)))
+        self._backlog.append((token, n, list(self._workers),
+                              time.monotonic() + self._cfg.head_wait_seconds))
         self._flow()
 
     def _flow(self) -> None:
         """Queue the backlog in order; pause reading while a sink's queue is full."""
         assert self._consumer is not None  # noqa: S101
         while self._backlog:
-            token, n, waiting = self._backlog[0]
-            ready = self._with_head(n)
+            token, n, waiting, deadline = self._backlog[0]
+            ready = self._with_head(n, deadline)
             if ready is None:
                 return  # waiting for the archiver's head: keep reading meanwhile
             if ready is not n:
                 n = ready
-                self._backlog[0] = (token, n, waiting)
-                if self.book.open.get(n.incident_id, n).idempotency_key == n.idempotency_key \
-                        and n.firing:
+                self._backlog[0] = (token, n, waiting, deadline)
+                current = self.book.open.get(n.incident_id)
+                if current is not None and current.idempotency_key == n.idempotency_key:
                     self.book.open[n.incident_id] = n  # re-announced with its head
-            self._deadline.pop(n.idempotency_key, None)
             waiting[:] = [w for w in waiting if not w.offer(token, n, timeout=0.05)]
             if waiting:
                 self._consumer.pause(*self._consumer.assignment())

@@ -262,9 +262,9 @@ class Archiver:
                 found.append(folder.name)
         return found
 
-    def _publish_head(self, event: AlertEvent, checkpoint: dict[str, Any] | None) -> None:
+    def _publish_head(self, event: AlertEvent, seq: int, hash_: str,
+                      checkpoint: dict[str, Any] | None) -> None:
         """The chain's head at this alert, for the notifier to put in the page."""
-        seq, hash_ = self.log.head(event.person)
         head = ChainHead(incident_id=event.incident_id,
                          idempotency_key=event.idempotency_key, person=event.person, seq=seq,
                          head_hash=hash_, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -303,13 +303,13 @@ class Archiver:
             self.platform.drain(self._platform_wait)
         checkpoints: list[dict[str, Any]] = []
         sealed = None
+        seq, head = self.log.head(event.person)
         if self.checkpoints is not None:
-            seq, head = self.log.head(event.person)
             self.checkpoints.add(event.person, seq, head)
             checkpoints = self.checkpoints.records(event.person)
             sealed = next((c for c in reversed(checkpoints) if c["statement"]["seq"] == seq),
                           None)
-        self._publish_head(event, sealed)
+        self._publish_head(event, seq, head, sealed)
         folder = export_bundle(self.log, events, self.incidents_dir / event.incident_id,
                                sealer=self._sealer, checkpoints=checkpoints,
                                platform=self.platform, changes=self.changes)

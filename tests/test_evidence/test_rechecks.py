@@ -109,19 +109,13 @@ def test_the_bundle_and_report_carry_the_changes(
     peers: tuple[LoopbackAtproto, ActivityPubOrigin], tmp_path: Path
 ) -> None:
     atproto, origin = peers
-    log = EvidenceLog(tmp_path / "chains")
-    for m in _mentions(origin):
-        log.append(m, {"offset": 0})
-    platform = PlatformRecords(tmp_path / "p", plc_url=atproto.url)
+    log, platform = _archived(atproto, origin, tmp_path)
     rechecks = Rechecks(tmp_path, platform)
     rechecks.schedule("amara-x", iso(NOW), _mentions(origin))
     origin.note = None
     rechecks.run_due(OPENED + 2 * HOUR)
-    data = alert_dict(opened=iso(NOW), at=iso(NOW + timedelta(minutes=10)))
-    data["signals"]["near_duplicate_clusters"] = []
-    data["signals"]["rate"]["mentions"] = 2
-    bundle = export_bundle(log, [AlertEvent.from_json(data)], tmp_path / "incident",
-                           platform=platform, changes=rechecks.log)
+    bundle = export_bundle(log, _events(), tmp_path / "incident", platform=platform,
+                           changes=rechecks.log)
     changes = orjson.loads((bundle / "changes.json").read_bytes())["entries"]
     assert {c["state"] for c in changes} == {"unchanged", "deleted"}
     report = (bundle / "report.html").read_text()
@@ -133,18 +127,11 @@ def test_a_mastodon_status_is_kept_as_its_origin_served_it_and_said_unsigned(
     peers: tuple[LoopbackAtproto, ActivityPubOrigin], tmp_path: Path
 ) -> None:
     atproto, origin = peers
-    log = EvidenceLog(tmp_path / "chains")
-    for m in _mentions(origin):
-        log.append(m, {"offset": 0})
-    platform = PlatformRecords(tmp_path / "p", plc_url=atproto.url)
+    log, platform = _archived(atproto, origin, tmp_path)
     for r in log.records("amara"):
         platform.want(r["mention"])
     platform.drain(10)
-    data = alert_dict(opened=iso(NOW), at=iso(NOW + timedelta(minutes=10)))
-    data["signals"]["near_duplicate_clusters"] = []
-    data["signals"]["rate"]["mentions"] = 2
-    bundle = export_bundle(log, [AlertEvent.from_json(data)], tmp_path / "incident",
-                           platform=platform)
+    bundle = export_bundle(log, _events(), tmp_path / "incident", platform=platform)
     entries = orjson.loads((bundle / "platform.json").read_bytes())["entries"]
     [kept] = [e for e in entries if e.get("platform") == "mastodon"]
     assert kept["response"]["body"]["content"] == "<p>you should quit</p>"
@@ -154,3 +141,20 @@ def test_a_mastodon_status_is_kept_as_its_origin_served_it_and_said_unsigned(
     assert "platform records: 1 verified" in notes
     assert "platform records: 1 Mastodon: unsigned" in notes
     assert "Mastodon, unsigned: its ActivityPub object" in (bundle / "report.html").read_text()
+
+
+def _archived(atproto: LoopbackAtproto, origin: ActivityPubOrigin, tmp_path: Path
+              ) -> tuple[EvidenceLog, PlatformRecords]:
+    """The two posts in a chain, and the platform records store that reaches their origins."""
+    log = EvidenceLog(tmp_path / "chains")
+    for m in _mentions(origin):
+        log.append(m, {"offset": 0})
+    return log, PlatformRecords(tmp_path / "p", plc_url=atproto.url)
+
+
+def _events() -> list[AlertEvent]:
+    """The incident's opening, counting both posts."""
+    data = alert_dict(opened=iso(NOW), at=iso(NOW + timedelta(minutes=10)))
+    data["signals"]["near_duplicate_clusters"] = []
+    data["signals"]["rate"]["mentions"] = 2
+    return [AlertEvent.from_json(data)]
