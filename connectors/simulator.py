@@ -5,12 +5,12 @@ topic, the later deletion of some of the pile-on's posts, as a connector would s
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 import orjson
 
 from pileon.connectors.traffic import GroundTruth, PileOnScript, Simulator, invalid_messages
+from pileon.core.times import epoch
 from pileon.kafka.connection import Connection
 
 
@@ -75,7 +75,7 @@ class SimulatorConnector:
             if self._stopped:
                 break
             if self._speed > 0:
-                due = (_ts(mention["created_at"]) - event0) / self._speed
+                due = (epoch(mention["created_at"]) - event0) / self._speed
                 delay = due - (time.monotonic() - wall0)
                 if delay > 0:
                     self._producer.flush()
@@ -104,7 +104,3 @@ class SimulatorConnector:
 
     def ground_truth(self) -> GroundTruth:
         return self._simulator.ground_truth()
-
-
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

@@ -17,10 +17,11 @@ import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+
+from pileon.core.times import epoch, iso_z
 
 _PLATFORMS = ("bluesky", "mastodon")
 _OPENERS = [
@@ -130,7 +131,7 @@ class Simulator:
         self._seq = itertools.count()
         self._usual: dict[str, tuple[float, float]] = {}  # person: (timezone hours, scale)
         self._truth = GroundTruth(
-            seed, _iso(self.start), _iso(end), sorted(persons), None, None, None
+            seed, iso_z(self.start), iso_z(end), sorted(persons), None, None, None
         )
 
     # -- public -------------------------------------------------------------------------
@@ -161,13 +162,13 @@ class Simulator:
         for m in mentions:
             if not str(m["author"]["id"]).startswith(crowd) or rng.random() >= share:
                 continue
-            at = _ts(m["created_at"]) + float(rng.uniform(300, 1500))
+            at = epoch(m["created_at"]) + float(rng.uniform(300, 1500))
             if at > self.end:
                 continue
             out.append({"schema": "pileon.change/v1", "of": m["id"], "person": m["person"],
                         "platform": m["platform"], "state": "deleted",
-                        "source": "simulated delete", "event_at": _iso(at),
-                        "received_at": _iso(at), "raw": {"simulated": True}})
+                        "source": "simulated delete", "event_at": iso_z(at),
+                        "received_at": iso_z(at), "raw": {"simulated": True}})
         self._truth.pileon_deleted = len(out)
         return sorted(out, key=lambda c: c["event_at"])
 
@@ -271,8 +272,8 @@ class Simulator:
                     yield self._mention(script.target, name, t, author, text, kind)
                 count += 1
         self._truth.target = script.target
-        self._truth.onset = _iso(onset)
-        self._truth.pileon_end = _iso(stop)
+        self._truth.onset = iso_z(onset)
+        self._truth.pileon_end = iso_z(stop)
         self._truth.pileon_mentions = count
         self._truth.pileon_accounts = len(accounts)
 
@@ -318,12 +319,12 @@ class Simulator:
             "author": {
                 "id": author.id,
                 "handle": author.handle,
-                "created_at": _iso(author.created_at),
+                "created_at": iso_z(author.created_at),
                 "followers": author.followers,
             },
             "text": text,
             "url": f"https://example.invalid/{platform}/{n}",
-            "created_at": _iso(t),
+            "created_at": iso_z(t),
             "raw": {"simulated": True, "seq": n},
         }
         if in_reply_to:
@@ -341,7 +342,7 @@ def invalid_messages(person: str, now: float) -> list[tuple[bytes | None, bytes]
     """One message of each kind the validator must dead-letter (for demos and tests)."""
     good = {
         "id": "bluesky:bad-1", "platform": "bluesky", "person": person, "matched_by": "mention",
-        "author": {"id": "did:plc:x"}, "text": "t", "created_at": _iso(now - 60),
+        "author": {"id": "did:plc:x"}, "text": "t", "created_at": iso_z(now - 60),
     }
     import orjson
 
@@ -354,16 +355,8 @@ def invalid_messages(person: str, now: float) -> list[tuple[bytes | None, bytes]
         (key, b"\xff\xfe invalid utf-8"),
         (key, body(author="not-an-object")),
         (b"nobody", body(person="nobody")),
-        (key, body(created_at=_iso(now + 86400))),
+        (key, body(created_at=iso_z(now + 86400))),
         (key, orjson.dumps({k: v for k, v in good.items() if k != "person"})),
-        (key, body(created_at=_iso(now - 400 * 86400))),
+        (key, body(created_at=iso_z(now - 400 * 86400))),
         (key, body(text="x" * 1_020_000)),  # fits a Kafka record, over the ingest limit
     ]
-
-
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")

@@ -27,6 +27,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from pileon.core.times import epoch
 from pileon.evidence.anchors import Checkpoints, Sealer
 from pileon.evidence.bundle import export_bundle
 from pileon.evidence.chain import EvidenceLog
@@ -296,9 +297,9 @@ class Archiver:
         partitions = list(self._clean.assignment())
         self._drain_clean(timeout_ms=100, until=self._clean.end_offsets(partitions))
         if self.platform is not None:  # the signed records of the incident's Bluesky posts
-            since = _ts(events[0].opened_at) - 3600
+            since = epoch(events[0].opened_at) - 3600
             for record in self.log.records(event.person):
-                if _ts(record["mention"]["created_at"]) >= since:
+                if epoch(record["mention"]["created_at"]) >= since:
                     self.platform.want(record["mention"])
             self.platform.drain(self._platform_wait)
         checkpoints: list[dict[str, Any]] = []
@@ -315,10 +316,10 @@ class Archiver:
                                platform=self.platform, changes=self.changes)
         self.retention.hold(event.incident_id)
         if self.rechecks is not None:
-            since = _ts(events[0].opened_at) - 3600  # the posts the bundle holds
+            since = epoch(events[0].opened_at) - 3600  # the posts the bundle holds
             self.rechecks.schedule(event.incident_id, events[0].opened_at, [
                 r["mention"] for r in self.log.records(event.person)
-                if _ts(r["mention"]["created_at"]) >= since])
+                if epoch(r["mention"]["created_at"]) >= since])
             self._next_recheck = time.monotonic()  # a look already due (an old incident)
         log.info("incident %s %s: bundle at %s", event.incident_id, event.transition, folder)
         if self._on_bundle is not None:
@@ -334,9 +335,3 @@ def _partitions(consumer: KafkaConsumer, topic: str, timeout: float = 30.0) -> l
         if time.monotonic() > deadline:
             raise RuntimeError(f"topic {topic} has no partitions: run `pileon topics` first")
         time.sleep(0.2)
-
-
-def _ts(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from pileon import __version__
 from pileon.core.csvsafe import safe_cell
+from pileon.core.times import epoch
 from pileon.evidence.anchors import Sealer, check_seal, key_id, parse_roots, raw_public
 from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
 from pileon.evidence.changes import ChangeLog
@@ -62,7 +63,7 @@ def export_bundle(
     """Write the bundle of one incident (its alert events, oldest first) into ``out_dir``;
     with a ``sealer``, sealed, with the person's ``checkpoints`` that fall in the segment."""
     person = events[0].person
-    opened = _ts(events[0].opened_at)
+    opened = epoch(events[0].opened_at)
     segment = _segment(list(log.records(person)), opened - lookback_seconds)
     derivation = {"lookback_seconds": lookback_seconds, "cluster_threshold": cluster_threshold,
                   "renderer": RENDERER}
@@ -366,9 +367,9 @@ def _events(data: bytes, incident_id: str, person: str) -> list[AlertEvent]:
 
 def _check_coverage(events: list[AlertEvent], records: list[dict[str, Any]]) -> None:
     """Each transition counted some mentions in the window before it: they must be here."""
-    times = sorted(_ts(r["mention"]["created_at"]) for r in records)
+    times = sorted(epoch(r["mention"]["created_at"]) for r in records)
     for e in events:
-        rate, end = e.signals.rate, _ts(e.at)
+        rate, end = e.signals.rate, epoch(e.at)
         start = end - rate.window_minutes * 60
         held = bisect.bisect_left(times, end) - bisect.bisect_left(times, start)
         if e.firing and held < rate.mentions:
@@ -384,7 +385,7 @@ def _manifest_hash(manifest: dict[str, Any]) -> str:
 def _segment(records: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
     """The contiguous run of records from the first mention posted at or after ``since``."""
     for i, record in enumerate(records):
-        if _ts(record["mention"]["created_at"]) >= since:
+        if epoch(record["mention"]["created_at"]) >= since:
             return records[i:]
     return []
 
@@ -401,7 +402,3 @@ def _csv(records: list[dict[str, Any]], members: dict[str, str]) -> str:
             r["captured_at"], m["matched_by"], m.get("in_reply_to"), m.get("quote_of"),
             members.get(m["id"]), r["mention_sha256"], r["hash"])])
     return buf.getvalue()
-
-
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

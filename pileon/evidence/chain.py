@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from pileon.core.times import iso_z
+
 GENESIS = "0" * 64
 
 
@@ -65,7 +67,7 @@ class EvidenceLog:
         record: dict[str, Any] = {
             "seq": head.seq + 1,
             "prev": head.hash,
-            "captured_at": _iso(captured_at if captured_at is not None else _now()),
+            "captured_at": iso_z(captured_at if captured_at is not None else _now()),
             "origin": origin,
             "mention_sha256": hashlib.sha256(canonical(mention)).hexdigest(),
             "mention": mention,
@@ -106,7 +108,7 @@ class EvidenceLog:
         removed = [orjson.loads(line) for line in lines[:cut] if line.strip()]
         kept = lines[cut:]
         entry: dict[str, Any] = {
-            "at": _iso(_now()), "reason": reason, "removed": len(removed),
+            "at": iso_z(_now()), "reason": reason, "removed": len(removed),
             "removed_seq": [removed[0]["seq"], removed[-1]["seq"]],
             "first_seq": orjson.loads(kept[0])["seq"] if kept else head.seq + 1,
             "first_prev": orjson.loads(kept[0])["prev"] if kept else head.hash,
@@ -199,7 +201,3 @@ def check_head(records: list[dict[str, Any]], head: str) -> str:
 
 def _now() -> float:
     return datetime.now(UTC).timestamp()
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")

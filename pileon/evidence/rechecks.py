@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import orjson
 import requests
 
 from pileon.core.html_text import plain_text
+from pileon.core.times import epoch, iso_z
 from pileon.evidence.anchors import Sealer
 from pileon.evidence.changes import ChangeLog
 from pileon.evidence.platform import (
@@ -42,14 +42,6 @@ from pileon.evidence.platform import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 class Rechecks:
@@ -82,7 +74,7 @@ class Rechecks:
             return looked
         for path in sorted(folder.glob("*.json")):
             state = orjson.loads(path.read_bytes())
-            opened = _ts(state["opened_at"])
+            opened = epoch(state["opened_at"])
             due = [h for h in self.hours if h not in state["done"] and now >= opened + h * 3600]
             if not due:
                 continue
@@ -101,7 +93,7 @@ class Rechecks:
             found = self._bluesky(mention_id, str(post["text"]))
         else:
             found = self._mastodon(mention_id, str(post["text"]))
-        event: dict[str, Any] = {"of": mention_id, "seen_at": _iso(time.time()), "look": when,
+        event: dict[str, Any] = {"of": mention_id, "seen_at": iso_z(time.time()), "look": when,
                                  **found}
         return self.log.append(str(post["person"]), event) or event
 

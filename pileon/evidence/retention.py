@@ -28,12 +28,12 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from pileon.core.times import epoch, iso_z
 from pileon.evidence.anchors import Sealer
 from pileon.evidence.chain import EvidenceLog
 from pileon.evidence.changes import ChangeLog
@@ -43,14 +43,6 @@ log = logging.getLogger(__name__)
 
 def _now() -> float:
     return time.time()
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 class Retention:
@@ -70,7 +62,7 @@ class Retention:
         path = self.holds / f"{incident_id}.json"
         if path.exists():
             return dict(orjson.loads(path.read_bytes()))
-        state = {"incident_id": incident_id, "held_at": _iso(_now()), "released_at": None,
+        state = {"incident_id": incident_id, "held_at": iso_z(_now()), "released_at": None,
                  "released_by": None, "reason": None}
         self._write(path, state)
         return state
@@ -80,7 +72,7 @@ class Retention:
             raise ValueError(f"incident {incident_id}: no bundle in this archive")
         state = self.hold(incident_id)
         if state["released_at"] is None:
-            state.update(released_at=_iso(_now()), released_by=by, reason=reason)
+            state.update(released_at=iso_z(_now()), released_by=by, reason=reason)
             self._write(self.holds / f"{incident_id}.json", state)
         return self._receipt("release", {"incident_id": incident_id, "by": by,
                                          "reason": reason, "hold": state})
@@ -98,7 +90,7 @@ class Retention:
             keep_from = min(cutoff, protect.get(person, cutoff))
 
             def recent(record: dict[str, Any], since: float = keep_from) -> bool:
-                return _ts(record["captured_at"]) >= since
+                return epoch(record["captured_at"]) >= since
 
             removed = self.log.trim(person, recent, "retention", self.sealer)
             if removed:
@@ -109,7 +101,7 @@ class Retention:
             since = min(cutoff, protect.get(person, cutoff))
 
             def wanted(entry: dict[str, Any], since: float = since) -> bool:
-                return _ts(entry["seen_at"]) >= since or entry.get("of") in held
+                return epoch(entry["seen_at"]) >= since or entry.get("of") in held
 
             if dropped := self.changes.keep(person, wanted):
                 changes[person] = dropped
@@ -181,9 +173,9 @@ class Retention:
             events = orjson.loads(saved.read_bytes())
             state = self.hold(folder.name)
             yield folder.name, {
-                "person": events[-1]["person"], "last_at": _ts(events[-1]["at"]),
+                "person": events[-1]["person"], "last_at": epoch(events[-1]["at"]),
                 "firing": events[-1]["transition"] != "resolved",
-                "opened_at": _ts(events[0]["opened_at"]),
+                "opened_at": epoch(events[0]["opened_at"]),
                 "released": state["released_at"] is not None,
             }
 
@@ -214,7 +206,7 @@ class Retention:
         return True
 
     def _receipt(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        receipt = {"kind": kind, "at": _iso(_now()), **body}
+        receipt = {"kind": kind, "at": iso_z(_now()), **body}
         if self.sealer is not None:
             receipt["seal"] = self.sealer.seal({"kind": f"receipt:{kind}", **body})
         name = f"{receipt['at'].replace(':', '')}-{kind}.json"
