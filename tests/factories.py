@@ -78,7 +78,7 @@ def alert_dict(
         "found_late": None,
         "signals": {
             "rate": {"window_minutes": 10.0, "mentions": 240, "expected": 31.0, "ratio": 7.7,
-                     "score": 12.5, "bar": 6.2},
+                     "score": 12.5, "bar": 6.2, "sustained": False},
             "distinct_authors": {"value": 180, "baseline": 20.0},
             "young_account_share": {"value": 0.64, "baseline": 0.05, "young_means_days": 7.0},
             "near_duplicate_clusters": [

@@ -107,6 +107,10 @@ def _description(event: AlertEvent) -> str:
         f"{rate.expected:g} are usual: on an ordinary day for {event.person} that is "
         f"{odds(rate.score)}. At {local_time(event.at, event.timezone)}.",
         f"Score {event.score} (-log10 p)" + (
+            f"; the rise has held: every five minutes of the half hour but one was improbable, "
+            f"and its bar {signals.rate.bar:g} is that half hour at the configured multiple of "
+            "the usual (the higher of this hour's usual and the last six hours)."
+            if signals.rate.sustained and signals.rate.bar is not None else
             f"; this person's bar for this window is {signals.rate.bar:g}, set by the budget "
             "of false pages a month and their own history." if signals.rate.bar is not None
             else "."),

@@ -112,6 +112,13 @@ class DetectionSettings(_Section):
         "that may reach their open bar; each window length's bar is derived from it and from "
         "the person's history (the lowest score level crossed no more often)",
     )
+    pileon_multiple: float = Field(
+        default=8.0, gt=1,
+        description="the sustained-rise test's bar: a half hour (all of it but five minutes) "
+        "at this multiple of the higher of the person's usual for the hour and their last six "
+        "hours always reaches the bar, however bursty the person; not calibrated on their own "
+        "bursts, so repeated attacks do not raise it (docs/benchmarks.md has the trade-off)",
+    )
     open_score: float = Field(
         default=3.0, gt=0,
         description="a floor under every person's bar: no incident opens below this score, "

@@ -48,6 +48,11 @@ class RateSignal(_Part):
     bar: float | None = Field(
         default=None, description="the score this window length needs to open an incident for "
         "this person: derived from the false-alarm budget and the person's own history")
+    sustained: bool = Field(
+        default=False, description="the sustained-rise test scored: the window is the last "
+        "half hour, all of it but five minutes improbable against the higher of the person's "
+        "usual and their last six hours; its bar is that half hour at detection.pileon_multiple "
+        "times what was expected")
 
 
 class AuthorsSignal(_Part):

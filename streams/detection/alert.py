@@ -83,6 +83,7 @@ def build_alert(
                 ratio=round(rate.ratio, 1) if math.isfinite(rate.ratio) else None,
                 score=round(rate.score, 2),
                 bar=round(rate.bar, 2) if rate.bar is not None else None,
+                sustained=rate.sustained,
             ),
             distinct_authors=AuthorsSignal(
                 value=window.distinct_authors,

@@ -138,7 +138,9 @@ def decide(
         fresh = negbin_tail_score(state.fresh_count, state.fresh_expected, rate.size)
         fresh += max(0.0, score - rate.score)
         excess = rate.count - rate.expected if rate.excess is None else rate.excess
-        if (critical or fresh >= cfg.close_score) and excess >= cfg.min_excess:
+        # A sustained-rise window is already half an hour of improbable stretches.
+        confirmed = critical or rate.sustained or fresh >= cfg.close_score
+        if confirmed and excess >= cfg.min_excess:
             state.incident_id = incident_id(person, at)
             # Its severity is the current window's: one page with the right severity, not a
             # warning and an escalation a bin later.

@@ -53,6 +53,7 @@ def detector_params(cfg: DetectionSettings) -> dict[str, Any]:
         "warmup_bins": int(cfg.warmup_hours * 3600 / cfg.bin_seconds),
         "false_alarms_per_month": cfg.false_alarms_per_month,
         "min_bar": cfg.open_score,
+        "pileon_multiple": cfg.pileon_multiple,
     }
 
 

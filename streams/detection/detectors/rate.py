@@ -40,6 +40,18 @@ The long window sets aside its busiest stretch of ``window_bins`` bins (its busi
 minutes): it is the test for rises that last, and a one-off spike (the short window's
 business) must not make the whole hour unusual.
 
+**Rises that hold** (:meth:`RateDetector._sustained`): the last half hour in six stretches of
+five minutes, each against the higher of the seasonal expectation and the person's recent
+level (an exponentially weighted mean over six hours of the bins before the half hour, frozen
+while a rise is being detected, for at most two hours). All stretches but one must be
+improbable: Wilkinson's order-statistic combination of their negative-binomial tail
+probabilities, with a size ``r`` learned on five-minute stretches. Its bar is the score the same
+half hour would have at ``pileon_multiple`` times its expectation, not a calibrated one: on
+the dev series and the injected pile-ons, calibrating it on the person's own bursts learned
+the injected attacks themselves as ordinary (an attacked person's bar would rise with every
+attack), and the windows' calibrated bars stayed deaf to ten-fold rises on series as bursty
+as AAPL (learned ``r`` below 1). docs/benchmarks.md has the measurements.
+
 **Calibration.** The default is a false-alarm budget, not a score. Real series are not
 negative binomial in their tails (news spikes), so a fixed score bar pages a bursty person
 every week and is needlessly deaf for a calm one. Each window length has its own bar
@@ -53,7 +65,8 @@ a fitted tail (which a previous try found too sensitive to its threshold), in th
 HTM's anomaly likelihood: a score is judged against the person's own history of scores.
 
 Cost: O(LONG_FACTOR * window_bins) arithmetic per bin, plus up to two ``scipy`` tail
-evaluations, and O(len(LADDER)) for the calibration. State: ~230 numbers.
+evaluations (twelve more for the sustained test, only when five of its six stretches are above
+their expectation), and O(len(LADDER)) for the calibration. State: ~240 numbers.
 """
 
 from __future__ import annotations
@@ -63,7 +76,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Self
 
-from scipy.stats import nbinom, poisson
+from scipy.stats import binom, nbinom, poisson
 
 from pileon.streams.detection.detectors.base import BinObservation
 
@@ -84,6 +97,15 @@ LADDER = tuple(range(2, 41))
 _MONTH = 30.4 * 86_400
 _CALIBRATION_PRIOR_MONTHS = 1.0
 _DECLUSTER_SECONDS = 3600
+# The sustained-rise test (RateDetector.sustained): the last half hour in six stretches of five
+# minutes, of which all but ``_SUSTAINED_SPARE`` must be improbable, against the higher of the
+# person's usual for that hour and their own recent level (the mean of the six hours before the
+# half hour, learned as an exponentially weighted mean).
+_SUSTAINED_SECONDS = 1800
+_STRETCH_SECONDS = 300
+_SUSTAINED_SPARE = 1
+_LOCAL_SECONDS = 6 * 3600
+_LOCAL_FROZEN_SECONDS = 2 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +125,9 @@ class RateExplanation:
     # The score this window length must reach to open an incident for this person: derived
     # from the false-alarm budget and the person's own history (RateDetector.bar).
     bar: float | None = None
+    # Whether the sustained-rise test gave it: half an hour of improbable stretches, evidence
+    # that the rise lasts (the decision step needs no further bin to confirm it).
+    sustained: bool = False
     # The most mentions above baseline that any window length holds (the hour's, without its
     # busiest minutes, or the ten minutes'): what the decision step's ``min_excess`` asks of.
     excess: float | None = None
@@ -135,6 +160,7 @@ class RateDetector:
         freeze_score: float = 5.0,
         false_alarms_per_month: float = 2.0,
         min_bar: float = 3.0,
+        pileon_multiple: float = 8.0,
     ) -> None:
         self.bin_seconds = bin_seconds
         self.window_bins = window_bins
@@ -145,9 +171,10 @@ class RateDetector:
         self.freeze_score = freeze_score
         self.false_alarms_per_month = false_alarms_per_month
         self.min_bar = min_bar
+        self.pileon_multiple = pileon_multiple
         self.frozen_bins = 0  # consecutive improbable bins the baseline did not learn from
         # (start, count, best score, each window length's score) of the last explained bin
-        self._explained: tuple[float, int, float, list[float]] | None = None
+        self._explained: tuple[float, int, float, list[float], float] | None = None
         # The bin being closed, (start, count), and its windows (see _windows).
         self._windowed: tuple[tuple[float, int], list[tuple[int, float] | None]] | None = None
         self.profile = [0.0] * _HOURS
@@ -158,11 +185,20 @@ class RateDetector:
         self.week_n = [0] * 7
         self.day = [-1.0, 0.0, 0.0, 0]  # day number, its count, its expectation, bins seen
         self.scales = (window_bins, window_bins * LONG_FACTOR)
-        self.recent: deque[int] = deque(maxlen=self.scales[-1])
+        # The sustained test's stretches, in bins (at least one bin each; the half hour held
+        # in ``recent``, which keeps the long window's bins).
+        self.stretch_bins = max(1, round(_STRETCH_SECONDS / bin_seconds))
+        self.stretches = max(2, round(_SUSTAINED_SECONDS / (self.stretch_bins * bin_seconds)))
+        self.tests = len(self.scales) + 1  # the two windows and the sustained test
+        self.local = -1.0  # recent level per bin, lagged by the half hour; < 0 until learned
+        self.local_n = 0
+        self.local_frozen = 0  # consecutive bins the recent level did not learn from
+        self.recent: deque[int] = deque(maxlen=max(self.scales[-1],
+                                                   self.stretches * self.stretch_bins))
         # Per window length, running moments of window expectations and residuals, for the
         # dispersion estimate: mean E, mean E^2, mean (C - E)^2.
-        self.moments = [[0.0, 0.0, 0.0] for _ in self.scales]
-        self.moments_n = [0 for _ in self.scales]
+        self.moments = [[0.0, 0.0, 0.0] for _ in range(self.tests)]
+        self.moments_n = [0 for _ in range(self.tests)]
         # Calibration: per window length, declustered up-crossings of each LADDER level on
         # the person's own traffic, bins since each level was last reached, and the bins
         # counted (after the warm-up).
@@ -233,26 +269,91 @@ class RateDetector:
         """The window length whose count is least probable for this person: the one whose
         score is furthest above (or least below) its own bar, with its count and expectation
         (the long window's without its busiest stretch: its ``window_bins`` are the rest)."""
-        best: tuple[int, float, float, int, float] | None = None
+        best: tuple[int, float, float, int, float, bool] | None = None
         scores = []
         excess = -math.inf
-        for i, (bins, window) in enumerate(zip(self.scales, self._windows(x), strict=True)):
-            if window is None:
+        candidates: list[tuple[int, int, float, int] | None] = [
+            None if window is None else (i, window[0], window[1],
+                                         bins if i == 0 else bins - self.window_bins)
+            for i, (bins, window) in enumerate(zip(self.scales, self._windows(x), strict=True))]
+        sustained = self._sustained(x)
+        for i, candidate in enumerate(candidates):
+            if candidate is None:
+                if i == 0:
+                    raise AssertionError("the short window always counts")
+                scores.append(0.0)
                 continue  # the long window is not full yet
-            count, expected = window
+            _, count, expected, shown = candidate
             score = max(0.0, self._tail_score(count, expected, self.size(i)) - _BONFERRONI)
             scores.append(score)
             excess = max(excess, count - expected)
             bar = self.bar(i)
-            shown = bins if i == 0 else bins - self.window_bins
             if best is None or score - bar > best[2] - best[4]:
-                best = (count, expected, score, shown, bar)
+                best = (count, expected, score, shown, bar, False)
+        windows_best = max(scores)
+        sustained_bar = math.inf
+        if sustained is not None:
+            count, expected, score, at_multiple = sustained
+            scores.append(score)
+            excess = max(excess, count - expected)
+            # Its bar: the half hour at ``pileon_multiple`` times the expectation (and at
+            # least the floor every bar has). Not calibrated on the person's own bursts as the
+            # windows' bars are: a person attacked every week would teach it that attacks are
+            # ordinary (docs/benchmarks.md).
+            bar = max(self.floor(), at_multiple)
+            sustained_bar = bar
+            assert best is not None  # noqa: S101 - the short window always counts
+            if score - bar > best[2] - best[4]:
+                best = (count, expected, score, self.stretches * self.stretch_bins, bar, True)
+        else:
+            scores.append(0.0)
         assert best is not None  # noqa: S101 - the short window always counts
-        self._explained = (x.start, x.count, max(scores), scores)
-        count, expected, score, shown, bar = best
+        self._explained = (x.start, x.count, windows_best, scores, sustained_bar)
+        count, expected, score, shown, bar, is_sustained = best
         return RateExplanation(count, expected, score, shown, latest=x.count,
                                latest_expected=self.expected_per_bin(x.start), size=self.size(0),
-                               bar=bar, excess=excess)
+                               bar=bar, excess=excess, sustained=is_sustained)
+
+    def _sustained(self, x: BinObservation) -> tuple[int, float, float, float] | None:
+        """The sustained-rise test for the half hour ``x`` closes: its count, what was expected
+        of it, and its score; None until the half hour and the recent level are known.
+
+        Each five-minute stretch is expected to hold the higher of the person's usual for its
+        hour and their recent level (the six hours before the half hour), and its count gets a
+        tail probability under the short window's negative binomial. All stretches but
+        ``_SUSTAINED_SPARE`` must be improbable: the score is ``-log10 P(at least k of m
+        independent uniform p-values are <= p_(k))``, ``p_(k)`` the k-th smallest (Wilkinson's
+        order-statistic combination), so a rise that holds for half an hour scores high even
+        when no single ten-minute window is improbable, and one spike, however large, scores
+        nothing. Discrete p-values make it conservative."""
+        n = self.stretches * self.stretch_bins
+        if self.local < 0 or len(self.recent) < n - 1 or self.learned < self.warmup_bins:
+            return None
+        counts = [*list(self.recent)[len(self.recent) - (n - 1) :], x.count]
+        floors = [max(self.expected_per_bin(x.start - i * self.bin_seconds), self.local)
+                  for i in range(n)][::-1]
+        w = self.stretch_bins
+        pairs = [(sum(counts[j : j + w]), sum(floors[j : j + w])) for j in range(0, n, w)]
+        total, expected = sum(c for c, _ in pairs), sum(e for _, e in pairs)
+        k = self.stretches - _SUSTAINED_SPARE
+        if sum(1 for c, e in pairs if c > e) < k:
+            return total, expected, 0.0, _MAX_SCORE
+        r = self.size(len(self.scales))
+        score = self._combined(pairs, r)
+        # The same stretches each at ``pileon_multiple`` times their expectation: a rise that
+        # large always reaches the bar, however bursty the person (see ``bar``).
+        at_multiple = self._combined(
+            [(math.ceil(self.pileon_multiple * e), e) for _, e in pairs], r)
+        return total, expected, score, at_multiple
+
+    def _combined(self, pairs: list[tuple[int, float]], r: float) -> float:
+        """Wilkinson's combination of the stretches' tail probabilities (see ``_sustained``)."""
+        k = self.stretches - _SUSTAINED_SPARE
+        log_p = sorted(_log_sf(c, e, r) for c, e in pairs)[k - 1]  # ln p_(k)
+        # P(Binomial(m, p) >= k), in logs for tiny p: the leading term m!/(k!(m-k)!) p^k.
+        tail = float(binom.logsf(k - 1, self.stretches, math.exp(log_p))) if log_p > -700 \
+            else math.log(math.comb(self.stretches, k)) + k * log_p
+        return min(_MAX_SCORE, max(0.0, -tail / math.log(10) - _BONFERRONI))
 
     def bar(self, scale: int = 0) -> float:
         """The score a window length must reach to open an incident for this person.
@@ -272,7 +373,7 @@ class RateDetector:
         m0 = _CALIBRATION_PRIOR_MONTHS
         budget = self.false_alarms_per_month
         crossings = self.crossings[scale]
-        floor = max(self.min_bar, self.model_bar())
+        floor = self.floor()
         for level in (floor, *(float(v) for v in LADDER if v > floor)):
             # Crossings of the highest ladder level at or below ``level`` (the conservative side).
             crossed = crossings[max(0, min(len(LADDER) - 1, math.floor(level) - LADDER[0]))]
@@ -281,12 +382,16 @@ class RateDetector:
                 return level
         return float(LADDER[-1])
 
+    def floor(self) -> float:
+        """The lowest bar any test may have: ``min_bar`` and :meth:`model_bar`."""
+        return max(self.min_bar, self.model_bar())
+
     def model_bar(self) -> float:
         """The bar at which a person whose traffic behaved exactly as the model says would
         see ``false_alarms_per_month`` false alarms: ``log10`` of the tests a month (each
         window length once per bin) over the budget. 4.9 for one alarm a month at one-minute
         bins, 4.2 at five-minute bins."""
-        tests = _MONTH / self.bin_seconds * len(self.scales)
+        tests = _MONTH / self.bin_seconds * self.tests
         return math.log10(tests / self.false_alarms_per_month)
 
     def _calibrate(self, scores: list[float]) -> None:
@@ -311,11 +416,14 @@ class RateDetector:
         short history cannot make ordinary bursts look improbable)."""
         mean_e, mean_e2, mean_r2 = self.moments[scale]
         n = self.moments_n[scale]
-        n0 = 86_400 / self.bin_seconds * self.scales[0] / self.scales[scale]
+        n0 = 86_400 / self.bin_seconds * self.scales[0] / self._test_bins(scale)
         prior = 1.0 / self.dispersion
         learned = max(0.0, mean_r2 - mean_e) / mean_e2 if n and mean_e2 > 0 else prior
         phi = (n0 * prior + n * learned) / (n0 + n)
         return min(_SIZE_BOUNDS[1], max(_SIZE_BOUNDS[0], 1.0 / phi if phi > 0 else math.inf))
+
+    def _test_bins(self, test: int) -> int:
+        return self.scales[test] if test < len(self.scales) else self.stretch_bins
 
     def _tail_score(self, count: int, expected: float, r: float) -> float:
         if self.learned < self.warmup_bins:
@@ -335,6 +443,12 @@ class RateDetector:
         assert explained is not None  # noqa: S101 - set by explain
         return explained[2], explained[3]
 
+    def _sustained_bar(self, x: BinObservation) -> float:
+        """The sustained test's bar for the half hour ``x`` closes (inf before it is known)."""
+        self._scores(x)
+        assert self._explained is not None  # noqa: S101 - set by _scores
+        return self._explained[4]
+
     def _surprising(self, x: BinObservation) -> bool:
         """Whether ``x`` closes an improbable window."""
         score, _ = self._scores(x)
@@ -347,13 +461,20 @@ class RateDetector:
         # every bursty series look calmer than it is, NAB 77 -> 68.)
         surprising = bool(self.learned) and self._surprising(x)
         if self.learned:
-            self._calibrate(self._scores(x)[1])
+            self._calibrate(self._scores(x)[1][: len(self.scales)])
         # Residuals count only once the hour has its own expectation: before that they measure
         # the missing daily rhythm, not the person's burstiness.
         if self.learned >= self.warmup_bins // 2 and self._profiled(x.start):
             for i, window in enumerate(self._windows(x)):
                 if window is not None:
                     self._learn_dispersion(i, *window)
+            if self.local >= 0 and len(self.recent) >= self.stretch_bins - 1:
+                w = self.stretch_bins
+                counts = [*list(self.recent)[len(self.recent) - (w - 1) :], x.count]
+                self._learn_dispersion(len(self.scales), sum(counts), sum(
+                    max(self.expected_per_bin(x.start - i * self.bin_seconds), self.local)
+                    for i in range(w)))
+        self._learn_local(x)
         expected = self.expected_per_bin(x.start)
         if not self.learned:
             count = float(x.count)
@@ -372,6 +493,26 @@ class RateDetector:
         self.level += (count - self.level) / min(self.learned, self.memory_bins * 2)
         self.recent.append(x.count)
         self._windowed = None
+
+    def _learn_local(self, x: BinObservation) -> None:
+        """Learn the recent level from the bin leaving the sustained test's half hour (the
+        level is what the half hour is compared with, so it must not hold it), unless a rise
+        is being detected (a window improbable, or the sustained test at its bar): an attack
+        must not become its own baseline. Clipped like the profile's counts."""
+        n = self.stretches * self.stretch_bins
+        if len(self.recent) < n:
+            return
+        rising = self.frozen_bins > 0 or self._scores(x)[1][-1] >= self._sustained_bar(x)
+        self.local_frozen = self.local_frozen + 1 if rising else 0
+        if self.local >= 0 and 0 < self.local_frozen <= _LOCAL_FROZEN_SECONDS / self.bin_seconds:
+            return
+        start = x.start - n * self.bin_seconds
+        count = float(self.recent[-n])
+        if self.local >= 0:
+            count = min(count, 3.0 * max(self.local, self.expected_per_bin(start)) + 3.0)
+        self.local_n += 1
+        alpha = 1.0 / min(self.local_n, max(1, round(_LOCAL_SECONDS / self.bin_seconds)))
+        self.local = count if self.local < 0 else self.local + alpha * (count - self.local)
 
     def _learn_week(self, start: float, count: float, profile_expected: float) -> None:
         """Add a bin to its day; when a new day starts, the finished one (if the hour profile
@@ -415,6 +556,9 @@ class RateDetector:
             "crossings": self.crossings,
             "since": self.since,
             "exposure": self.exposure,
+            "local": self.local,
+            "local_n": self.local_n,
+            "local_frozen": self.local_frozen,
         }
 
     @classmethod
@@ -425,9 +569,10 @@ class RateDetector:
         detector.level = float(state["level"])
         detector.learned = int(state["learned"])
         detector.recent.extend(int(v) for v in state["recent"])
-        if "moments" in state:
-            detector.moments = [[float(v) for v in m] for m in state["moments"]]
-            detector.moments_n = [int(v) for v in state["moments_n"]]
+        if "moments" in state:  # a state from before the sustained test has two of each
+            for i, m in enumerate(state["moments"]):
+                detector.moments[i] = [float(v) for v in m]
+                detector.moments_n[i] = int(state["moments_n"][i])
         detector.frozen_bins = int(state.get("frozen_bins", 0))
         if "week" in state:
             detector.week = [float(v) for v in state["week"]]
@@ -438,7 +583,19 @@ class RateDetector:
             detector.crossings = [[int(v) for v in c] for c in state["crossings"]]
             detector.since = [[int(v) for v in c] for c in state["since"]]
             detector.exposure = int(state["exposure"])
+        detector.local = float(state.get("local", -1.0))
+        detector.local_n = int(state.get("local_n", 0))
+        detector.local_frozen = int(state.get("local_frozen", 0))
         return detector
+
+
+def _log_sf(count: int, expected: float, r: float) -> float:
+    """``ln P(X >= count)`` for ``X ~ NegBin(mean=expected, size=r)`` (Poisson for r = inf)."""
+    if count <= 0 or expected <= 0:
+        return 0.0 if count <= 0 else -math.inf
+    if math.isinf(r):
+        return float(poisson.logsf(count - 1, expected))
+    return float(nbinom.logsf(count - 1, r, r / (r + expected)))
 
 
 def negbin_tail_score(count: float, expected: float, r: float) -> float:

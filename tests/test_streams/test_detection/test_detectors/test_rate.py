@@ -157,8 +157,9 @@ class TestCalibration:
 
     def test_a_new_person_starts_at_the_bar_the_budget_implies(self) -> None:
         d = _trained()
-        # 43,830 one-minute bins a month, two window lengths, two alarms a month.
-        assert d.model_bar() == pytest.approx(math.log10(2 * 43_776 / 2.0), abs=0.01)
+        # 43,776 one-minute bins a month, three tests (two window lengths and the sustained
+        # rise), two alarms a month.
+        assert d.model_bar() == pytest.approx(math.log10(3 * 43_776 / 2.0), abs=0.01)
         assert d.bar(0) == d.bar(1) == pytest.approx(d.model_bar())
         strict = RateDetector(bin_seconds=60, false_alarms_per_month=0.5)
         assert strict.model_bar() > d.model_bar()
@@ -194,3 +195,66 @@ class TestCalibration:
                                            warmup_bins=720)
         assert restored.crossings == d.crossings and restored.exposure == d.exposure
         assert restored.bar(0) == d.bar(0)
+
+
+class TestSustainedRise:
+    """Half an hour, all of it but five minutes, well above the person's usual and their last
+    six hours: the test for rises that hold, whose bar is a multiple of the usual."""
+
+    def _run(self, d: RateDetector, start: float, counts: list[int]) -> list:
+        out = []
+        for i, c in enumerate(counts):
+            x = BinObservation(start + i * 60.0, c)
+            out.append(d.explain(x))
+            d.learn_one(x)
+        return out
+
+    def test_a_held_rise_reaches_its_bar_and_says_so(self) -> None:
+        d = _trained(rate=1.0)
+        rng = np.random.default_rng(5)
+        # Ten times the usual for half an hour: the sustained test gives the explanation.
+        counts = [int(v) for v in rng.poisson(10.0, 30)]
+        self._run(d, 2 * 86400.0, counts[:-1])
+        last = d.explain(BinObservation(2 * 86400.0 + 29 * 60, counts[-1]))
+        assert last.score >= last.bar
+        # The steady person's window tests see it too; the sustained test's own score and bar:
+        _, _, _, scores, sustained_bar = d._explained  # type: ignore[misc]
+        assert scores[-1] >= sustained_bar >= d.floor()
+        # A bursty person's windows would not: the explanation then is the held half hour.
+        d.crossings = [[10_000] * len(c) for c in d.crossings]
+        held = d.explain(BinObservation(2 * 86400.0 + 29 * 60 + 0.5, counts[-1]))
+        assert held.sustained and held.window_bins == 30 and held.score >= held.bar
+
+    def test_one_spike_is_not_a_held_rise(self) -> None:
+        d = _trained(rate=1.0)
+        rates = self._run(d, 2 * 86400.0, [200] + [1] * 29)
+        assert not any(r.sustained and r.score >= r.bar for r in rates)
+
+    def test_its_bar_is_the_multiple_not_the_persons_bursts(self) -> None:
+        """A person attacked again and again does not learn that attacks are ordinary."""
+        d = _trained(rate=1.0)
+        t = 2 * 86400.0
+        for _ in range(6):  # six held rises to ten times, a day apart
+            self._run(d, t, [10] * 40 + [1] * (1440 - 40))
+            t += 86400.0
+        rates = self._run(d, t, [10] * 30)
+        assert rates[-1].sustained and rates[-1].score >= rates[-1].bar
+        loose = RateDetector(bin_seconds=60, window_bins=10, warmup_bins=720,
+                             pileon_multiple=20.0)
+        rng = np.random.default_rng(0)
+        for i in range(2 * 1440):
+            loose.learn_one(BinObservation(i * 60.0, int(rng.poisson(1.0))))
+        held = self._run(loose, 2 * 86400.0, [10] * 30)[-1]
+        assert not (held.sustained and held.score >= held.bar)  # 10x is below a 20x bar
+
+    def test_the_recent_level_survives_a_restart(self) -> None:
+        d = _trained(rate=1.0)
+        restored = RateDetector.from_state(d.to_state(), bin_seconds=60, window_bins=10,
+                                           warmup_bins=720)
+        assert (restored.local, restored.local_n, restored.moments) == (
+            d.local, d.local_n, d.moments)
+        old = {k: v for k, v in d.to_state().items() if k not in ("local", "local_n",
+                                                                   "local_frozen")}
+        old["moments"], old["moments_n"] = d.moments[:2], d.moments_n[:2]  # before the test
+        before = RateDetector.from_state(old, bin_seconds=60, window_bins=10, warmup_bins=720)
+        assert before.local == -1.0 and len(before.moments) == 3
