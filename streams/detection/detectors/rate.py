@@ -389,8 +389,8 @@ class RateDetector:
     def model_bar(self) -> float:
         """The bar at which a person whose traffic behaved exactly as the model says would
         see ``false_alarms_per_month`` false alarms: ``log10`` of the tests a month (each
-        window length once per bin) over the budget. 4.9 for one alarm a month at one-minute
-        bins, 4.2 at five-minute bins."""
+        test once per bin: the two window lengths and the sustained rise) over the budget.
+        5.1 for one alarm a month at one-minute bins, 4.4 at five-minute bins."""
         tests = _MONTH / self.bin_seconds * self.tests
         return math.log10(tests / self.false_alarms_per_month)
 
