@@ -60,3 +60,13 @@ class TestNotification:
         assert "2026-11-20 12:10 UTC (13:10 Europe/Berlin)" in first
         assert "-log10 p" not in first and "Score 12.5 (-log10 p)" in n.description
         assert "this person's bar for this window is 6.2" in n.description
+
+    def test_a_held_rise_says_it_held_and_what_its_bar_means(self) -> None:
+        event = alert_event()
+        rate = event.signals.rate.model_copy(update={"sustained": True, "window_minutes": 30.0})
+        event = event.model_copy(update={"signals": event.signals.model_copy(
+            update={"rate": rate})})
+        n = notification_from_event(event, AlertingSettings())
+        assert "240 mentions in 30 min" in n.description
+        assert "the rise has held: every five minutes of the half hour but one" in n.description
+        assert "this person's bar for this window" not in n.description

@@ -176,3 +176,27 @@ class TestPersonalBar:
         # mentions, for a quiet person as for a busy one.
         assert self._decide([1, 9, 9], bar=8.0, excess=40) == ["opened:warning"]
         assert self._decide([1, 9, 9], bar=8.0, excess=10) == []
+
+
+class TestSustainedRise:
+    """A window from the sustained-rise test is half an hour of evidence already: the bin after
+    the alarm need not be improbable on its own."""
+
+    def _decide(self, sustained: bool, excess: float = 40.0) -> list[str]:
+        state, seen = IncidentState(), []
+        for i in range(3):
+            # The newest minutes are ordinary (latest == expected): no fresh evidence.
+            rate = RateExplanation(300, 60.0, 9.0, window_bins=30, latest=2,
+                                   latest_expected=2.0, size=math.inf, bar=6.0,
+                                   excess=excess, sustained=sustained)
+            d = decide(state, "amara", 60.0 * i, 9.0, rate, CFG)
+            if d is not None:
+                seen.append(f"{d.transition}:{d.severity}")
+        return seen
+
+    def test_it_opens_on_the_next_bin_without_fresh_evidence(self) -> None:
+        assert self._decide(sustained=True) == ["opened:warning"]
+        assert self._decide(sustained=False) == []
+
+    def test_min_excess_still_applies(self) -> None:
+        assert self._decide(sustained=True, excess=10.0) == []
