@@ -177,6 +177,7 @@ class RateDetector:
         self._explained: tuple[float, int, float, list[float], float] | None = None
         # The bin being closed, (start, count), and its windows (see _windows).
         self._windowed: tuple[tuple[float, int], list[tuple[int, float] | None]] | None = None
+        self._expected: tuple[float, list[float]] | None = None  # see _expectations
         self.profile = [0.0] * _HOURS
         self.profile_n = [0] * _HOURS
         self.level = 0.0
@@ -243,6 +244,18 @@ class RateDetector:
         self._windowed = ((x.start, x.count), windows)
         return windows
 
+    def _expectations(self, x: BinObservation, n: int) -> list[float]:
+        """The baseline's expectation of each of the ``n`` bins up to ``x``, oldest first.
+        Computed once per bin for the longest span asked (the windows and the sustained test
+        share it) and forgotten once ``x`` is learned."""
+        cached = self._expected
+        if cached is None or cached[0] != x.start or len(cached[1]) < n:
+            span = max(n, self.recent.maxlen or n)
+            cached = (x.start, [self.expected_per_bin(x.start - i * self.bin_seconds)
+                                for i in range(span)][::-1])
+            self._expected = cached
+        return cached[1][len(cached[1]) - n :]
+
     def _window(self, x: BinObservation, bins: int) -> tuple[int, float]:
         """The window's count and expectation. The long window sets aside its busiest
         stretch of ``window_bins`` bins (its busiest ten minutes by default): the test for rises
@@ -251,8 +264,7 @@ class RateDetector:
         surge has most of its mentions in its busiest minutes (docs/benchmarks.md)."""
         counts = [*list(self.recent)[len(self.recent) - (bins - 1) :], x.count] if bins > 1 \
             else [x.count]
-        expected = [self.expected_per_bin(x.start - i * self.bin_seconds)
-                    for i in range(len(counts))][::-1]
+        expected = self._expectations(x, len(counts))
         if bins == self.scales[0]:
             return sum(counts), sum(expected)
         w = self.window_bins
@@ -330,8 +342,7 @@ class RateDetector:
         if self.local < 0 or len(self.recent) < n - 1 or self.learned < self.warmup_bins:
             return None
         counts = [*list(self.recent)[len(self.recent) - (n - 1) :], x.count]
-        floors = [max(self.expected_per_bin(x.start - i * self.bin_seconds), self.local)
-                  for i in range(n)][::-1]
+        floors = [max(e, self.local) for e in self._expectations(x, n)]
         w = self.stretch_bins
         pairs = [(sum(counts[j : j + w]), sum(floors[j : j + w])) for j in range(0, n, w)]
         total, expected = sum(c for c, _ in pairs), sum(e for _, e in pairs)
@@ -472,8 +483,7 @@ class RateDetector:
                 w = self.stretch_bins
                 counts = [*list(self.recent)[len(self.recent) - (w - 1) :], x.count]
                 self._learn_dispersion(len(self.scales), sum(counts), sum(
-                    max(self.expected_per_bin(x.start - i * self.bin_seconds), self.local)
-                    for i in range(w)))
+                    max(e, self.local) for e in self._expectations(x, w)))
         self._learn_local(x)
         expected = self.expected_per_bin(x.start)
         if not self.learned:
@@ -492,7 +502,7 @@ class RateDetector:
         self.learned += 1
         self.level += (count - self.level) / min(self.learned, self.memory_bins * 2)
         self.recent.append(x.count)
-        self._windowed = None
+        self._windowed = self._expected = None
 
     def _learn_local(self, x: BinObservation) -> None:
         """Learn the recent level from the bin leaving the sustained test's half hour (the
