@@ -332,9 +332,9 @@ class RateDetector:
 
         Each five-minute stretch is expected to hold the higher of the person's usual for its
         hour and their recent level (the six hours before the half hour), and its count gets a
-        tail probability under the short window's negative binomial. All stretches but
-        ``_SUSTAINED_SPARE`` must be improbable: the score is ``-log10 P(at least k of m
-        independent uniform p-values are <= p_(k))``, ``p_(k)`` the k-th smallest (Wilkinson's
+        tail probability under a negative binomial with the stretches' own learned size. All
+        stretches but ``_SUSTAINED_SPARE`` must be improbable: the score is ``-log10 P(at least
+        k of m independent uniform p-values are <= p_(k))``, ``p_(k)`` the k-th smallest (Wilkinson's
         order-statistic combination), so a rise that holds for half an hour scores high even
         when no single ten-minute window is improbable, and one spike, however large, scores
         nothing. Discrete p-values make it conservative."""
@@ -613,10 +613,7 @@ def negbin_tail_score(count: float, expected: float, r: float) -> float:
     ``_MAX_SCORE``; 0 when ``count`` is no more than ``expected``."""
     if count <= expected or expected <= 0:
         return 0.0
-    if math.isinf(r):
-        log_sf = float(poisson.logsf(math.ceil(count) - 1, expected))
-    else:
-        log_sf = float(nbinom.logsf(math.ceil(count) - 1, r, r / (r + expected)))
+    log_sf = _log_sf(math.ceil(count), expected, r)
     return min(_MAX_SCORE, max(0.0, -log_sf / math.log(10)))
 
 
