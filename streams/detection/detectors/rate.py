@@ -333,11 +333,11 @@ class RateDetector:
         Each five-minute stretch is expected to hold the higher of the person's usual for its
         hour and their recent level (the six hours before the half hour), and its count gets a
         tail probability under a negative binomial with the stretches' own learned size. All
-        stretches but ``_SUSTAINED_SPARE`` must be improbable: the score is ``-log10 P(at least
-        k of m independent uniform p-values are <= p_(k))``, ``p_(k)`` the k-th smallest (Wilkinson's
-        order-statistic combination), so a rise that holds for half an hour scores high even
-        when no single ten-minute window is improbable, and one spike, however large, scores
-        nothing. Discrete p-values make it conservative."""
+        stretches but ``_SUSTAINED_SPARE`` must be improbable: the score is
+        ``-log10 P(at least k of m independent uniform p-values are <= p_(k))``, ``p_(k)`` the
+        k-th smallest (Wilkinson's order-statistic combination), so a rise that holds for half an
+        hour scores high even when no single ten-minute window is improbable, and one spike,
+        however large, scores nothing. Discrete p-values make it conservative."""
         n = self.stretches * self.stretch_bins
         if self.local < 0 or len(self.recent) < n - 1 or self.learned < self.warmup_bins:
             return None
