@@ -85,6 +85,10 @@ class Notifier:
         self._heads: OrderedDict[str, ChainHead] = OrderedDict()  # by idempotency key
         self._latest: dict[str, ChainHead] = {}  # by person
         self._archiver_seen = False
+        # Set once the group has given this notifier its partitions. Joining takes seconds
+        # (Tansu answers a JoinGroup after half the session timeout, Apache Kafka after
+        # group.initial.rebalance.delay.ms), so tests wait for it rather than guess.
+        self.assigned = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         self._consumer = KafkaConsumer(
@@ -272,3 +276,4 @@ class _Rebalance(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         metrics.ASSIGNED_PARTITIONS.set(len(assigned))
+        self._notifier.assigned.set()

@@ -37,7 +37,7 @@ def _head(event: AlertEvent, seq: int, key: str | None = None) -> bytes:
 
 @contextmanager
 def _notifying(bootstrap: str, names: TopicNames, receiver: Receiver, wait: float
-               ) -> Iterator[None]:
+               ) -> Iterator[Notifier]:
     cfg = AlertingSettings(group_id=f"n-{uuid.uuid4().hex[:6]}", head_wait_seconds=wait)
     notifier = Notifier(bootstrap, names.alerts, cfg, [WebhookSink(f"{receiver.url}/hook")],
                         heads_topic=names.heads)
@@ -45,7 +45,10 @@ def _notifying(bootstrap: str, names: TopicNames, receiver: Receiver, wait: floa
     thread = threading.Thread(target=notifier.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        yield
+        # Alerts are read from the earliest offset either way; waiting for the group's
+        # assignment keeps its join time (seconds, broker-dependent) out of the timings below.
+        assert notifier.assigned.wait(60), "the notifier never got its partitions"
+        yield notifier
     finally:
         stop.set()
         thread.join(30)
@@ -90,7 +93,6 @@ def test_without_an_archiver_pages_do_not_wait(embedded_broker: EmbeddedBroker) 
     event = AlertEvent.from_json(orjson.dumps(alert_dict(opened="2026-12-05T09:00:00Z")))
     producer = MentionProducer(bootstrap, names.alerts)
     with Receiver() as receiver, _notifying(bootstrap, names, receiver, wait=30.0):
-        time.sleep(1.0)
         sent = time.monotonic()
         producer.send_raw(b"amara", event.to_json())
         producer.flush()
