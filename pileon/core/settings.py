@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -82,6 +82,12 @@ class WorkerSettings(_Section):
         description="how long the worker's producer waits to fill a batch (acks=all either "
         "way): 20 ms gave 1.27-1.31x the mentions a second of Faust's 0 in the same runs "
         "(docs/benchmarks.md, bench/throughput.py --linger-ms), at most 20 ms per hop")
+    faust_metrics: Literal["slim", "full"] = Field(
+        default="slim",
+        description="Faust's own series on /metrics: slim keeps rebalances, assignment and "
+        "commit latency, offsets and producer errors; full adds Faust's per-message, "
+        "per-event and per-table-operation series, which cost tens of microseconds a "
+        "mention (docs/benchmarks.md)")
     lag_interval_seconds: float = Field(default=15.0, gt=0, description="lag metrics refresh")
     stall_seconds: float = Field(
         default=120.0, gt=0,

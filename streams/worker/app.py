@@ -53,7 +53,7 @@ def build_app(settings: Settings, watchlist: Watchlist, connection: Connection) 
     add_agents(app, topics, ingestor, _analyser(settings, watchlist, tables))
     watch_progress(app, settings.worker, conn, {names.raw: partitions, names.clean: partitions},
                    len(watchlist.persons))
-    setup_metrics(app)
+    setup_metrics(app, full=settings.worker.faust_metrics == "full")
     return app
 
 

@@ -181,6 +181,19 @@ class TestMetricsExposition:
                               text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
 
+    def test_worker_keeps_faust_group_series_not_per_event_ones(
+        self, stack: dict[str, Any]
+    ) -> None:
+        text = stack["worker"].metrics()
+        assert metric_value(text, "pileon_faust_total_rebalances") >= 1
+        assert metric_value(text, "pileon_faust_consumer_commit_latency_ms_count") >= 1
+        committed = metric_value(text, "pileon_faust_topic_partition_offset_commited")
+        ends = metric_value(text, "pileon_faust_topic_partition_end_offset")
+        assert 0 < committed <= ends
+        for series in ("pileon_faust_messages_received", "pileon_faust_total_events",
+                       "pileon_faust_table_operations", "pileon_faust_total_sent_messages"):
+            assert series not in text
+
     def test_notifier_counted_the_delivery(self, stack: dict[str, Any]) -> None:
         text = stack["notifier"].metrics()
         assert metric_value(text, "pileon_alert_deliveries_total", outcome="delivered") >= 1
