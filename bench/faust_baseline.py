@@ -5,37 +5,34 @@
 
 ``noop`` reads every event of ``SOURCE`` and does nothing with it: Faust's own ceiling on this
 broker. ``forward`` sends each event's value on to ``SINK`` (keyed the same, awaited per event,
-as the worker's ingest agent does): the cost of one produce per event. Both use the worker's
-consumer and producer settings (raw serialisers, acks=all, the default linger), so the ratio
-of the worker to them is the share of Faust's ceiling the pipeline keeps.
+as the worker's ingest agent does): the cost of one produce per event. Both run on the
+worker's own Faust app (``streams.worker.app.faust_app``: acks=all, its linger and session
+settings) with raw serialisers, so the ratio of the worker to them is the share of Faust's
+ceiling the pipeline keeps.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import faust
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pileon.core.settings import load_settings
+from pileon.kafka.connection import as_connection
+from pileon.streams.worker.app import faust_app
 
 
 def main() -> None:
     kind, bootstrap, app_id, source, partitions = sys.argv[1:6]
-    datadir = tempfile.mkdtemp(prefix=f"pileon-bench-{app_id}-")
-    worker = load_settings().worker
-    app = faust.App(
-        app_id, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
-        topic_partitions=int(partitions), consumer_auto_offset_reset="earliest",
-        producer_acks=-1, producer_linger=worker.producer_linger_ms / 1000.0,
-        broker_session_timeout=worker.session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
-        datadir=datadir,
-    )
+    # The worker's own app (consumer, producer, session settings), under another app id and
+    # with its data in a directory of its own.
+    os.environ["PILEON_WORKER__APP_ID"] = app_id
+    os.environ["PILEON_WORKER__DATA_DIR"] = tempfile.mkdtemp(prefix=f"pileon-bench-{app_id}-")
+    app = faust_app(load_settings(), as_connection(bootstrap))
     topic = app.topic(source, partitions=int(partitions), key_serializer="raw",
                       value_serializer="raw")
     if kind == "noop":

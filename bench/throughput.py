@@ -136,9 +136,9 @@ def timed(
     sources: dict[str, int], total: int, started: float, timeout: float,
 ) -> Row:
     """Times ``proc`` from its group's first commit until it has committed every partition of
-    ``sources`` to the end (each source topic holding records by then). The rate counts the
-    records of the first source committed in that span (what the first commit already covered
-    is left out of both), the CPU time is per record of the whole workload's span."""
+    ``sources`` to the end (each source topic holding records by then). The rate and the CPU
+    time per record both count the records of the first source committed in that span (what
+    the first commit already covered is left out of both)."""
     first = cpu0 = None
     head = next(iter(sources))
     at_first = 0
@@ -190,8 +190,8 @@ def faust_baseline(kind: str, bootstrap: str, raw: str, partitions: int, total: 
     log_path = out / f"{kind}.log"
     started = time.perf_counter()
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(args, stdout=log,  # noqa: S603 (our own script) stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
+                                start_new_session=True)  # (our own script)
     label = {"noop": "Faust no-op agent", "forward": "Faust forwarding agent"}[kind]
     return timed(label, proc, log_path, bootstrap, app_id, {raw: partitions}, total, started,
                  timeout)

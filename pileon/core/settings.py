@@ -81,7 +81,7 @@ class WorkerSettings(_Section):
         default=20, ge=0, le=1000,
         description="how long the worker's producer waits to fill a batch (acks=all either "
         "way): 20 ms gave 1.27-1.31x the mentions a second of Faust's 0 in the same runs "
-        "(docs/benchmarks.md, bench/throughput.py --linger-ms), at most 20 ms per hop")
+        "(docs/benchmarks.md), at most 20 ms per hop")
     faust_metrics: Literal["slim", "full"] = Field(
         default="slim",
         description="Faust's own series on /metrics: slim keeps rebalances, assignment and "

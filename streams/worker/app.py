@@ -41,7 +41,7 @@ class Tables:
 
 def build_app(settings: Settings, watchlist: Watchlist, connection: Connection) -> faust.App:
     conn = as_connection(connection)
-    app = _faust_app(settings, conn)
+    app = faust_app(settings, conn)
     names = TopicNames.from_settings(settings.kafka)
     # Before anything creates the consumer: never skip records on the source topics.
     guard_offsets(app, [names.raw, names.clean], settings.worker.data_dir / "offset-gap.json")
@@ -57,7 +57,9 @@ def build_app(settings: Settings, watchlist: Watchlist, connection: Connection) 
     return app
 
 
-def _faust_app(settings: Settings, conn: ConnectionConfig) -> faust.App:
+def faust_app(settings: Settings, conn: ConnectionConfig) -> faust.App:
+    """The worker's Faust app with no topics, tables or agents: its broker, consumer,
+    producer and table settings (``bench/faust_baseline.py`` runs its baselines on it)."""
     kafka, worker = settings.kafka, settings.worker
     (worker.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # also with a key_file set
     return faust.App(
@@ -117,4 +119,4 @@ def _topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
-__all__ = ["Tables", "WorkerStalled", "build_app"]
+__all__ = ["Tables", "WorkerStalled", "build_app", "faust_app"]

@@ -82,8 +82,8 @@ class SlimMonitor(PrometheusMonitor):
 def setup_metrics(app: faust.App, full: bool = False) -> None:
     """Serve ``/metrics``: pileon's metrics and Faust's group and commit series under
     ``pileon_faust_`` (``full``: Faust's per-event series too, ``worker.faust_metrics``)."""
-    monitor = PrometheusMonitor(metrics=_faust_metrics(full)) if full else SlimMonitor(
-        metrics=_faust_metrics(full))
+    metrics = _faust_metrics(full)
+    monitor = PrometheusMonitor(metrics=metrics) if full else SlimMonitor(metrics=metrics)
     app.monitor = monitor
 
     @app.page("/metrics")
