@@ -46,13 +46,21 @@ def test_demo_shows_the_incident_and_leaves_verified_evidence(tmp_path: Path) ->
     assert re.search(r"at \d{4}-\d\d-\d\d \d\d:\d\d UTC \(\d\d:\d\d Europe/London\)", stdout)
     assert "librdkafka" in stdout
     assert '"?"' not in stdout  # every template's text was found in the evidence chain
-    bundles = list((out / "evidence" / "incidents").iterdir())
-    assert len(bundles) == 1
-    verify = subprocess.run([sys.executable, "-m", "pileon", "verify", str(bundles[0])],
-                            capture_output=True, text=True, timeout=60, env=env)
-    assert verify.returncode == 0 and verify.stdout.startswith("OK")
-    held = int(re.search(r"(\d+) records", verify.stdout).group(1))  # type: ignore[union-attr]
-    assert held > 500  # the hour before the incident and the pile-on itself
+    # One bundle for each incident the demo printed (the pile-on's, and a calm person's organic
+    # page if there was one), each verified.
+    printed = re.findall(r"person=(\w+) at .*\n(?:  .*\n)*?  evidence bundle: (\S+) ", stdout)
+    bundles = sorted((out / "evidence" / "incidents").iterdir())
+    assert sorted({folder for _, folder in printed}) == [str(b) for b in bundles]
+    assert len(bundles) == len(set(re.findall(r"INCIDENT (\S+) ", stdout)))
+    target = {folder for person, folder in printed if person == "amara"}
+    assert len(target) == 1
+    for folder in bundles:
+        verify = subprocess.run([sys.executable, "-m", "pileon", "verify", str(folder)],
+                                capture_output=True, text=True, timeout=60, env=env)
+        assert verify.returncode == 0 and verify.stdout.startswith("OK"), verify.stdout
+        if str(folder) in target:
+            held = int(re.search(r"(\d+) records", verify.stdout).group(1))  # type: ignore[union-attr]
+            assert held > 500  # the hour before the incident and the pile-on itself
     assert (out / "ground_truth.json").is_file()
 
 

@@ -119,8 +119,11 @@ class TestPipeline:
                             reason="processing_error") == 1
 
     def test_incident_opens_for_the_target_soon_after_onset(self, run: dict[str, Any]) -> None:
-        opened = [a for a in run["alerts"] if a["transition"] == "opened"]
-        assert [a["person"] for a in opened] == ["amara"]
+        # A calm person may page on an organic burst: test_calm_persons_page_only_on_organic_bursts
+        # holds those to the budget. The target's pile-on opens exactly one incident.
+        opened = [a for a in run["alerts"]
+                  if a["transition"] == "opened" and a["person"] == "amara"]
+        assert len(opened) == 1
         delay = _ts(opened[0]["at"]) - _ts(run["truth"].onset)
         assert 0 < delay <= 15 * 60
 
