@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
 
 from pileon.core.settings import KafkaSettings
 from pileon.kafka.connection import Connection, as_connection
@@ -36,6 +37,12 @@ class TopicNames:
 
 # The worker's Faust tables; each has a compacted changelog topic "<app_id>-<table>-changelog".
 TABLES = ("seen", "window", "person-state")
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition the default partitioner of the Java client, kafka-python and aiokafka
+    (Faust's producer) gives ``key``: murmur2, positive, modulo the partition count."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def changelog_topics(app_id: str) -> tuple[str, ...]:

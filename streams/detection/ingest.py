@@ -9,11 +9,17 @@ the first durable without the second. So the record keeps where the mention was 
 (partition and offset of ``mentions.raw``): reading that same message again is a redelivery
 after a crash, and it is forwarded again (at least once: the analyser and the evidence archiver
 de-duplicate by id). Only another message with the same id is a duplicate.
+
+The worker's tables are partitioned like ``mentions.raw``: a person's records belong in the
+partition the producer's partitioner gives their key. A valid mention read from any other
+partition (a producer that keyed it otherwise, or by nothing) is *misrouted*: it is not
+de-duplicated or forwarded here, where its table records would land in another person's
+partition, but sent back to ``mentions.raw`` in its person's partition, to be read there.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -41,7 +47,13 @@ class DeadLetter:
     reason: str
 
 
-Outcome = Clean | Duplicate | DeadLetter
+@dataclass(frozen=True, slots=True)
+class Misrouted:
+    mention: Mention
+    partition: int  # where the person's records belong
+
+
+Outcome = Clean | Duplicate | DeadLetter | Misrouted
 
 
 class Ingestor:
@@ -50,7 +62,10 @@ class Ingestor:
         persons: frozenset[str],
         settings: IngestSettings,
         seen: MutableMapping[bytes, bytes],
+        partition_of: Callable[[str], int] | None = None,
     ) -> None:
+        """``partition_of`` gives a person's partition of ``mentions.raw`` (None: no check,
+        for callers that do not read a partitioned topic)."""
         self._validator = MentionValidator(
             persons,
             max_bytes=settings.max_message_bytes,
@@ -58,6 +73,8 @@ class Ingestor:
             max_future=timedelta(seconds=settings.max_future_seconds),
         )
         self._seen = WindowStore(seen, settings.dedup_hours * 3600)
+        self._partition_of = partition_of
+        self._home: dict[str, int] = {}
 
     def process(
         self, key: bytes | None, value: bytes | None, origin: Origin, now: datetime | None = None
@@ -68,6 +85,13 @@ class Ingestor:
             metrics.DEAD_LETTERS.labels(exc.reason).inc()
             return DeadLetter(dead_letter(key, value, exc.reason, exc.detail, origin), exc.reason)
         person = mention.person
+        if self._partition_of is not None and origin.partition >= 0:
+            home = self._home.get(person)
+            if home is None:
+                home = self._home[person] = self._partition_of(person)
+            if home != origin.partition:
+                metrics.MISROUTED.labels(person).inc()
+                return Misrouted(mention, home)
         first = self._seen.get(person, mention.id)
         here = [origin.partition, origin.offset]
         if first is not None and first.get("o") != here:

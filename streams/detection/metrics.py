@@ -17,6 +17,11 @@ REDELIVERED = Counter(
     "Mentions read again after a crash or rebalance and forwarded again (at least once)",
     ["person"],
 )
+MISROUTED = Counter(
+    "pileon_misrouted_mentions_total",
+    "Mentions read from a partition of mentions.raw other than their person's, sent back to "
+    "their person's partition (a producer that did not key them by person)", ["person"],
+)
 DEAD_LETTERS = Counter(
     "pileon_dead_letters_total", "Messages sent to the dead-letter topic, by reason", ["reason"]
 )

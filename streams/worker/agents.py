@@ -21,7 +21,7 @@ from pileon.schema.deadletter import Origin, dead_letter
 from pileon.schema.mention import Mention, Reason
 from pileon.streams.detection import metrics as detection_metrics
 from pileon.streams.detection.analysis import PersonAnalyser
-from pileon.streams.detection.ingest import Clean, DeadLetter, Ingestor
+from pileon.streams.detection.ingest import Clean, DeadLetter, Ingestor, Misrouted
 from pileon.streams.worker import metrics
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ def add_agents(
 
     @app.agent(topics.raw, name="ingest")
     async def ingest(stream: Any) -> None:
+        misrouted = 0
         async for event in stream.events():
             started = time.perf_counter()
             try:
@@ -72,6 +73,16 @@ def add_agents(
                                             value=outcome.value)
                 elif isinstance(outcome, DeadLetter):
                     await topics.invalid.send(key=event.key, value=outcome.value)
+                elif isinstance(outcome, Misrouted):  # to be read in its person's partition
+                    level = logging.DEBUG if misrouted else logging.WARNING
+                    misrouted += 1
+                    log.log(level, "mention in %s[%d]@%d belongs in partition %d (its producer "
+                            "did not key it by person): sent there; further ones are counted "
+                            "in pileon_misrouted_mentions_total", event.message.topic,
+                            event.message.partition, event.message.offset, outcome.partition)
+                    await topics.raw.send(key=outcome.mention.person.encode(), value=event.value,
+                                          partition=outcome.partition,
+                                          headers=event.message.headers)
             except Exception as exc:
                 await send_dead_letter(event, exc)
             _observe("ingest", started, event)

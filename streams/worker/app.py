@@ -18,7 +18,7 @@ from pileon.core.keys import neardup_key
 from pileon.core.settings import Settings
 from pileon.core.watchlist import Watchlist
 from pileon.kafka.connection import Connection, ConnectionConfig, as_connection
-from pileon.kafka.topics import TopicNames
+from pileon.kafka.topics import TopicNames, key_partition
 from pileon.streams.detection.analysis import PersonAnalyser
 from pileon.streams.detection.ingest import Ingestor
 from pileon.streams.detection.neardup import Signer, kernels
@@ -49,7 +49,8 @@ def build_app(settings: Settings, watchlist: Watchlist, connection: Connection) 
     topics = Topics(*(_topic(app, name, partitions)
                       for name in (names.raw, names.clean, names.invalid, names.alerts)))
     tables = _tables(app, partitions)
-    ingestor = Ingestor(frozenset(watchlist.keys), settings.ingest, tables.seen)
+    ingestor = Ingestor(frozenset(watchlist.keys), settings.ingest, tables.seen,
+                        partition_of=lambda person: key_partition(person.encode(), partitions))
     add_agents(app, topics, ingestor, _analyser(settings, watchlist, tables))
     watch_progress(app, settings.worker, conn, {names.raw: partitions, names.clean: partitions},
                    len(watchlist.persons))

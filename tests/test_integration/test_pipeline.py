@@ -8,22 +8,31 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from kafka import KafkaProducer
 
 from pileon.connectors.producer import MentionProducer
 from pileon.connectors.simulator import SimulatorConnector
 from pileon.connectors.traffic import PileOnScript, Simulator, invalid_messages
 from pileon.core.settings import KafkaSettings
 from pileon.core.watchlist import Watchlist
-from pileon.kafka.topics import ensure_topics
+from pileon.kafka.topics import ensure_topics, key_partition
+from tests.factories import mention
 from tests.test_integration.worker import WorkerProcess, metric_value, read_topic
 
 pytestmark = pytest.mark.slow
+
+
+def _field(value: bytes | None, name: str) -> Any:
+    try:
+        return orjson.loads(value or b"").get(name)
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
 
 
 def _ts(iso: str) -> float:
@@ -62,6 +71,14 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
             replay.send(m)
         replay.flush()
         replay.close()
+        # A valid mention from a producer that keyed it by nothing, in a partition that is not
+        # its person's: the worker sends it to its person's partition and analyses it there.
+        stray = mention(at=datetime.fromtimestamp(end - 90, UTC))
+        wrong = (key_partition(b"amara", 4) + 1) % 4
+        sender = KafkaProducer(bootstrap_servers=bootstrap)
+        sender.send(names.raw, value=orjson.dumps(stray), partition=wrong).get(timeout=30)
+        sender.close()
+        mentions.append(stray)
         invalid = invalid_messages("amara", end)
         clean = read_topic(bootstrap, names.clean, len(mentions), timeout=180)
         letters = read_topic(bootstrap, names.invalid, len(invalid) + 1, timeout=30)
@@ -79,8 +96,10 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
                                capture_output=True, text=True, timeout=60)
         time.sleep(2)  # the leader exports lag every second in tests
         lag_metrics = worker.metrics()
+        raw = read_topic(bootstrap, names.raw, timeout=5)
     return {
-        "names": names, "sent": mentions, "truth": sim.ground_truth(), "clean": clean,
+        "names": names, "sent": mentions, "stray": (stray["id"], wrong), "raw": raw,
+        "truth": sim.ground_truth(), "clean": clean,
         "letters": letters, "alerts": [orjson.loads(r.value) for r in alerts],
         "metrics": metrics_text, "invalid_sent": invalid, "worker_log": worker.log_path,
         "check": check, "lag_metrics": lag_metrics,
@@ -93,6 +112,18 @@ class TestPipeline:
         del ids["bluesky:not-a-mention"]  # the poison record the test wrote itself
         assert set(ids) == {m["id"] for m in run["sent"]}
         assert max(ids.values()) == 1  # the 25 re-sent ids were dropped
+
+    def test_a_mention_outside_its_persons_partition_is_moved_there_not_lost(
+        self, run: dict[str, Any]
+    ) -> None:
+        stray, wrong = run["stray"]
+        copies = [r for r in run["raw"] if _field(r.value, "id") == stray]
+        home = key_partition(b"amara", 4)
+        assert sorted((r.partition, r.key or b"") for r in copies) == sorted(
+            [(home, b"amara"), (wrong, b"")])
+        # key_partition is the partitioner the connectors' producer used for every record
+        assert {r.partition for r in run["raw"] if r.key == b"amara"} == {home}
+        assert metric_value(run["metrics"], "pileon_misrouted_mentions_total", person="amara") == 1
 
     def test_clean_mentions_are_keyed_by_person(self, run: dict[str, Any]) -> None:
         assert all(r.key == orjson.loads(r.value)["person"].encode() for r in run["clean"])

@@ -6,7 +6,7 @@ import orjson
 
 from pileon.core.settings import IngestSettings
 from pileon.schema.deadletter import Origin, original_value
-from pileon.streams.detection.ingest import Clean, DeadLetter, Duplicate, Ingestor
+from pileon.streams.detection.ingest import Clean, DeadLetter, Duplicate, Ingestor, Misrouted
 from tests.factories import NOW, mention
 
 ORIGIN = Origin("mentions.raw", 0, 42, 1.0)
@@ -59,3 +59,16 @@ class TestIngestor:
         assert letter["origin"] == {"topic": "mentions.raw", "partition": 0, "offset": 42,
                                     "timestamp": 1.0}
         assert original_value(outcome.value) == b"{oops"
+
+    def test_a_mention_read_outside_its_persons_partition_is_sent_there_untouched(self) -> None:
+        store: dict[bytes, bytes] = {}
+        ingestor = Ingestor(frozenset({"amara"}), IngestSettings(), store,
+                            partition_of=lambda person: 3)
+        body = orjson.dumps(mention())
+        outcome = ingestor.process(None, body, ORIGIN, NOW)  # read from partition 0
+        assert isinstance(outcome, Misrouted) and outcome.partition == 3
+        assert outcome.mention.person == "amara" and store == {}  # no table record here
+        home = Origin("mentions.raw", 3, 9, 2.0)
+        assert isinstance(ingestor.process(b"amara", body, home, NOW), Clean)
+        # an invalid message is dead-lettered where it is read: it has no person to route by
+        assert isinstance(ingestor.process(None, b"{oops", ORIGIN, NOW), DeadLetter)
