@@ -137,10 +137,10 @@ def wait_caught_up(bootstrap: str, group: str, sources: dict[str, int], worker: 
 
 
 def paced(producer: MentionProducer, templates: list[dict[str, Any]], rate: int,
-          seconds: float, tag: str) -> tuple[dict[str, tuple[str, float, float]], float]:
-    """Sends ``rate`` mentions a second for ``seconds``; id → (person, event time, send time),
-    and how far behind its schedule the sender fell at most."""
-    sent: dict[str, tuple[str, float, float]] = {}
+          seconds: float, tag: str) -> tuple[dict[str, tuple[str, float]], float]:
+    """Sends ``rate`` mentions a second for ``seconds``; id → (person, send time, which is
+    also its event time), and how far behind its schedule the sender fell at most."""
+    sent: dict[str, tuple[str, float]] = {}
     total = int(rate * seconds)
     start = time.time()
     behind = 0.0
@@ -158,7 +158,7 @@ def paced(producer: MentionProducer, templates: list[dict[str, Any]], rate: int,
             m["id"] = f"bluesky:{tag}-{i}"
             m["created_at"] = iso_z(at)
             producer.send(m)
-            sent[m["id"]] = (m["person"], at, at)
+            sent[m["id"]] = (m["person"], at)
             i += 1
     producer.flush()
     return sent, behind
@@ -202,15 +202,16 @@ def level(rate: int, seconds: float, bootstrap: str, persons: dict[str, str],
         if thread.is_alive():
             thread.join(10)
         terminate(worker, timeout=20)
-    clean_ms = [(arrivals.clean[i] - s[2]) * 1e3 for i, s in sent.items() if i in arrivals.clean]
+    clean_ms = [(arrivals.clean[i] - at) * 1e3 for i, (_, at) in sent.items()
+                if i in arrivals.clean]
     lateness = settings.detection.lateness_seconds
-    by_person: dict[str, list[tuple[float, float]]] = {}
-    for person, event_time, send_time in sent.values():
-        by_person.setdefault(person, []).append((event_time, send_time))
+    by_person: dict[str, list[float]] = {}  # send (= event) times, in order
+    for person, at in sent.values():
+        by_person.setdefault(person, []).append(at)
     alert_ms, waits = [], []
     for arrived, alert in arrivals.alerts:
         bin_end = epoch(alert["at"])
-        after = (s for e, s in by_person.get(alert["person"], []) if e >= bin_end + lateness)
+        after = (at for at in by_person.get(alert["person"], []) if at >= bin_end + lateness)
         closing = next(after, None)
         if closing is None or alert.get("found_late"):
             continue

@@ -19,7 +19,7 @@ partition, but sent back to ``mentions.raw`` in its person's partition, to be re
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -62,10 +62,10 @@ class Ingestor:
         persons: frozenset[str],
         settings: IngestSettings,
         seen: MutableMapping[bytes, bytes],
-        partition_of: Callable[[str], int] | None = None,
+        homes: Mapping[str, int] | None = None,
     ) -> None:
-        """``partition_of`` gives a person's partition of ``mentions.raw`` (None: no check,
-        for callers that do not read a partitioned topic)."""
+        """``homes`` maps each of ``persons`` to their partition of ``mentions.raw`` (None: no
+        check, for callers that do not read a partitioned topic)."""
         self._validator = MentionValidator(
             persons,
             max_bytes=settings.max_message_bytes,
@@ -73,8 +73,7 @@ class Ingestor:
             max_future=timedelta(seconds=settings.max_future_seconds),
         )
         self._seen = WindowStore(seen, settings.dedup_hours * 3600)
-        self._partition_of = partition_of
-        self._home: dict[str, int] = {}
+        self._homes = homes
 
     def process(
         self, key: bytes | None, value: bytes | None, origin: Origin, now: datetime | None = None
@@ -85,10 +84,8 @@ class Ingestor:
             metrics.DEAD_LETTERS.labels(exc.reason).inc()
             return DeadLetter(dead_letter(key, value, exc.reason, exc.detail, origin), exc.reason)
         person = mention.person
-        if self._partition_of is not None and origin.partition >= 0:
-            home = self._home.get(person)
-            if home is None:
-                home = self._home[person] = self._partition_of(person)
+        if self._homes is not None and origin.partition >= 0:
+            home = self._homes[person]  # a known person: the validator refuses the others
             if home != origin.partition:
                 metrics.MISROUTED.labels(person).inc()
                 return Misrouted(mention, home)

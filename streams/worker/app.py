@@ -49,8 +49,8 @@ def build_app(settings: Settings, watchlist: Watchlist, connection: Connection) 
     topics = Topics(*(_topic(app, name, partitions)
                       for name in (names.raw, names.clean, names.invalid, names.alerts)))
     tables = _tables(app, partitions)
-    ingestor = Ingestor(frozenset(watchlist.keys), settings.ingest, tables.seen,
-                        partition_of=lambda person: key_partition(person.encode(), partitions))
+    homes = {person: key_partition(person.encode(), partitions) for person in watchlist.keys}
+    ingestor = Ingestor(frozenset(homes), settings.ingest, tables.seen, homes=homes)
     add_agents(app, topics, ingestor, _analyser(settings, watchlist, tables))
     watch_progress(app, settings.worker, conn, {names.raw: partitions, names.clean: partitions},
                    len(watchlist.persons))

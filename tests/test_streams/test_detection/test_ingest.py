@@ -63,7 +63,7 @@ class TestIngestor:
     def test_a_mention_read_outside_its_persons_partition_is_sent_there_untouched(self) -> None:
         store: dict[bytes, bytes] = {}
         ingestor = Ingestor(frozenset({"amara"}), IngestSettings(), store,
-                            partition_of=lambda person: 3)
+                            homes={"amara": 3})
         body = orjson.dumps(mention())
         outcome = ingestor.process(None, body, ORIGIN, NOW)  # read from partition 0
         assert isinstance(outcome, Misrouted) and outcome.partition == 3
