@@ -21,7 +21,13 @@ from pathlib import Path
 
 from pileon.core.settings import DetectionSettings
 from pileon.streams.detection.detectors import BinObservation, RateDetector
-from pileon.streams.detection.incidents import IncidentState, Transition, critical_bar, decide
+from pileon.streams.detection.incidents import (
+    IncidentState,
+    Transition,
+    critical_bar,
+    decide,
+    open_bar,
+)
 from pileon.streams.detection.person_state import detector_params
 
 
@@ -86,7 +92,7 @@ def score(rows: list[tuple[str, str, float, int]], cfg: DetectionSettings) -> It
         x = BinObservation(t, count)
         rate = detector.explain(x)
         decision = decide(state, "series", t + bin_seconds, rate.score, rate, cfg)
-        detector.learn_one(x)
+        detector.learn_one(x, held=rate.score >= open_bar(rate, cfg))  # as the worker does
         opens = decision is not None and decision.transition is not Transition.RESOLVED
         yield Scored(timestamp, value, min(1.0, rate.score / critical_bar(rate, cfg)),
                      int(opens))

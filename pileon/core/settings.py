@@ -141,6 +141,13 @@ class DetectionSettings(_Section):
         description="mentions above baseline to open, in the window that holds the most (the "
         "hour's counts too): the same number of extra mentions for a quiet and a busy person",
     )
+    min_excess_coordinated: int = Field(
+        default=10, ge=0,
+        description="min_excess when the window's coordination signs (copies from several "
+        "accounts, young accounts, one account's flood; not the focus on one post) are on "
+        "their own as improbable as the false-alarm budget's model bar: a dozen copies of a "
+        "template from different accounts is a campaign's signature, a dozen replies is not",
+    )
     dispersion: float = Field(
         default=8.0, gt=0, description="prior negative-binomial size r (learned per person)"
     )

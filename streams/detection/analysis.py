@@ -70,6 +70,15 @@ def pileon_score(
     return rate.score + max(coordination.score, focus.score)
 
 
+def _coordinated(scored: Scored, detector: RateDetector, cfg: DetectionSettings) -> bool:
+    """Whether the window's coordination signs (not its focus on one post: a viral post
+    gathers replies as a brigade does) count towards its score and are on their own as
+    improbable as the false-alarm budget's model bar: the lower ``min_excess_coordinated``
+    floor applies (:func:`~pileon.streams.detection.incidents.decide`)."""
+    return (scored.rate.score >= cfg.coordination_gate
+            and scored.coordination.score >= detector.floor())
+
+
 def _summaries(x: BinObservation, window: WindowStats) -> tuple[WindowSummary, FocusSummary]:
     """What the coordination and focus detectors see of the window ``x`` closes."""
     return (WindowSummary(x.start, window.mentions, window.young, window.copies,
@@ -222,13 +231,13 @@ class PersonAnalyser:
             decision = None
             if not rt.incident.is_open:
                 decision = decide(incident, person, b + cfg.bin_seconds, scored.score,
-                                  scored.rate, cfg)
+                                  scored.rate, cfg, _coordinated(scored, detector, cfg))
             if decision:
                 event = self._alert(person, rt, cfg, b + cfg.bin_seconds, incident.opened_at,
                                     decision, scored)
                 found.append(event.model_copy(update={"found_late": LateFinding(
                     found_at=iso(rt.watermark), late_mentions=late)}))
-            detector.learn_one(x)
+            detector.learn_one(x, held=scored.score >= open_bar(scored.rate, cfg))
             b += cfg.bin_seconds
         if young:
             rt.detector = detector
@@ -272,7 +281,8 @@ class PersonAnalyser:
     ) -> AlertEvent | None:
         end = x.start + cfg.bin_seconds
         scored = self._score_bin(rt, cfg, rt.detector, rt.recent, x)
-        decision = decide(rt.incident, person, end, scored.score, scored.rate, cfg)
+        decision = decide(rt.incident, person, end, scored.score, scored.rate, cfg,
+                          _coordinated(scored, rt.detector, cfg))
         event = None
         if decision:
             event = self._alert(person, rt, cfg, end, rt.incident.opened_at, decision, scored)
@@ -282,7 +292,7 @@ class PersonAnalyser:
             rt.coordination.learn_one(summary)
             rt.focus.learn_one(focused)
         short = rt.detector.window(x)  # the panels plot one window length, whichever scores
-        rt.detector.learn_one(x)
+        rt.detector.learn_one(x, held=scored.score >= open_bar(scored.rate, cfg))
         export_gauges(person, rt, scored, short, self._neardup.index(person))
         return event
 

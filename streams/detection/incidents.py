@@ -16,7 +16,11 @@ open_score`` above the bar) needs no fresh evidence:
 it is improbable enough on its own. A window (the hour's, without its busiest minutes, or
 the ten minutes') must also hold at least ``min_excess``
 mentions above baseline (a tiny baseline makes a handful of replies look improbable, yet
-nobody should be paged for them). The severity then follows the current window: an incident
+nobody should be paged for them), or ``min_excess_coordinated`` when the window's coordination
+signs alone are as improbable as the budget's model bar (copies of one template from several
+accounts, young accounts, one account's flood): for a person who hears from ten strangers a
+day, twenty-five extra mentions at one a minute is twenty-five minutes of a campaign before
+the page. The severity then follows the current window: an incident
 opens at ``critical`` if that window already reaches the critical bar (one page of the right
 severity, not a warning and an escalation one bin later), and a warning escalates once to
 ``critical`` when a window reaches the critical bar. It resolves only after ``quiet_bins``
@@ -115,13 +119,15 @@ def decide(
     score: float,
     rate: RateExplanation,
     cfg: DetectionSettings,
+    coordinated: bool = False,
 ) -> Decision | None:
     """Advance ``state`` by one closed bin and return the transition it makes, if any.
 
     ``score`` is the bin's pile-on score; ``rate`` the volume evidence behind it (the window's
     count and expectation, and the newest bin's, and the person's calibrated bar for it:
     ``cfg.open_score`` when the rate explanation has none); the critical bar is as far above
-    it as ``escalate_score`` is above ``open_score``."""
+    it as ``escalate_score`` is above ``open_score``. ``coordinated``: the window's
+    coordination signs alone reach the model bar, so ``min_excess_coordinated`` is the floor."""
     open_score, escalate_score = open_bar(rate, cfg), critical_bar(rate, cfg)
     if not state.is_open:
         if score < open_score:
@@ -140,7 +146,8 @@ def decide(
         excess = rate.count - rate.expected if rate.excess is None else rate.excess
         # A sustained-rise window is already half an hour of improbable stretches.
         confirmed = critical or rate.sustained or fresh >= cfg.close_score
-        if confirmed and excess >= cfg.min_excess:
+        floor = min(cfg.min_excess_coordinated, cfg.min_excess) if coordinated else cfg.min_excess
+        if confirmed and excess >= floor:
             state.incident_id = incident_id(person, at)
             # Its severity is the current window's: one page with the right severity, not a
             # warning and an escalation a bin later.

@@ -14,12 +14,13 @@ bins and ``X ~ NegBin(mean=E, size=r)``, ``E`` the baseline expectation over the
 the negative binomial allows the over-dispersion of real social traffic (variance
 ``E + E^2/r``) where a Poisson test would fire on every ordinary burst (Lawless 1987,
 "Negative binomial and mixed Poisson regression"). Counts used for learning are clipped, and a
-bin whose window is already improbable (score at least ``freeze_score``, p < 1e-5) teaches
-the baseline nothing, so an attack in progress does not become the new normal while it is
-being detected (at 1 mention a minute, a clip alone let a 5x surge raise its own baseline by
-half within 30 minutes). A surge that lasts ``_MAX_FROZEN_SECONDS``, or that the learned
-dispersion comes to explain, is learned again (clipped): a lasting change of level is, in the
-end, the person's new normal.
+bin whose window is already improbable (score at least ``freeze_score``, p < 1e-5), or whose
+pile-on score (volume with the coordination signs this detector does not see) reached the
+person's bar (``learn_one(held=True)``), teaches the baseline nothing, so an attack in
+progress does not become the new normal while it is being detected (at 1 mention a minute, a
+clip alone let a 5x surge raise its own baseline by half within 30 minutes). A surge that
+lasts ``_MAX_FROZEN_SECONDS``, or that the learned dispersion comes to explain, is learned
+again (clipped): a lasting change of level is, in the end, the person's new normal.
 
 The size ``r`` is each person's own: estimated online by the method of moments on window
 residuals, ``r = mean(E^2) / (mean((C - E)^2) - mean(E))``, with upward residuals clipped at
@@ -460,17 +461,24 @@ class RateDetector:
         assert self._explained is not None  # noqa: S101 - set by _scores
         return self._explained[4]
 
-    def _surprising(self, x: BinObservation) -> bool:
-        """Whether ``x`` closes an improbable window."""
+    def _surprising(self, x: BinObservation, held: bool) -> bool:
+        """Whether ``x`` closes an improbable window (or one the caller holds back: see
+        :meth:`learn_one`)."""
         score, _ = self._scores(x)
-        self.frozen_bins = self.frozen_bins + 1 if score >= self.freeze_score else 0
+        self.frozen_bins = self.frozen_bins + 1 if held or score >= self.freeze_score else 0
         return 0 < self.frozen_bins <= _MAX_FROZEN_SECONDS / self.bin_seconds
 
-    def learn_one(self, x: BinObservation) -> None:
+    def learn_one(self, x: BinObservation, held: bool = False) -> None:
+        """Learn the bin ``x`` closes. ``held``: the caller's pile-on score for it reached the
+        person's bar (volume with coordination signs, which this detector does not see), so
+        the baseline learns it as it learns an improbable window: not at all, for at most
+        ``_MAX_FROZEN_SECONDS``. Without it a quiet person's surge whose volume alone scores
+        below ``freeze_score`` (a dozen copies against 0.1 a minute) becomes, clipped at
+        ``3E + 3`` a bin, the baseline it is measured against within the hour."""
         # Robust update: an attack in progress must not teach the baseline that it is normal.
         # (The band still learns from it, clipped at four sd: freezing the dispersion too made
         # every bursty series look calmer than it is, NAB 77 -> 68.)
-        surprising = bool(self.learned) and self._surprising(x)
+        surprising = bool(self.learned) and self._surprising(x, held)
         if self.learned:
             self._calibrate(self._scores(x)[1][: len(self.scales)])
         # Residuals count only once the hour has its own expectation: before that they measure

@@ -231,6 +231,45 @@ class TestReplyFocus:
         assert [key(a) for a in first + second] == [key(a) for a in expected]
 
 
+class TestQuietPerson:
+    """A person who hears from six strangers an hour, and a copypasta campaign of about one
+    mention a minute: the scenario suite's quiet person (bench/generalisation.py)."""
+
+    @pytest.fixture(scope="class")
+    def run(self) -> tuple[list[dict[str, Any]], float, float]:
+        from pileon.connectors.scenarios import TARGET, simulate
+        from pileon.core.settings import load_settings
+        from pileon.core.watchlist import Person
+
+        sim = simulate("copypasta", 0, end=1_790_000_000.0, mean_per_hour=6.0, multiple=11.0)
+        mentions = [Mention.model_validate_json(orjson.dumps(m)) for m in sim.mentions()]
+        truth = sim.ground_truth()
+        watchlist = Watchlist(persons=(Person(key=TARGET, display_name="Dana Target"),))
+        alerts = _run(Tables().analyser(load_settings(), watchlist), mentions)
+        return alerts, _ts(str(truth.onset)), _ts(str(truth.pileon_end))
+
+    def test_the_campaign_opens_at_the_coordinated_floor(
+        self, run: tuple[list[dict[str, Any]], float, float]
+    ) -> None:
+        alerts, onset, _ = run
+        opened = [a for a in alerts if a["transition"] == "opened" and _ts(a["at"]) >= onset]
+        assert opened, "the campaign was not found"
+        # 25 extra mentions at one a minute would take 25 minutes; ten take about ten.
+        assert _ts(opened[0]["at"]) - onset <= 15 * 60
+        assert opened[0]["assessment"] == "looks coordinated"
+
+    def test_the_incident_stays_open_while_the_campaign_lasts(
+        self, run: tuple[list[dict[str, Any]], float, float]
+    ) -> None:
+        # Its volume alone scores below freeze_score: without holding the baseline while the
+        # pile-on score is at the bar, the campaign became its own baseline within the hour and
+        # the incident resolved while it went on.
+        alerts, onset, end = run
+        resolved = [_ts(a["at"]) for a in alerts
+                    if a["transition"] == "resolved" and _ts(a["at"]) >= onset]
+        assert not resolved or resolved[0] > end
+
+
 class TestLateMentions:
     """A person added while a pile-on is under way: the connector's first live mention comes
     before its backfill of the hours before (the case ``--backfill-hours`` exists for)."""

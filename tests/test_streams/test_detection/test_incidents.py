@@ -178,6 +178,30 @@ class TestPersonalBar:
         assert self._decide([1, 9, 9], bar=8.0, excess=10) == []
 
 
+class TestCoordinatedFloor:
+    """A dozen copies from several accounts is a campaign's signature; a dozen replies is not:
+    ``min_excess_coordinated`` applies when the coordination signs alone reach the model bar."""
+
+    def _decide(self, coordinated: bool, excess: float) -> list[str]:
+        cfg = DetectionSettings(min_excess=25, min_excess_coordinated=10)
+        state, seen = IncidentState(), []
+        for i in range(3):
+            rate = RateExplanation(15, 3.0, 6.0, latest=3, latest_expected=0.3, size=2.0,
+                                   bar=5.0, excess=excess)
+            d = decide(state, "amara", 60.0 * i, 9.0, rate, cfg, coordinated)
+            if d is not None:
+                seen.append(f"{d.transition}:{d.severity}")
+        return seen
+
+    def test_coordinated_windows_open_at_the_lower_floor(self) -> None:
+        assert self._decide(coordinated=True, excess=12.0) == ["opened:warning"]
+        assert self._decide(coordinated=False, excess=12.0) == []
+        assert self._decide(coordinated=False, excess=25.0) == ["opened:warning"]
+
+    def test_the_lower_floor_still_applies(self) -> None:
+        assert self._decide(coordinated=True, excess=9.0) == []
+
+
 class TestSustainedRise:
     """A window from the sustained-rise test is half an hour of evidence already: the bin after
     the alarm need not be improbable on its own."""

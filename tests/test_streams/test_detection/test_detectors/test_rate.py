@@ -134,6 +134,33 @@ class TestLearningDuringASurge:
         rise = frozen.expected_per_bin(t + 1740) - before
         assert rise < 0.3 * (clipped_only.expected_per_bin(t + 1740) - before)
 
+    def test_a_held_bin_teaches_the_baseline_nothing_though_its_volume_is_probable(
+        self,
+    ) -> None:
+        # A quiet person (0.1 a minute) and a surge of 1.5 a minute whose volume alone would
+        # not freeze the baseline (freeze_score out of reach, as it is for a bursty quiet
+        # person's dozen); the caller's pile-on score (coordination signs) reached the bar.
+        held, learned = _trained(rate=0.1, seed=3), _trained(rate=0.1, seed=3)
+        held.freeze_score = learned.freeze_score = math.inf
+        t = 2 * 86400.0
+        before = held.expected_per_bin(t)
+        for i in range(45):
+            x = BinObservation(t + i * 60, 1 + i % 2)
+            held.learn_one(x, held=True)
+            learned.learn_one(x)
+        assert held.frozen_bins == 45 and learned.frozen_bins == 0
+        assert held.expected_per_bin(t + 2700) == pytest.approx(before, rel=0.05)
+        assert learned.expected_per_bin(t + 2700) > 1.5 * before
+
+    def test_a_held_surge_is_learned_once_the_freeze_runs_out(self) -> None:
+        d = _trained(rate=0.1, seed=3)
+        t = 2 * 86400.0
+        last_hour = t + 7.5 * 3600
+        before = d.expected_per_bin(last_hour)
+        for i in range(8 * 60):  # held for eight hours: past the six-hour freeze
+            d.learn_one(BinObservation(t + i * 60, 1 + i % 2), held=True)
+        assert d.expected_per_bin(last_hour) > 1.5 * before
+
     def test_a_lasting_new_level_is_learned_in_the_end(self) -> None:
         d = _trained()
         t = 2 * 86400.0
