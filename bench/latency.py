@@ -3,6 +3,7 @@ produce → alert, at 10, 100 and 1,000 mentions a second.
 
     python bench/latency.py                          # Tansu and Apache Kafka, ~30 min
     python bench/latency.py --broker tansu --rates 10,1000   # ~10 min
+    python bench/latency.py --broker tansu --rates 100 --fetch-wait-ms 1500,100  # ~10 min
 
 A replay of a backlog measures throughput, not latency: here mentions are produced at a fixed
 pace with their event time set to the moment they are sent, as a live connector does. Each
@@ -83,6 +84,7 @@ class Level:
     cpu_us: float
     rss: float
     behind_s: float  # how far the sender fell behind its schedule at most
+    fetch_wait_ms: int = 0  # the worker's worker.fetch_wait_ms
 
 
 def pct(values: list[float], q: float) -> float:
@@ -165,15 +167,19 @@ def paced(producer: MentionProducer, templates: list[dict[str, Any]], rate: int,
 
 
 def level(rate: int, seconds: float, bootstrap: str, persons: dict[str, str],
-          templates: list[dict[str, Any]], tmp: Path) -> Level:
+          templates: list[dict[str, Any]], tmp: Path, fetch_wait_ms: int | None) -> Level:
     os.environ["PILEON_KAFKA__TOPIC_PREFIX"] = f"l{uuid.uuid4().hex[:8]}."
+    if fetch_wait_ms is None:
+        os.environ.pop("PILEON_WORKER__FETCH_WAIT_MS", None)
+    else:
+        os.environ["PILEON_WORKER__FETCH_WAIT_MS"] = str(fetch_wait_ms)
     os.environ["PILEON_WORKER__APP_ID"] = app_id = f"pileon-{uuid.uuid4().hex[:8]}"
     settings = load_settings()
     names = ensure_topics(bootstrap, settings.kafka)
     partitions = settings.kafka.partitions
     history = Simulator(persons, end=time.time() - 60, days=1, seed=rate, mean_per_hour=60)
     produce(bootstrap, names.raw, history.mentions())
-    out = tmp / f"rate-{rate}"
+    out = tmp / f"rate-{rate}-{settings.worker.fetch_wait_ms}"
     out.mkdir()
     worker = start_worker(settings, bootstrap, out)
     arrivals, stop, ready = Arrivals(), threading.Event(), threading.Event()
@@ -218,16 +224,17 @@ def level(rate: int, seconds: float, bootstrap: str, persons: dict[str, str],
         alert_ms.append((arrived - closing) * 1e3)
         waits.append(arrived - bin_end)
     return Level(rate, len(sent), clean_ms, alert_ms, waits, len(sent) - len(clean_ms),
-                 cpu / max(1, len(clean_ms)) * 1e6, rss, behind)
+                 cpu / max(1, len(clean_ms)) * 1e6, rss, behind, settings.worker.fetch_wait_ms)
 
 
 def show(broker: str, levels: list[Level]) -> None:
     print(f"\n{broker}: produce → mentions.clean and → alert under paced load")
-    print(f"{'rate/s':>7} {'sent':>7} {'clean p50 ms':>13} {'p99':>7} {'max':>7} "
+    print(f"{'rate/s':>7} {'wait':>5} {'sent':>7} {'clean p50 ms':>13} {'p99':>7} {'max':>7} "
           f"{'alerts':>7} {'alert p50 ms':>13} {'p99':>7} {'max':>7} {'bin→alert s':>12} "
           f"{'CPU us':>7} {'RSS MB':>7} {'late s':>7}")
     for x in levels:
-        print(f"{x.rate:>7} {x.sent:>7} {pct(x.clean_ms, 50):>13.1f} {pct(x.clean_ms, 99):>7.1f} "
+        print(f"{x.rate:>7} {x.fetch_wait_ms:>5} {x.sent:>7} {pct(x.clean_ms, 50):>13.1f} "
+              f"{pct(x.clean_ms, 99):>7.1f} "
               f"{max(x.clean_ms, default=float('nan')):>7.1f} {len(x.alert_ms):>7} "
               f"{pct(x.alert_ms, 50):>13.1f} {pct(x.alert_ms, 99):>7.1f} "
               f"{max(x.alert_ms, default=float('nan')):>7.1f} "
@@ -246,6 +253,9 @@ def main() -> None:
                     help="paced span per rate; it starts on a minute boundary, and with the "
                          "default detection settings an incident opens about 3 minutes in "
                          "(a bin, the lateness allowance, a confirming bin)")
+    ap.add_argument("--fetch-wait-ms", default="",
+                    help="worker.fetch_wait_ms values, comma-separated: each rate runs once per "
+                         "value, in the same run (default: the setting's default only)")
     args = ap.parse_args()
     watchlist = load_watchlist(load_settings().watchlist)
     persons = {p.key: p.display_name for p in watchlist.persons}
@@ -259,20 +269,22 @@ def main() -> None:
         templates.append([m for m in sim.mentions() if m["person"] == person])
     pool = [m for group in zip(*templates, strict=False) for m in group]
     rates = [int(r) for r in args.rates.split(",")]
+    waits: list[int | None] = [int(w) for w in args.fetch_wait_ms.split(",") if w] or [None]
     result: list[str] = []
     for broker in args.broker.split(","):
         with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
             bootstrap = start_broker(broker, stack)
-            levels = [level(rate, args.seconds, bootstrap, persons, pool, Path(tmp))
-                      for rate in rates]
+            levels = [level(rate, args.seconds, bootstrap, persons, pool, Path(tmp), wait)
+                      for rate in rates for wait in waits]
         show(broker, levels)
         for x in levels:
-            result += [f"{broker}_clean_p50_ms_{x.rate}={pct(x.clean_ms, 50):.1f}",
-                       f"{broker}_clean_p99_ms_{x.rate}={pct(x.clean_ms, 99):.1f}",
-                       f"{broker}_alert_p50_ms_{x.rate}={pct(x.alert_ms, 50):.1f}",
-                       f"{broker}_alert_max_ms_{x.rate}={pct(x.alert_ms, 100):.1f}",
-                       f"{broker}_alerts_{x.rate}={len(x.alert_ms)}",
-                       f"{broker}_cpu_us_{x.rate}={x.cpu_us:.0f}"]
+            tag = f"{x.rate}" if waits == [None] else f"{x.rate}_wait{x.fetch_wait_ms}"
+            result += [f"{broker}_clean_p50_ms_{tag}={pct(x.clean_ms, 50):.1f}",
+                       f"{broker}_clean_p99_ms_{tag}={pct(x.clean_ms, 99):.1f}",
+                       f"{broker}_alert_p50_ms_{tag}={pct(x.alert_ms, 50):.1f}",
+                       f"{broker}_alert_max_ms_{tag}={pct(x.alert_ms, 100):.1f}",
+                       f"{broker}_alerts_{tag}={len(x.alert_ms)}",
+                       f"{broker}_cpu_us_{tag}={x.cpu_us:.0f}"]
     print("RESULT " + " ".join(result))
 
 

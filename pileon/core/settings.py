@@ -82,6 +82,12 @@ class WorkerSettings(_Section):
         description="how long the worker's producer waits to fill a batch (acks=all either "
         "way): 20 ms gave 1.27-1.31x the mentions a second of Faust's 0 in the same runs "
         "(docs/benchmarks.md), at most 20 ms per hop")
+    fetch_wait_ms: int = Field(
+        default=100, ge=1, le=5000,
+        description="longest a fetch of the worker's consumer waits for records (Faust "
+        "hard-codes 1,500 ms): Apache Kafka answers as soon as a record arrives, Tansu holds a "
+        "waiting fetch for part of this wait, so each Faust hop took about 0.4 s at 1,500 "
+        "(docs/benchmarks.md)")
     faust_metrics: Literal["slim", "full"] = Field(
         default="slim",
         description="Faust's own series on /metrics: slim keeps rebalances, assignment and "

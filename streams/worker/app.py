@@ -23,6 +23,7 @@ from pileon.streams.detection.analysis import PersonAnalyser
 from pileon.streams.detection.ingest import Ingestor
 from pileon.streams.detection.neardup import Signer, kernels
 from pileon.streams.worker.agents import Topics, add_agents
+from pileon.streams.worker.fetch_wait import set_fetch_wait
 from pileon.streams.worker.health import WorkerStalled, watch_progress
 from pileon.streams.worker.monitor import setup_metrics
 from pileon.streams.worker.offset_guard import guard_offsets
@@ -63,7 +64,7 @@ def faust_app(settings: Settings, conn: ConnectionConfig) -> faust.App:
     producer and table settings (``bench/faust_baseline.py`` runs its baselines on it)."""
     kafka, worker = settings.kafka, settings.worker
     (worker.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # also with a key_file set
-    return faust.App(
+    app = faust.App(
         worker.app_id,
         broker=conn.faust_broker(),
         broker_credentials=conn.faust_credentials(),
@@ -85,6 +86,8 @@ def faust_app(settings: Settings, conn: ConnectionConfig) -> faust.App:
         # standbys it reads the bounded changelog from the start, as a restarted worker does.
         table_standby_replicas=worker.standby_replicas,
     )
+    set_fetch_wait(app, worker.fetch_wait_ms)
+    return app
 
 
 def _tables(app: faust.App, partitions: int) -> Tables:

@@ -90,7 +90,7 @@ def guard_offsets(app: Any, topics: Iterable[str], marker: Path) -> None:
     """
     report_previous_stop(marker)
     transport = app.transport
-    consumer = gapless(type(transport).Consumer, frozenset(topics), marker)
+    consumer = gapless(transport.Consumer, frozenset(topics), marker)  # this transport's
     setattr(transport, "Consumer", consumer)  # noqa: B010 - a ClassVar, set on this transport only
 
 

@@ -198,6 +198,23 @@ class TestWorkerApp:
         assert type(app.consumer).__name__ == "GaplessConsumer"
         assert list(app.consumer._get_tasks())  # mode finds its service tasks (start-up needs them)
 
+    def test_the_consumer_waits_for_a_fetch_as_long_as_the_setting_says(
+        self, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        from pileon.streams.worker.app import build_app
+
+        settings = settings.model_copy(update={"worker": settings.worker.model_copy(
+            update={"fetch_wait_ms": 37})})
+
+        async def created() -> Any:  # aiokafka's consumer is made on a running loop
+            app = build_app(settings, watchlist, "127.0.0.1:1")
+            thread = app.consumer._thread
+            return thread._create_worker_consumer(app.transport)
+
+        consumer = asyncio.run(created())
+        assert consumer._fetch_max_wait_ms == 37  # Faust's own is 1,500
+        assert type(consumer).__name__ == "AIOKafkaConsumer"
+
 
 
 class TestGenerations:
