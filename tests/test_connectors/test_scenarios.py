@@ -1,16 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
 from pileon.connectors.scenarios import SCENARIOS, TARGET, simulate
+from pileon.core.times import epoch
 
 END = 1_790_000_000.0
-
-
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 class TestScenarios:
@@ -29,10 +24,10 @@ class TestScenarios:
         sim = simulate("copypasta", 2, end=END, days=1)
         mentions = sim.mentions()
         truth = sim.ground_truth()
-        onset = _ts(str(truth.onset))
+        onset = epoch(str(truth.onset))
         usual = sim.usual_per_minute(TARGET, onset)
         assert usual >= sim.daily_per_minute(TARGET)
-        peak = [m for m in mentions if onset + 600 <= _ts(m["created_at"]) < onset + 3600]
+        peak = [m for m in mentions if onset + 600 <= epoch(m["created_at"]) < onset + 3600]
         assert 3.5 * usual < len(peak) / 50 < 7 * usual  # background plus 4x extra
 
     def test_single_flood_comes_from_one_account(self) -> None:
@@ -43,7 +38,7 @@ class TestScenarios:
     def test_organic_surge_is_established_accounts_and_ordinary_text(self) -> None:
         sim = simulate("organic", 1, end=END, days=1)
         mentions = sim.mentions()
-        onset = _ts(str(sim.ground_truth().onset))
+        onset = epoch(str(sim.ground_truth().onset))
         surge = [m for m in mentions if "-po" in m["author"]["id"]]
-        assert surge and all(_ts(m["author"]["created_at"]) < onset - 80 * 86400 for m in surge)
+        assert surge and all(epoch(m["author"]["created_at"]) < onset - 80 * 86400 for m in surge)
         assert not any("fraud" in m["text"] for m in surge)

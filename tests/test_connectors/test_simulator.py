@@ -4,6 +4,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from pileon.connectors.traffic import PileOnScript, Simulator, invalid_messages
+from pileon.core.times import epoch
 from pileon.schema.change import ChangeEvent
 
 END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC).timestamp()
@@ -50,7 +51,7 @@ class TestSimulator:
             posted = by_id[change.of]
             assert posted["author"]["id"].startswith(f"sim-{sim.seed}-po")
             assert change.event_at is not None and change.event_at.timestamp() <= END
-            assert 300 <= change.event_at.timestamp() - _ts(posted["created_at"]) <= 1500
+            assert 300 <= change.event_at.timestamp() - epoch(posted["created_at"]) <= 1500
         assert _sim().mentions() == mentions  # deleting does not change a seed's mentions
 
     def test_background_has_a_daily_rhythm(self) -> None:
@@ -107,7 +108,3 @@ class TestSimulatorConnector:
         assert 0.5 < elapsed < 5.0  # an hour of event time in about a second
         assert received == sent > 0
         assert connector.checkpoint()["acked_until"] == sim.ground_truth().end
-
-
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

@@ -20,6 +20,7 @@ from pileon.connectors.producer import MentionProducer
 from pileon.connectors.simulator import SimulatorConnector
 from pileon.connectors.traffic import PileOnScript, Simulator, invalid_messages
 from pileon.core.settings import KafkaSettings
+from pileon.core.times import epoch
 from pileon.core.watchlist import Watchlist
 from pileon.kafka.topics import ensure_topics, key_partition
 from tests.factories import mention
@@ -33,10 +34,6 @@ def _field(value: bytes | None, name: str) -> Any:
         return orjson.loads(value or b"").get(name)
     except (orjson.JSONDecodeError, AttributeError):
         return None
-
-
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +153,7 @@ class TestPipeline:
         opened = [a for a in run["alerts"]
                   if a["transition"] == "opened" and a["person"] == "amara"]
         assert len(opened) == 1
-        delay = _ts(opened[0]["at"]) - _ts(run["truth"].onset)
+        delay = epoch(opened[0]["at"]) - epoch(run["truth"].onset)
         assert 0 < delay <= 15 * 60
 
     def test_calm_persons_page_only_on_organic_bursts(self, run: dict[str, Any]) -> None:

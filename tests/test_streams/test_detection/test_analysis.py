@@ -12,6 +12,7 @@ import pytest
 
 from pileon.connectors.traffic import PileOnScript, Simulator
 from pileon.core.settings import Settings
+from pileon.core.times import epoch
 from pileon.core.watchlist import Watchlist
 from pileon.schema.deadletter import Origin
 from pileon.schema.mention import Mention
@@ -62,10 +63,6 @@ def _run(analyser: PersonAnalyser, mentions: list[Mention]) -> list[dict[str, An
     return alerts
 
 
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
 class TestPersonAnalyser:
     def test_pileon_opens_an_incident_for_the_target_only(
         self, simulated: tuple[list[Mention], dict[str, Any]], settings: Settings,
@@ -76,7 +73,7 @@ class TestPersonAnalyser:
         assert {a["person"] for a in alerts} == {"amara"}
         opened = [a for a in alerts if a["transition"] == "opened"]
         assert len(opened) == 1
-        delay = _ts(opened[0]["at"]) - _ts(truth["onset"])
+        delay = epoch(opened[0]["at"]) - epoch(truth["onset"])
         assert 0 < delay <= 15 * 60
 
     def test_alert_explains_itself_without_text_or_handles(
@@ -98,7 +95,7 @@ class TestPersonAnalyser:
         assert "young_accounts" in alert["indicators"]
         assert alert["score"] >= signals["rate"]["score"]  # volume plus coordination
         confirmation = alert["confirmation"]  # why it opened when it did
-        assert _ts(confirmation["alarm_at"]) < _ts(alert["at"])
+        assert epoch(confirmation["alarm_at"]) < epoch(alert["at"])
         close = settings.detection.close_score
         assert confirmation["critical_window"] or confirmation["score"] >= close
         body = orjson.dumps(alert).decode()
@@ -110,7 +107,7 @@ class TestPersonAnalyser:
     ) -> None:
         mentions, truth = simulated
         expected = _run(Tables().analyser(settings, watchlist), mentions)
-        cut = next(i for i, m in enumerate(mentions) if m.event_time > _ts(truth["onset"]) + 240)
+        cut = next(i for i, m in enumerate(mentions) if m.event_time > epoch(truth["onset"]) + 240)
         tables = Tables()
         first = _run(tables.analyser(settings, watchlist), mentions[:cut])
         # A new worker recovers the tables; the last 50 mentions are redelivered.
@@ -198,7 +195,7 @@ class TestReplyFocus:
                      if a["transition"] == "opened")
         focus = alert["signals"]["reply_focus"]
         posts = Counter(m.answers for m in mentions if m.person == "amara" and m.answers
-                        and m.event_time >= _ts(truth["onset"]))
+                        and m.event_time >= epoch(truth["onset"]))
         target = posts.most_common(1)[0][0]
         assert focus["post_key"] == f"{post_key(target):08x}"
         assert target not in orjson.dumps(alert).decode()  # a key, not the URI
@@ -223,7 +220,7 @@ class TestReplyFocus:
     ) -> None:
         mentions, truth = _focused(watchlist)
         expected = _run(Tables().analyser(settings, watchlist), mentions)
-        cut = next(i for i, m in enumerate(mentions) if m.event_time > _ts(truth["onset"]) + 240)
+        cut = next(i for i, m in enumerate(mentions) if m.event_time > epoch(truth["onset"]) + 240)
         tables = Tables()
         first = _run(tables.analyser(settings, watchlist), mentions[:cut])
         second = _run(tables.analyser(settings, watchlist), mentions[cut - 50 :])
@@ -246,16 +243,16 @@ class TestQuietPerson:
         truth = sim.ground_truth()
         watchlist = Watchlist(persons=(Person(key=TARGET, display_name="Dana Target"),))
         alerts = _run(Tables().analyser(load_settings(), watchlist), mentions)
-        return alerts, _ts(str(truth.onset)), _ts(str(truth.pileon_end))
+        return alerts, epoch(str(truth.onset)), epoch(str(truth.pileon_end))
 
     def test_the_campaign_opens_at_the_coordinated_floor(
         self, run: tuple[list[dict[str, Any]], float, float]
     ) -> None:
         alerts, onset, _ = run
-        opened = [a for a in alerts if a["transition"] == "opened" and _ts(a["at"]) >= onset]
+        opened = [a for a in alerts if a["transition"] == "opened" and epoch(a["at"]) >= onset]
         assert opened, "the campaign was not found"
         # 25 extra mentions at one a minute would take 25 minutes; ten take about ten.
-        assert _ts(opened[0]["at"]) - onset <= 15 * 60
+        assert epoch(opened[0]["at"]) - onset <= 15 * 60
         assert opened[0]["assessment"] == "looks coordinated"
 
     def test_the_incident_stays_open_while_the_campaign_lasts(
@@ -265,8 +262,8 @@ class TestQuietPerson:
         # pile-on score is at the bar, the campaign became its own baseline within the hour and
         # the incident resolved while it went on.
         alerts, onset, end = run
-        resolved = [_ts(a["at"]) for a in alerts
-                    if a["transition"] == "resolved" and _ts(a["at"]) >= onset]
+        resolved = [epoch(a["at"]) for a in alerts
+                    if a["transition"] == "resolved" and epoch(a["at"]) >= onset]
         assert not resolved or resolved[0] > end
 
 
@@ -278,7 +275,7 @@ class TestLateMentions:
                     ) -> tuple[list[Mention], list[Mention], float]:
         mentions, truth = simulated
         amara = [m for m in mentions if m.person == "amara"]
-        onset = _ts(truth["onset"])
+        onset = epoch(truth["onset"])
         cut = next(i for i, m in enumerate(amara) if m.event_time > onset + minutes * 60)
         # One live mention, then everything before it (the backfill), then live traffic.
         return [amara[cut], *amara[:cut], *amara[cut + 1 :]], amara[:cut], onset
@@ -300,8 +297,8 @@ class TestLateMentions:
         # The backfilled mentions the window store still holds (its last 24 hours) are folded.
         kept = [m for m in backfill if m.event_time >= ordered[0].event_time - 24 * 3600]
         assert len(kept) - 10 <= found["late_mentions"] <= len(kept)
-        assert onset < _ts(opened[0]["opened_at"]) <= onset + 15 * 60  # its true onset
-        assert _ts(found["found_at"]) >= ordered[0].event_time
+        assert onset < epoch(opened[0]["opened_at"]) <= onset + 15 * 60  # its true onset
+        assert epoch(found["found_at"]) >= ordered[0].event_time
         assert metrics.LATE_FOLDED.labels("amara")._value.get() - folded == found["late_mentions"]
         said = [r.getMessage() for r in caplog.records if "late mentions folded" in r.message]
         assert said and f"{found['late_mentions']} late mentions" in said[0]
@@ -315,7 +312,7 @@ class TestLateMentions:
     ) -> None:
         mentions, truth = simulated
         amara = [m for m in mentions if m.person == "amara"]
-        onset = _ts(truth["onset"])
+        onset = epoch(truth["onset"])
         # A batch of the pile-on's first ten minutes arrives late, after it was detected live.
         late = [m for m in amara if onset <= m.event_time < onset + 600]
         first = next(i for i, m in enumerate(amara) if m.event_time > onset + 1500)
