@@ -47,6 +47,12 @@ class Scored:
     window: WindowStats
 
 
+def evidence_counts(rate: RateExplanation, cfg: DetectionSettings) -> bool:
+    """Whether the window's coordination and focus evidence counts towards its pile-on score:
+    only once volume itself is unusual (``coordination_gate``)."""
+    return rate.score >= cfg.coordination_gate
+
+
 def build_alert(
     person: str,
     at: float,
@@ -62,7 +68,7 @@ def build_alert(
     rate, coordination, focus, window = (
         scored.rate, scored.coordination, scored.focus, scored.window)
     indicators = coordination_indicators(window, coordination)
-    counted = rate.score >= cfg.coordination_gate
+    counted = evidence_counts(rate, cfg)
     post, on_post = window.top_post
     return AlertEvent(
         idempotency_key=decision.idempotency_key,

@@ -29,7 +29,7 @@ from pileon.core.watchlist import Watchlist
 from pileon.schema.alert import AlertEvent, ClusterSummary, LateFinding
 from pileon.schema.mention import Mention, post_key
 from pileon.streams.detection import metrics
-from pileon.streams.detection.alert import Scored, build_alert, iso
+from pileon.streams.detection.alert import Scored, build_alert, evidence_counts, iso
 from pileon.streams.detection.detectors import (
     BinObservation,
     CoordinationExplanation,
@@ -65,7 +65,7 @@ def pileon_score(
     volume itself is unusual (``coordination_gate``): copies, young accounts or a reply thread
     at normal volume are not a pile-on. The maximum, not the sum: they are not independent (a
     brigade's copies are its replies to one post), and each is already a tail probability."""
-    if rate.score < cfg.coordination_gate:
+    if not evidence_counts(rate, cfg):
         return rate.score
     return rate.score + max(coordination.score, focus.score)
 
@@ -75,8 +75,7 @@ def _coordinated(scored: Scored, detector: RateDetector, cfg: DetectionSettings)
     gathers replies as a brigade does) count towards its score and are on their own as
     improbable as the false-alarm budget's model bar: the lower ``min_excess_coordinated``
     floor applies (:func:`~pileon.streams.detection.incidents.decide`)."""
-    return (scored.rate.score >= cfg.coordination_gate
-            and scored.coordination.score >= detector.floor())
+    return evidence_counts(scored.rate, cfg) and scored.coordination.score >= detector.floor()
 
 
 def _summaries(x: BinObservation, window: WindowStats) -> tuple[WindowSummary, FocusSummary]:
@@ -286,13 +285,15 @@ class PersonAnalyser:
         event = None
         if decision:
             event = self._alert(person, rt, cfg, end, rt.incident.opened_at, decision, scored)
-        if scored.score < open_bar(scored.rate, cfg):
+        # At the bar, whatever made the score: no baseline learns from the window.
+        at_bar = scored.score >= open_bar(scored.rate, cfg)
+        if not at_bar:
             summary, focused = _summaries(x, scored.window)
             self._learn_baselines(rt, scored.window)
             rt.coordination.learn_one(summary)
             rt.focus.learn_one(focused)
         short = rt.detector.window(x)  # the panels plot one window length, whichever scores
-        rt.detector.learn_one(x, held=scored.score >= open_bar(scored.rate, cfg))
+        rt.detector.learn_one(x, held=at_bar)
         export_gauges(person, rt, scored, short, self._neardup.index(person))
         return event
 
