@@ -186,7 +186,7 @@ def level(rate: int, seconds: float, bootstrap: str, persons: dict[str, str],
     thread = threading.Thread(target=follow, args=(bootstrap, names.clean, names.alerts,
                                                    partitions, arrivals, stop, ready))
     try:
-        wait_caught_up(bootstrap, app_id, {names.raw: partitions, names.clean: partitions},
+        wait_caught_up(bootstrap, app_id, {names.raw: partitions},
                        worker, timeout=300)
         thread.start()
         ready.wait(30)

@@ -6,8 +6,9 @@
 Each workload starts a broker (the embedded one, or ``PILEON_KAFKA__BOOTSTRAP``), writes
 simulated mentions for the example watchlist's four persons into ``mentions.raw``, then starts
 one worker process and times it from its first commit until its consumer group has committed
-every partition of ``mentions.raw`` and ``mentions.clean`` to the end: every mention
-validated, de-duplicated, re-keyed, clustered, binned and scored, every minute of event time
+every partition of ``mentions.raw`` to the end (the worker commits a batch once its clean
+mentions and alerts are acknowledged): every mention validated, de-duplicated, re-keyed,
+clustered, binned and scored, every minute of event time
 closed and decided on (Faust's commit interval, 2.8 s, bounds the resolution). Start-up is
 reported apart. The worker's peak RSS comes from ``/proc``.
 
@@ -238,8 +239,7 @@ def run(workload: Workload, bootstrap: str, timeout: float, faust: bool = True,
             worker = start_worker(settings, bootstrap, out)
             label = "pileon worker" + (f" ({variant} metrics)" if len(variants) > 1 else "")
             row = timed(label, worker, out / "worker.log", bootstrap, app_id,
-                        {names.raw: partitions, names.clean: partitions}, total, started,
-                        timeout)
+                        {names.raw: partitions}, total, started, timeout)
             row.changelog = changelog_records(bootstrap, app_id) / total
             rows.append(row)
     os.environ.pop("PILEON_WORKER__FAUST_METRICS", None)

@@ -134,7 +134,7 @@ def _check_lag(
     connection: Connection, group: str, names: TopicNames, partitions: dict[str, int],
     timeout: float, report: Report,
 ) -> None:
-    sources = {t: partitions[t] for t in (names.raw, names.clean) if t in partitions}
+    sources = {t: partitions[t] for t in (names.raw,) if t in partitions}  # what it reads
     if not sources:
         return
     try:

@@ -88,6 +88,13 @@ class WorkerSettings(_Section):
         "hard-codes 1,500 ms): Apache Kafka answers as soon as a record arrives, Tansu holds a "
         "waiting fetch for part of this wait, so each Faust hop took about 0.4 s at 1,500 "
         "(docs/benchmarks.md)")
+    batch_max: int = Field(
+        default=500, ge=1, le=4096,
+        description="most mentions the worker processes in one batch; a batch's produces are "
+        "awaited together, and its offsets committed once all of them are acknowledged")
+    batch_wait_ms: int = Field(
+        default=100, ge=1, le=5000,
+        description="longest a batch waits to fill: the worker's added latency at low rates")
     faust_metrics: Literal["slim", "full"] = Field(
         default="slim",
         description="Faust's own series on /metrics: slim keeps rebalances, assignment and "

@@ -119,6 +119,10 @@ class PersonAnalyser:
             self._analyse(mention, rt)
         return list(rt.outbox)
 
+    def outbox(self, person: str) -> list[AlertEvent]:
+        """The person's alerts not yet delivered, oldest first."""
+        return list(self._runtime(person).outbox)
+
     def delivered(self, person: str, count: int) -> None:
         """The broker acknowledged the first ``count`` alerts of the person's outbox."""
         if count:

@@ -1,32 +1,56 @@
-"""The two agents of the pipeline, each catching errors per message.
+"""The worker's agent: one pass per mention, in batches.
 
-``mentions.raw`` → **ingest** (validate, normalise, exact de-dup) → ``mentions.clean`` |
-``mentions.invalid``; ``mentions.clean`` → **analyse** (near-duplicates, detectors, incidents)
-→ ``alerts``. Faust acknowledges an event even when the agent raises (faust-streaming #315,
-#527), so a failing message is dead-lettered with its error class: nothing is skipped silently.
-An alert leaves the analyser's outbox only once the broker has acknowledged it.
+``mentions.raw`` → **process**: each mention is validated, normalised and de-duplicated
+(:class:`~pileon.streams.detection.ingest.Ingestor`), then clustered, binned, scored and decided
+on (:class:`~pileon.streams.detection.analysis.PersonAnalyser`) in the same pass. Its clean
+form still goes to ``mentions.clean`` for the evidence archiver and anyone else who reads it;
+the worker does not read it back (until 0.x it did: a second Faust hop per mention, its stream
+machinery and a second parse, about a quarter of a mention's CPU; docs/benchmarks.md).
+
+Events are taken in batches (``worker.batch_max`` events or ``worker.batch_wait_ms``, whichever
+comes first). Within a batch nothing is awaited per event: the clean mentions, dead letters and
+re-keyed mentions of the batch are produced together, and then awaited. Only once the broker
+has acknowledged every one of them are the alerts of the batch produced (an alert links to
+evidence the archiver can only find in ``mentions.clean``), each awaited before it leaves its
+person's outbox, and only then does Faust acknowledge the batch's events (``take_events``), so
+their offsets are committed after everything they caused is durable. A produce that fails after
+the client's own retries is produced again, holding the batch, until it succeeds or the worker
+is stopped (the stall watchdog stops a worker that stays stuck); its events are then read
+again: nothing is skipped.
+
+Faust acknowledges an event even when the agent raises (faust-streaming #315, #527), so a
+failing message is dead-lettered with its error class: nothing is skipped silently. Table
+writes in a batch have no current event; the tables are
+:class:`~pileon.streams.worker.person_table.PersonTable`\\ s, whose changelog partition is
+derived from the key's person.
+
+An event fetched before the consumer group's latest rebalance is not processed: its partition
+may belong to another worker now, and it is read again from the committed offset by whoever
+owns it (the offset guard drops its acknowledgement).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from pileon.schema.deadletter import Origin, dead_letter
-from pileon.schema.mention import Mention, Reason
+from pileon.schema.mention import Reason
 from pileon.streams.detection import metrics as detection_metrics
 from pileon.streams.detection.analysis import PersonAnalyser
 from pileon.streams.detection.ingest import Clean, DeadLetter, Ingestor, Misrouted
 from pileon.streams.worker import metrics
+from pileon.streams.worker.offset_guard import stale
 
 log = logging.getLogger(__name__)
 
-DeadLetterSender = Callable[[Any, BaseException], Awaitable[None]]
+_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -37,10 +61,85 @@ class Topics:
     alerts: Any
 
 
-def dead_letter_sender(invalid: Any) -> DeadLetterSender:
-    """Sends a message whose processing raised to ``mentions.invalid``, with the error class."""
+@dataclass(frozen=True)
+class Batching:
+    max_events: int
+    wait_seconds: float
 
-    async def send(event: Any, error: BaseException) -> None:
+
+@dataclass
+class _Produce:
+    """One record the batch produces, with what it takes to produce it again."""
+
+    topic: Any
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
+    headers: Any = None
+    future: Awaitable[Any] | None = None
+
+    async def start(self) -> None:
+        self.future = await self.topic.send(key=self.key, value=self.value,
+                                            partition=self.partition, headers=self.headers)
+
+
+class BatchPass:
+    """Processes one batch of ``mentions.raw`` events (see the module docstring)."""
+
+    def __init__(self, topics: Topics, ingestor: Ingestor, analyser: PersonAnalyser,
+                 generation: Callable[[], int | None]) -> None:
+        self.topics = topics
+        self.ingestor = ingestor
+        self.analyser = analyser
+        self.generation = generation  # the consumer group's current generation
+        self.misrouted = 0
+
+    async def run(self, events: Sequence[Any]) -> None:
+        produced: list[_Produce] = []
+        alerting: dict[str, None] = {}  # persons with alerts to deliver, in order
+        for event in events:
+            if stale(event.message, self.generation()):
+                continue
+            try:
+                self._process(event, produced, alerting)
+            except Exception as exc:
+                produced.append(self._dead_letter(event, exc))
+        for record in produced:
+            try:
+                await record.start()
+            except Exception:  # produced again by _settle, which says why
+                record.future = None
+        await _settle(produced)
+        for person in alerting:
+            await self._deliver_alerts(person)
+
+    def _process(self, event: Any, produced: list[_Produce], alerting: dict[str, None]) -> None:
+        started = time.perf_counter()
+        outcome = self.ingestor.process(event.key, event.value, origin(event))
+        if isinstance(outcome, Clean):
+            person = outcome.mention.person
+            produced.append(_Produce(self.topics.clean, person.encode(), outcome.value))
+            analysed = time.perf_counter()
+            _observe("ingest", started, analysed, event)
+            if self.analyser.process(outcome.mention):
+                alerting[person] = None
+            _observe("analyse", analysed, time.perf_counter(), event)
+            return
+        if isinstance(outcome, DeadLetter):
+            produced.append(_Produce(self.topics.invalid, event.key, outcome.value))
+        elif isinstance(outcome, Misrouted):  # to be read in its person's partition
+            level = logging.DEBUG if self.misrouted else logging.WARNING
+            self.misrouted += 1
+            log.log(level, "mention in %s[%d]@%d belongs in partition %d (its producer did not "
+                    "key it by person): sent there; further ones are counted in "
+                    "pileon_misrouted_mentions_total", event.message.topic,
+                    event.message.partition, event.message.offset, outcome.partition)
+            produced.append(_Produce(self.topics.raw, outcome.mention.person.encode(),
+                                     event.value, outcome.partition, event.message.headers))
+        _observe("ingest", started, time.perf_counter(), event)
+
+    def _dead_letter(self, event: Any, error: BaseException) -> _Produce:
+        """The dead letter of a message whose processing raised, with the error class."""
         detection_metrics.DEAD_LETTERS.labels(Reason.PROCESSING_ERROR).inc()
         log.error(
             "processing failed for %s[%d]@%d: %s; dead-lettered",
@@ -51,57 +150,55 @@ def dead_letter_sender(invalid: Any) -> DeadLetterSender:
             event.key, event.value, Reason.PROCESSING_ERROR, str(error)[:200], origin(event),
             error_class=f"{type(error).__module__}.{type(error).__qualname__}",
         )
-        await invalid.send(key=event.key, value=letter)
+        return _Produce(self.topics.invalid, event.key, letter)
 
-    return send
+    async def _deliver_alerts(self, person: str) -> None:
+        """Produce the person's outbox in order, each alert awaited before it leaves it. One
+        that fails stays, with those after it, and is sent again after the person's next
+        mention (same idempotency key)."""
+        delivered = 0
+        try:
+            for alert in self.analyser.outbox(person):
+                sent = await self.topics.alerts.send(key=person.encode(), value=alert.to_json())
+                await sent
+                delivered += 1
+        except Exception as exc:
+            log.error("an alert of %s could not be produced (%s): it stays in the outbox and "
+                      "is sent again with the person's next mention", person,
+                      type(exc).__name__)
+        finally:
+            self.analyser.delivered(person, delivered)
 
 
-def add_agents(
-    app: faust.App, topics: Topics, ingestor: Ingestor, analyser: PersonAnalyser
-) -> None:
-    send_dead_letter = dead_letter_sender(topics.invalid)
-
-    @app.agent(topics.raw, name="ingest")
-    async def ingest(stream: Any) -> None:
-        misrouted = 0
-        async for event in stream.events():
-            started = time.perf_counter()
+async def _settle(produced: list[_Produce]) -> None:
+    """Wait until the broker has acknowledged every record, producing a failed one again."""
+    for record in produced:
+        attempt = 0
+        while True:
             try:
-                outcome = ingestor.process(event.key, event.value, origin(event))
-                if isinstance(outcome, Clean):
-                    await topics.clean.send(key=outcome.mention.person.encode(),
-                                            value=outcome.value)
-                elif isinstance(outcome, DeadLetter):
-                    await topics.invalid.send(key=event.key, value=outcome.value)
-                elif isinstance(outcome, Misrouted):  # to be read in its person's partition
-                    level = logging.DEBUG if misrouted else logging.WARNING
-                    misrouted += 1
-                    log.log(level, "mention in %s[%d]@%d belongs in partition %d (its producer "
-                            "did not key it by person): sent there; further ones are counted "
-                            "in pileon_misrouted_mentions_total", event.message.topic,
-                            event.message.partition, event.message.offset, outcome.partition)
-                    await topics.raw.send(key=outcome.mention.person.encode(), value=event.value,
-                                          partition=outcome.partition,
-                                          headers=event.message.headers)
+                if record.future is None:
+                    await record.start()
+                await record.future  # type: ignore[misc]
+                break
             except Exception as exc:
-                await send_dead_letter(event, exc)
-            _observe("ingest", started, event)
+                record.future = None
+                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
+                attempt += 1
+                log.error("producing to %s failed (%s), attempt %d: producing it again in "
+                          "%.1f s; the batch's offsets are not committed meanwhile",
+                          getattr(record.topic, "get_topic_name", lambda: "?")(),
+                          type(exc).__name__, attempt, delay)
+                await asyncio.sleep(delay)
 
-    @app.agent(topics.clean, name="analyse")
-    async def analyse(stream: Any) -> None:
-        async for event in stream.events():
-            started = time.perf_counter()
-            try:
-                mention = Mention.model_validate_json(event.value)
-                outbox = analyser.process(mention)
-                for alert in outbox:  # wait for the broker: only then leave the outbox
-                    sent = await topics.alerts.send(key=mention.person.encode(),
-                                                    value=alert.to_json())
-                    await sent
-                analyser.delivered(mention.person, len(outbox))
-            except Exception as exc:
-                await send_dead_letter(event, exc)
-            _observe("analyse", started, event)
+
+def add_agents(app: faust.App, topics: Topics, ingestor: Ingestor, analyser: PersonAnalyser,
+               batching: Batching) -> None:
+    one_pass = BatchPass(topics, ingestor, analyser, lambda: app.consumer_generation_id)
+
+    @app.agent(topics.raw, name="process")
+    async def process(stream: Any) -> None:
+        async for events in stream.take_events(batching.max_events, batching.wait_seconds):
+            await one_pass.run(events)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _forget(sender: Any, revoked: Any = None, **_: Any) -> None:
@@ -115,8 +212,8 @@ def origin(event: Any) -> Origin:
     return Origin(msg.topic, msg.partition, msg.offset, msg.timestamp)
 
 
-def _observe(stage: str, started: float, event: Any) -> None:
-    metrics.PROCESSING_SECONDS.labels(stage).observe(time.perf_counter() - started)
+def _observe(stage: str, started: float, ended: float, event: Any) -> None:
+    metrics.PROCESSING_SECONDS.labels(stage).observe(ended - started)
     ts = event.message.timestamp
     if ts:
         metrics.END_TO_END_SECONDS.labels(stage).observe(max(0.0, time.time() - ts))

@@ -1,8 +1,9 @@
 """The Faust app: its settings, topics and tables, wired to the agents and the health checks.
 
-``mentions.raw`` → **ingest** → ``mentions.clean`` | ``mentions.invalid``; ``mentions.clean`` →
-**analyse** → ``alerts`` (:mod:`.agents`). Both topics and all tables are keyed and partitioned
-by person. Progress and lag: :mod:`.health`; ``/metrics``: :mod:`.monitor`; never skipping a
+``mentions.raw`` → **process** (ingest and analysis in one pass, in batches) →
+``mentions.clean`` | ``mentions.invalid``, and ``alerts`` (:mod:`.agents`). Topics and tables
+are keyed and partitioned by person (:mod:`.person_table`). Progress and lag: :mod:`.health`;
+``/metrics``: :mod:`.monitor`; never skipping a
 record on the source topics: :mod:`.offset_guard`.
 """
 
@@ -22,11 +23,12 @@ from pileon.kafka.topics import TopicNames, key_partition
 from pileon.streams.detection.analysis import PersonAnalyser
 from pileon.streams.detection.ingest import Ingestor
 from pileon.streams.detection.neardup import Signer, kernels
-from pileon.streams.worker.agents import Topics, add_agents
+from pileon.streams.worker.agents import Batching, Topics, add_agents
 from pileon.streams.worker.fetch_wait import set_fetch_wait
 from pileon.streams.worker.health import WorkerStalled, watch_progress
 from pileon.streams.worker.monitor import setup_metrics
 from pileon.streams.worker.offset_guard import guard_offsets
+from pileon.streams.worker.person_table import person_table
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +47,16 @@ def build_app(settings: Settings, watchlist: Watchlist, connection: Connection) 
     app = faust_app(settings, conn)
     names = TopicNames.from_settings(settings.kafka)
     # Before anything creates the consumer: never skip records on the source topics.
-    guard_offsets(app, [names.raw, names.clean], settings.worker.data_dir / "offset-gap.json")
+    guard_offsets(app, [names.raw], settings.worker.data_dir / "offset-gap.json")
     partitions = settings.kafka.partitions
     topics = Topics(*(_topic(app, name, partitions)
                       for name in (names.raw, names.clean, names.invalid, names.alerts)))
     tables = _tables(app, partitions)
     homes = {person: key_partition(person.encode(), partitions) for person in watchlist.keys}
     ingestor = Ingestor(frozenset(homes), settings.ingest, tables.seen, homes=homes)
-    add_agents(app, topics, ingestor, _analyser(settings, watchlist, tables))
-    watch_progress(app, settings.worker, conn, {names.raw: partitions, names.clean: partitions},
-                   len(watchlist.persons))
+    batching = Batching(settings.worker.batch_max, settings.worker.batch_wait_ms / 1000.0)
+    add_agents(app, topics, ingestor, _analyser(settings, watchlist, tables), batching)
+    watch_progress(app, settings.worker, conn, {names.raw: partitions}, len(watchlist.persons))
     setup_metrics(app, full=settings.worker.faust_metrics == "full")
     return app
 
@@ -92,11 +94,7 @@ def faust_app(settings: Settings, conn: ConnectionConfig) -> faust.App:
 
 def _tables(app: faust.App, partitions: int) -> Tables:
     def table(name: str, help_: str) -> Any:
-        # Faust derives a table's changelog codec from key_type/value_type only ("raw" for
-        # bytes): a schema= argument is used for writing but ignored by recovery, which then
-        # decodes as JSON and silently drops every record (found by the kill -9 fault test).
-        return app.Table(name, partitions=partitions, help=help_, key_type=bytes,
-                         value_type=bytes)
+        return person_table(app, name, partitions, help_)
 
     return Tables(
         seen=table("seen", "mention ids seen recently, per person (exact de-duplication)"),

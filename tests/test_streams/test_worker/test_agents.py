@@ -1,0 +1,207 @@
+"""The worker's one-pass batch (streams/worker/agents.py) with its real ingest and analysis:
+what it produces, in which order, and what it does when a produce or a message fails. The
+topics stand in for Faust's (a send returns a future the broker resolves later); the pass
+against real brokers: tests/test_integration/test_pipeline.py and test_faults.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import namedtuple
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from pileon.connectors.traffic import PileOnScript, Simulator
+from pileon.core.settings import Settings
+from pileon.core.watchlist import Watchlist
+from pileon.kafka.topics import key_partition
+from pileon.streams.detection.analysis import PersonAnalyser
+from pileon.streams.detection.ingest import Ingestor
+from pileon.streams.detection.neardup import Signer
+from pileon.streams.worker.agents import BatchPass, Topics
+from pileon.streams.worker.person_table import person_of
+
+Message = namedtuple("Message", "topic partition offset timestamp generation_id headers")
+Event = namedtuple("Event", "key value message")
+END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC).timestamp()
+
+
+class Broker:
+    """Records what is produced and when the broker acknowledges it."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str, Any]] = []  # (what, topic, value)
+        self.fail_next: dict[str, int] = {}
+
+    def topic(self, name: str) -> Any:
+        broker = self
+
+        class Topic:
+            def get_topic_name(self) -> str:
+                return name
+
+            async def send(self, key: Any = None, value: Any = None, partition: Any = None,
+                           headers: Any = None) -> asyncio.Future[Any]:
+                broker.log.append(("sent", name, value))
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                def resolve() -> None:
+                    failing = broker.fail_next.get(name, 0)
+                    if failing:
+                        broker.fail_next[name] = failing - 1
+                        future.set_exception(ConnectionError("broker away"))
+                    else:
+                        broker.log.append(("acked", name, value))
+                        future.set_result(None)
+
+                asyncio.get_running_loop().call_later(0.001, resolve)
+                return future
+
+        return Topic()
+
+    def values(self, what: str, topic: str) -> list[Any]:
+        return [v for w, t, v in self.log if w == what and t == topic]
+
+
+@pytest.fixture
+def broker() -> Broker:
+    return Broker()
+
+
+@pytest.fixture
+def one_pass(broker: Broker, settings: Settings, watchlist: Watchlist) -> BatchPass:
+    topics = Topics(*(broker.topic(n) for n in ("raw", "clean", "invalid", "alerts")))
+    homes = {p: key_partition(p.encode(), 4) for p in watchlist.keys}
+    ingestor = Ingestor(frozenset(watchlist.keys), settings.ingest, {}, homes=homes)
+    signer = Signer(b"test-key-0123456789abcdef", settings.neardup.num_perm)
+    analyser = PersonAnalyser(watchlist, settings.detection, settings.neardup, signer, {}, {})
+    return BatchPass(topics, ingestor, analyser, lambda: 3)
+
+
+def _events(mentions: list[dict[str, Any]], generation: int = 3) -> list[Event]:
+    out = []
+    for offset, m in enumerate(mentions):
+        key = m["person"].encode()
+        out.append(Event(key, orjson.dumps(m), Message(
+            "raw", key_partition(key, 4), offset, m["created_at"] and 1.0, generation, [])))
+    return out
+
+
+def _pileon() -> list[dict[str, Any]]:
+    sim = Simulator({"amara": "Amara"}, end=END, days=1, seed=11, pileon=PileOnScript("amara"))
+    return sim.mentions()
+
+
+def _run(one_pass: BatchPass, events: list[Event], size: int = 500) -> None:
+    async def run() -> None:
+        for i in range(0, len(events), size):
+            await one_pass.run(events[i:i + size])
+
+    asyncio.run(run())
+
+
+class TestBatchPass:
+    def test_every_mention_is_produced_clean_and_the_pileon_pages_once(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        mentions = _pileon()
+        _run(one_pass, _events(mentions))
+        clean = [orjson.loads(v)["id"] for v in broker.values("acked", "clean")]
+        assert sorted(clean) == sorted(m["id"] for m in mentions)
+        opened = [a for a in map(orjson.loads, broker.values("acked", "alerts"))
+                  if a["transition"] == "opened"]
+        assert len(opened) == 1 and opened[0]["person"] == "amara"
+        assert not one_pass.analyser.outbox("amara")  # delivered: out of the outbox
+
+    def test_alerts_are_produced_only_after_the_broker_acknowledged_their_batch(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        mentions = _pileon()
+        _run(one_pass, _events(mentions))
+        first_alert = next(i for i, (w, t, _) in enumerate(broker.log)
+                           if w == "sent" and t == "alerts")
+        before = broker.log[:first_alert]
+        sent = [v for w, t, v in before if w == "sent" and t == "clean"]
+        acked = [v for w, t, v in before if w == "acked" and t == "clean"]
+        assert sent and sorted(sent) == sorted(acked)
+
+    def test_a_failed_produce_is_produced_again_before_the_batch_ends(
+        self, one_pass: BatchPass, broker: Broker, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from pileon.streams.worker import agents
+
+        monkeypatch.setattr(agents, "_RETRY_SECONDS", (0.0,))
+        broker.fail_next["clean"] = 3
+        mentions = _pileon()[:50]
+        _run(one_pass, _events(mentions))
+        acked = [orjson.loads(v)["id"] for v in broker.values("acked", "clean")]
+        assert sorted(acked) == sorted(m["id"] for m in mentions)
+        assert len(broker.values("sent", "clean")) == len(mentions) + 3
+
+    def test_a_message_whose_processing_raises_is_dead_lettered_and_the_rest_go_on(
+        self, one_pass: BatchPass, broker: Broker, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        mentions = _pileon()[:20]
+        poison = mentions[5]["id"]
+        process = one_pass.analyser.process
+
+        def failing(mention: Any) -> Any:
+            if mention.id == poison:
+                raise KeyError("a bug")
+            return process(mention)
+
+        monkeypatch.setattr(one_pass.analyser, "process", failing)
+        _run(one_pass, _events(mentions))
+        letters = [orjson.loads(v) for v in broker.values("acked", "invalid")]
+        assert len(letters) == 1
+        assert letters[0]["reason"] == "processing_error"
+        assert letters[0]["error_class"] == "builtins.KeyError"
+        assert letters[0]["origin"]["topic"] == "raw" and letters[0]["origin"]["offset"] == 5
+        # its clean form was produced before the analysis failed: the evidence is kept
+        assert len(broker.values("acked", "clean")) == 20
+
+    def test_an_event_fetched_before_a_rebalance_is_not_processed(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        mentions = _pileon()[:10]
+        events = _events(mentions[:5], generation=2) + _events(mentions[5:])
+        _run(one_pass, events)
+        produced = {orjson.loads(v)["id"] for v in broker.values("acked", "clean")}
+        assert produced == {m["id"] for m in mentions[5:]}
+        assert all(not one_pass.ingestor._seen.contains("amara", m["id"]) for m in mentions[:5])
+
+    def test_invalid_and_misrouted_messages_are_produced_where_they_belong(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        good = _pileon()[:2]
+        wrong = (key_partition(b"amara", 4) + 1) % 4
+        stray = _events(good[1:])[0]
+        stray = stray._replace(key=None, message=stray.message._replace(partition=wrong))
+        events = [_events(good[:1])[0], Event(b"amara", b"{oops", _events(good)[0].message),
+                  stray]
+        _run(one_pass, events)
+        assert [orjson.loads(v)["reason"] for v in broker.values("acked", "invalid")] == [
+            "not_json"]
+        assert broker.values("acked", "raw") == [stray.value]
+        assert [orjson.loads(v)["id"] for v in broker.values("acked", "clean")] == [
+            good[0]["id"]]
+
+
+class TestPersonTable:
+    def test_a_keys_changelog_partition_is_its_persons_without_a_current_event(
+        self, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        from pileon.streams.worker.app import build_app
+
+        app = build_app(settings, watchlist, "127.0.0.1:1")
+        tables = [app.tables[name] for name in ("seen", "window", "person-state")]
+        for table in tables:
+            for person in watchlist.keys:
+                home = key_partition(person.encode(), settings.kafka.partitions)
+                assert table.partition_for_key(person.encode()) == home
+                assert table.partition_for_key(f"{person}|bluesky:1|x".encode()) == home
+
+    def test_person_of_a_key(self) -> None:
+        assert person_of(b"amara|bluesky:at://x|y") == b"amara"
+        assert person_of(b"amara") == b"amara"
