@@ -96,14 +96,19 @@ class PersonAnalyser:
         signer: Signer,
         window: MutableMapping[bytes, bytes],
         state: MutableMapping[bytes, bytes],
+        buffered: bool = False,
     ) -> None:
+        """``buffered``: table writes wait for :meth:`flush` (the worker's batches): the
+        window's records, then each changed person's state, once per flush."""
         self._watchlist = watchlist
         self._cfg = {p.key: p.detection(detection) for p in watchlist.persons}
         self._timezones = {p.key: p.timezone for p in watchlist.persons}
         self._signer = signer
-        self._neardup = NearDupWindow(neardup, signer, window)
+        self._neardup = NearDupWindow(neardup, signer, window, buffered=buffered)
         self._state = state
         self._persons: dict[str, PersonRuntime] = {}
+        self._buffered = buffered
+        self._unsaved: dict[str, None] = {}
 
     # -- public -------------------------------------------------------------------------
     def process(self, mention: Mention) -> list[AlertEvent]:
@@ -130,9 +135,22 @@ class PersonAnalyser:
             del rt.outbox[:count]
             self._save(person, rt)
 
+    def flush(self) -> int:
+        """Write what changed since the last flush: the window's records first, then the
+        states that count them (with their alert outboxes); returns the table writes."""
+        writes = self._neardup.flush()
+        for person in self._unsaved:
+            rt = self._persons.get(person)
+            if rt is not None:
+                self._state[person.encode()] = dump_state(rt, self._signer.key_id)
+                writes += 1
+        self._unsaved.clear()
+        return writes
+
     def forget_cache(self) -> None:
         """Drop in-memory state after a rebalance; it is rebuilt from the tables on use."""
         self._persons.clear()
+        self._unsaved.clear()
         self._neardup.forget_cache()
 
     def runtime(self, person: str) -> PersonRuntime:
@@ -324,7 +342,10 @@ class PersonAnalyser:
 
     # -- persistence --------------------------------------------------------------------
     def _save(self, person: str, rt: PersonRuntime) -> None:
-        self._state[person.encode()] = dump_state(rt, self._signer.key_id)
+        if self._buffered:
+            self._unsaved[person] = None
+        else:
+            self._state[person.encode()] = dump_state(rt, self._signer.key_id)
 
     def _runtime(self, person: str) -> PersonRuntime:
         rt = self._persons.get(person)

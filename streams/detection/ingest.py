@@ -63,16 +63,18 @@ class Ingestor:
         settings: IngestSettings,
         seen: MutableMapping[bytes, bytes],
         homes: Mapping[str, int] | None = None,
+        buffered: bool = False,
     ) -> None:
         """``homes`` maps each of ``persons`` to their partition of ``mentions.raw`` (None: no
-        check, for callers that do not read a partitioned topic)."""
+        check, for callers that do not read a partitioned topic). ``buffered``: the dedup
+        records are written to ``seen`` by :meth:`flush` (once per batch), not one by one."""
         self._validator = MentionValidator(
             persons,
             max_bytes=settings.max_message_bytes,
             max_age=timedelta(days=settings.max_age_days),
             max_future=timedelta(seconds=settings.max_future_seconds),
         )
-        self._seen = WindowStore(seen, settings.dedup_hours * 3600)
+        self._seen = WindowStore(seen, settings.dedup_hours * 3600, buffered=buffered)
         self._homes = homes
 
     def process(
@@ -101,6 +103,10 @@ class Ingestor:
         self._seen.expire(person, mention.event_time)
         metrics.MENTIONS.labels(person, mention.platform).inc()
         return Clean(mention, mention.to_json())
+
+    def flush(self) -> int:
+        """Write the dedup records gained since the last flush; returns the table writes."""
+        return self._seen.flush()
 
     def forget_cache(self) -> None:
         self._seen.forget_cache()

@@ -53,7 +53,8 @@ def build_app(settings: Settings, watchlist: Watchlist, connection: Connection) 
                       for name in (names.raw, names.clean, names.invalid, names.alerts)))
     tables = _tables(app, partitions)
     homes = {person: key_partition(person.encode(), partitions) for person in watchlist.keys}
-    ingestor = Ingestor(frozenset(homes), settings.ingest, tables.seen, homes=homes)
+    ingestor = Ingestor(frozenset(homes), settings.ingest, tables.seen, homes=homes,
+                        buffered=True)
     batching = Batching(settings.worker.batch_max, settings.worker.batch_wait_ms / 1000.0)
     add_agents(app, topics, ingestor, _analyser(settings, watchlist, tables), batching)
     watch_progress(app, settings.worker, conn, {names.raw: partitions}, len(watchlist.persons))
@@ -111,7 +112,8 @@ def _analyser(settings: Settings, watchlist: Watchlist, tables: Tables) -> Perso
         log.warning("near-duplicate kernels are not compiled (package built without a C "
                     "compiler): the numpy reference runs instead, about half as fast")
     return PersonAnalyser(
-        watchlist, settings.detection, settings.neardup, signer, tables.window, tables.state
+        watchlist, settings.detection, settings.neardup, signer, tables.window, tables.state,
+        buffered=True,
     )
 
 

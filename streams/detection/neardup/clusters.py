@@ -33,6 +33,7 @@ count of equal values against the candidate templates.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cache
@@ -229,8 +230,8 @@ class ClusterIndex:
 
     def largest(self, n: int) -> list[Cluster]:
         """The ``n`` clusters with the most members (two or more)."""
-        multi = [self.clusters[c] for c in self._copied]
-        return sorted(multi, key=lambda c: (-c.size, c.first_seen, c.id))[:n]
+        multi = (self.clusters[c] for c in self._copied)  # one pass, no sort: per closed bin
+        return heapq.nsmallest(n, multi, key=lambda c: (-c.size, c.first_seen, c.id))
 
     @property
     def copied(self) -> int:

@@ -30,11 +30,13 @@ class NearDupWindow:
     """Assigns mentions to clusters and keeps the window's records and indexes in step."""
 
     def __init__(
-        self, settings: NearDupSettings, signer: Signer, store: MutableMapping[bytes, bytes]
+        self, settings: NearDupSettings, signer: Signer, store: MutableMapping[bytes, bytes],
+        buffered: bool = False,
     ) -> None:
         self.settings = settings
         self.signer = signer
-        self.store = WindowStore(store, settings.window_hours * 3600, settings.max_per_person)
+        self.store = WindowStore(store, settings.window_hours * 3600, settings.max_per_person,
+                                 buffered=buffered)
         self._indexes: dict[str, ClusterIndex] = {}
 
     def tokens(self, text: str) -> list[str] | None:
@@ -100,6 +102,10 @@ class NearDupWindow:
             if record is not None and "h" in record:  # nothing can join it: dead weight
                 del record["h"]
                 self.store.update(person, lonely, record)
+
+    def flush(self) -> int:
+        """Write the records changed since the last flush; returns the table writes."""
+        return self.store.flush()
 
     def forget_cache(self) -> None:
         """Drop derived indexes after a rebalance; rebuilt from the store on use."""
