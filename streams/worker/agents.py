@@ -95,10 +95,11 @@ class BatchPass:
         self.misrouted = 0
 
     async def run(self, events: Sequence[Any]) -> None:
+        generation = self.generation()
         produced: list[_Produce] = []
         alerting: dict[str, None] = {}  # persons with alerts to deliver, in order
         for event in events:
-            if stale(event.message, self.generation()):
+            if stale(event.message, generation):
                 continue
             try:
                 self._process(event, produced, alerting)
@@ -115,7 +116,13 @@ class BatchPass:
                 record.future = None
         await _settle(produced)
         for person in alerting:
-            await self._deliver_alerts(person)
+            if self.generation() != generation:
+                # Rebalanced while producing: the caches were dropped and the person may be
+                # another worker's now. The saved outboxes still hold these alerts; whoever
+                # owns the person sends them again (same idempotency keys), and no state is
+                # written here for a person this worker may no longer own.
+                return
+            await self._deliver_alerts(person, generation)
         self.analyser.flush()  # the outboxes without the delivered alerts
 
     def _process(self, event: Any, produced: list[_Produce], alerting: dict[str, None]) -> None:
@@ -157,7 +164,7 @@ class BatchPass:
         )
         return _Produce(self.topics.invalid, event.key, letter)
 
-    async def _deliver_alerts(self, person: str) -> None:
+    async def _deliver_alerts(self, person: str, generation: int | None) -> None:
         """Produce the person's outbox in order, each alert awaited before it leaves it. One
         that fails stays, with those after it, and is sent again after the person's next
         mention (same idempotency key)."""
@@ -172,7 +179,8 @@ class BatchPass:
                       "is sent again with the person's next mention", person,
                       type(exc).__name__)
         finally:
-            self.analyser.delivered(person, delivered)
+            if self.generation() == generation:
+                self.analyser.delivered(person, delivered)
 
 
 async def _settle(produced: list[_Produce]) -> None:

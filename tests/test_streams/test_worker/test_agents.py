@@ -171,6 +171,28 @@ class TestBatchPass:
         assert produced == {m["id"] for m in mentions[5:]}
         assert all(not one_pass.ingestor._seen.contains("amara", m["id"]) for m in mentions[:5])
 
+    def test_a_rebalance_while_alerts_are_produced_writes_no_state(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        mentions = _pileon()
+        generation = [3]
+        one_pass.generation = lambda: generation[0]
+        alerts = one_pass.topics.alerts
+        send = alerts.send
+
+        async def rebalancing(*args: Any, **kwargs: Any) -> Any:
+            generation[0] = 4  # a rebalance while the first alert is in flight
+            return await send(*args, **kwargs)
+
+        alerts.send = rebalancing
+        _run(one_pass, _events(mentions), size=len(mentions))
+        sent = [orjson.loads(v)["idempotency_key"] for v in broker.values("acked", "alerts")]
+        assert sent  # the alerts went out
+        # The state written before the produce holds them; nothing was written after, so
+        # whoever owns the person now sends them again, with the same keys.
+        saved = orjson.loads(one_pass.analyser._state[b"amara"])
+        assert [a["idempotency_key"] for a in saved["outbox"]] == sent
+
     def test_invalid_and_misrouted_messages_are_produced_where_they_belong(
         self, one_pass: BatchPass, broker: Broker
     ) -> None:
