@@ -16,7 +16,8 @@ person's outbox, and only then does Faust acknowledge the batch's events (``take
 their offsets are committed after everything they caused is durable. A produce that fails after
 the client's own retries is produced again, holding the batch, until it succeeds or the worker
 is stopped (the stall watchdog stops a worker that stays stuck); its events are then read
-again: nothing is skipped.
+again: nothing is skipped. An error out of the batch itself stops the worker before its events
+are acknowledged (:func:`run_or_exit`).
 
 Faust acknowledges an event even when the agent raises (faust-streaming #315, #527), so a
 failing message is dead-lettered with its error class: nothing is skipped silently. Table
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +53,7 @@ from pileon.streams.worker.offset_guard import stale
 log = logging.getLogger(__name__)
 
 _RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+EXIT_CODE = 70  # EX_SOFTWARE, as the offset guard's stop
 
 
 @dataclass(frozen=True)
@@ -211,13 +214,37 @@ def add_agents(app: faust.App, topics: Topics, ingestor: Ingestor, analyser: Per
     @app.agent(topics.raw, name="process")
     async def process(stream: Any) -> None:
         async for events in stream.take_events(batching.max_events, batching.wait_seconds):
-            await one_pass.run(events)
+            await run_or_exit(one_pass, events)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _forget(sender: Any, revoked: Any = None, **_: Any) -> None:
         # Another worker may change these persons' state while we do not own them.
         ingestor.forget_cache()
         analyser.forget_cache()
+
+
+async def run_or_exit(one_pass: BatchPass, events: Sequence[Any]) -> None:
+    """Run a batch, or stop the worker before its events are acknowledged.
+
+    One message's error is dead-lettered inside the batch. An error out of the batch itself
+    (writing its table chunks, a bug in the produce or alert steps) leaves work undone for
+    events Faust would acknowledge as soon as the agent moved on, and commit: the worker
+    exits at once instead, without awaiting anything, and its supervisor restarts it to read
+    the batch again from the committed offsets (at least once, never skipped).
+    """
+    try:
+        await one_pass.run(events)
+    except Exception as exc:
+        log.critical("a batch of %d events could not be finished (%s: %s): stopping the worker "
+                     "before its offsets are committed; restarted, it reads them again",
+                     len(events), type(exc).__name__, str(exc)[:200],
+                     exc_info=log.isEnabledFor(logging.DEBUG))
+        logging.shutdown()
+        _exit(EXIT_CODE)
+
+
+def _exit(code: int) -> None:
+    os._exit(code)
 
 
 def origin(event: Any) -> Origin:

@@ -210,6 +210,35 @@ class TestBatchPass:
             good[0]["id"]]
 
 
+class TestBatchFailure:
+    def test_a_batch_that_cannot_finish_stops_the_worker_before_it_is_acknowledged(
+        self, one_pass: BatchPass, broker: Broker, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from pileon.streams.worker import agents
+
+        exits: list[int] = []
+        monkeypatch.setattr(agents, "_exit", exits.append)
+        monkeypatch.setattr(agents.logging, "shutdown", lambda: None)
+
+        def broken() -> int:
+            raise OSError("the table's store failed")
+
+        monkeypatch.setattr(one_pass.ingestor, "flush", broken)
+        asyncio.run(agents.run_or_exit(one_pass, _events(_pileon()[:5])))
+        assert exits == [agents.EXIT_CODE]
+        assert not broker.log  # nothing was produced for the batch: it is read again
+
+    def test_a_batch_that_finishes_does_not(
+        self, one_pass: BatchPass, broker: Broker, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from pileon.streams.worker import agents
+
+        exits: list[int] = []
+        monkeypatch.setattr(agents, "_exit", exits.append)
+        asyncio.run(agents.run_or_exit(one_pass, _events(_pileon()[:5])))
+        assert not exits and len(broker.values("acked", "clean")) == 5
+
+
 class TestPersonTable:
     def test_a_keys_changelog_partition_is_its_persons_without_a_current_event(
         self, settings: Settings, watchlist: Watchlist
