@@ -4,6 +4,7 @@ produce → alert, at 10, 100 and 1,000 mentions a second.
     python bench/latency.py                          # Tansu and Apache Kafka, ~30 min
     python bench/latency.py --broker tansu --rates 10,1000   # ~10 min
     python bench/latency.py --broker tansu --rates 100 --fetch-wait-ms 1500,100  # ~10 min
+    python bench/latency.py --broker kafka --rates 10,1000 --batch-wait-ms 100,20  # ~20 min
 
 A replay of a backlog measures throughput, not latency: here mentions are produced at a fixed
 pace with their event time set to the moment they are sent, as a live connector does. Each
@@ -85,6 +86,7 @@ class Level:
     rss: float
     behind_s: float  # how far the sender fell behind its schedule at most
     fetch_wait_ms: int = 0  # the worker's worker.fetch_wait_ms
+    batch_wait_ms: int = 0  # the worker's worker.batch_wait_ms
 
 
 def pct(values: list[float], q: float) -> float:
@@ -167,19 +169,21 @@ def paced(producer: MentionProducer, templates: list[dict[str, Any]], rate: int,
 
 
 def level(rate: int, seconds: float, bootstrap: str, persons: dict[str, str],
-          templates: list[dict[str, Any]], tmp: Path, fetch_wait_ms: int | None) -> Level:
+          templates: list[dict[str, Any]], tmp: Path, fetch_wait_ms: int | None,
+          batch_wait_ms: int | None = None) -> Level:
     os.environ["PILEON_KAFKA__TOPIC_PREFIX"] = f"l{uuid.uuid4().hex[:8]}."
-    if fetch_wait_ms is None:
-        os.environ.pop("PILEON_WORKER__FETCH_WAIT_MS", None)
-    else:
-        os.environ["PILEON_WORKER__FETCH_WAIT_MS"] = str(fetch_wait_ms)
+    for name, value in (("FETCH_WAIT_MS", fetch_wait_ms), ("BATCH_WAIT_MS", batch_wait_ms)):
+        if value is None:
+            os.environ.pop(f"PILEON_WORKER__{name}", None)
+        else:
+            os.environ[f"PILEON_WORKER__{name}"] = str(value)
     os.environ["PILEON_WORKER__APP_ID"] = app_id = f"pileon-{uuid.uuid4().hex[:8]}"
     settings = load_settings()
     names = ensure_topics(bootstrap, settings.kafka)
     partitions = settings.kafka.partitions
     history = Simulator(persons, end=time.time() - 60, days=1, seed=rate, mean_per_hour=60)
     produce(bootstrap, names.raw, history.mentions())
-    out = tmp / f"rate-{rate}-{settings.worker.fetch_wait_ms}"
+    out = tmp / f"rate-{rate}-{settings.worker.fetch_wait_ms}-{settings.worker.batch_wait_ms}"
     out.mkdir()
     worker = start_worker(settings, bootstrap, out)
     arrivals, stop, ready = Arrivals(), threading.Event(), threading.Event()
@@ -224,16 +228,19 @@ def level(rate: int, seconds: float, bootstrap: str, persons: dict[str, str],
         alert_ms.append((arrived - closing) * 1e3)
         waits.append(arrived - bin_end)
     return Level(rate, len(sent), clean_ms, alert_ms, waits, len(sent) - len(clean_ms),
-                 cpu / max(1, len(clean_ms)) * 1e6, rss, behind, settings.worker.fetch_wait_ms)
+                 cpu / max(1, len(clean_ms)) * 1e6, rss, behind, settings.worker.fetch_wait_ms,
+                 settings.worker.batch_wait_ms)
 
 
 def show(broker: str, levels: list[Level]) -> None:
     print(f"\n{broker}: produce → mentions.clean and → alert under paced load")
-    print(f"{'rate/s':>7} {'wait':>5} {'sent':>7} {'clean p50 ms':>13} {'p99':>7} {'max':>7} "
+    print(f"{'rate/s':>7} {'wait':>5} {'batch':>5} {'sent':>7} {'clean p50 ms':>13} "
+          f"{'p99':>7} {'max':>7} "
           f"{'alerts':>7} {'alert p50 ms':>13} {'p99':>7} {'max':>7} {'bin→alert s':>12} "
           f"{'CPU us':>7} {'RSS MB':>7} {'late s':>7}")
     for x in levels:
-        print(f"{x.rate:>7} {x.fetch_wait_ms:>5} {x.sent:>7} {pct(x.clean_ms, 50):>13.1f} "
+        print(f"{x.rate:>7} {x.fetch_wait_ms:>5} {x.batch_wait_ms:>5} {x.sent:>7} "
+              f"{pct(x.clean_ms, 50):>13.1f} "
               f"{pct(x.clean_ms, 99):>7.1f} "
               f"{max(x.clean_ms, default=float('nan')):>7.1f} {len(x.alert_ms):>7} "
               f"{pct(x.alert_ms, 50):>13.1f} {pct(x.alert_ms, 99):>7.1f} "
@@ -256,6 +263,9 @@ def main() -> None:
     ap.add_argument("--fetch-wait-ms", default="",
                     help="worker.fetch_wait_ms values, comma-separated: each rate runs once per "
                          "value, in the same run (default: the setting's default only)")
+    ap.add_argument("--batch-wait-ms", default="",
+                    help="worker.batch_wait_ms values, comma-separated: each rate runs once per "
+                         "value, in the same run (default: the setting's default only)")
     args = ap.parse_args()
     watchlist = load_watchlist(load_settings().watchlist)
     persons = {p.key: p.display_name for p in watchlist.persons}
@@ -270,15 +280,18 @@ def main() -> None:
     pool = [m for group in zip(*templates, strict=False) for m in group]
     rates = [int(r) for r in args.rates.split(",")]
     waits: list[int | None] = [int(w) for w in args.fetch_wait_ms.split(",") if w] or [None]
+    batches: list[int | None] = [int(w) for w in args.batch_wait_ms.split(",") if w] or [None]
     result: list[str] = []
     for broker in args.broker.split(","):
         with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
             bootstrap = start_broker(broker, stack)
-            levels = [level(rate, args.seconds, bootstrap, persons, pool, Path(tmp), wait)
-                      for rate in rates for wait in waits]
+            levels = [level(rate, args.seconds, bootstrap, persons, pool, Path(tmp), wait, batch)
+                      for rate in rates for wait in waits for batch in batches]
         show(broker, levels)
         for x in levels:
             tag = f"{x.rate}" if waits == [None] else f"{x.rate}_wait{x.fetch_wait_ms}"
+            if batches != [None]:
+                tag += f"_batch{x.batch_wait_ms}"
             result += [f"{broker}_clean_p50_ms_{tag}={pct(x.clean_ms, 50):.1f}",
                        f"{broker}_clean_p99_ms_{tag}={pct(x.clean_ms, 99):.1f}",
                        f"{broker}_alert_p50_ms_{tag}={pct(x.alert_ms, 50):.1f}",
