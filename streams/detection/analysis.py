@@ -142,7 +142,7 @@ class PersonAnalyser:
         for person in self._unsaved:
             rt = self._persons.get(person)
             if rt is not None:
-                self._state[person.encode()] = dump_state(rt, self._signer.key_id)
+                self._write(person, rt)
                 writes += 1
         self._unsaved.clear()
         return writes
@@ -345,7 +345,10 @@ class PersonAnalyser:
         if self._buffered:
             self._unsaved[person] = None
         else:
-            self._state[person.encode()] = dump_state(rt, self._signer.key_id)
+            self._write(person, rt)
+
+    def _write(self, person: str, rt: PersonRuntime) -> None:
+        self._state[person.encode()] = dump_state(rt, self._signer.key_id)
 
     def _runtime(self, person: str) -> PersonRuntime:
         rt = self._persons.get(person)

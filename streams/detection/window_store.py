@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 _SEP = "|"
+_SEP_BYTES = _SEP.encode()
 BUCKET_SECONDS = 3600.0
 
 Record = dict[str, Any]
@@ -143,14 +144,12 @@ class WindowStore:
             self.flush()
         return removed, capped
 
-    def flush(self, person: str | None = None) -> int:
-        """Write the chunks changed since the last flush (only ``person``'s, if given);
-        returns how many table writes that took."""
+    def flush(self) -> int:
+        """Write the chunks changed since the last flush; returns how many table writes that
+        took."""
         writes = 0
-        for key, owner in list(self._dirty.items()):
-            if person is not None and owner != person:
-                continue
-            del self._dirty[key]
+        dirty, self._dirty = self._dirty, {}
+        for key, owner in dirty.items():
             writes += 1
             if self._live.get(key, 0) == 0:
                 self._drop(key)
@@ -160,8 +159,7 @@ class WindowStore:
                 chunk = self._chunk(key)
             where = self._where.get(owner, {})
             self._store[key] = _encode([(i, r) for i, r in chunk.items() if where.get(i) == key])
-        self._open = {k: v for k, v in self._open.items()
-                      if person is not None and k[0] != person}
+        self._open.clear()
         self._decoded.clear()
         return writes
 
@@ -183,18 +181,15 @@ class WindowStore:
         self._live[key] = left
         if left <= 0:
             if key in self._fresh and key not in self._store:  # never written: nothing to do
-                self._fresh.pop(key, None)
-                self._dirty.pop(key, None)
-                self._live.pop(key, None)
-                self._open = {k: v for k, v in self._open.items() if v != key}
+                self._drop(key)
             else:
-                self._dirty[key] = person
+                self._dirty[key] = person  # deleted at the next flush
 
     def _drop(self, key: bytes) -> None:
+        """Delete chunk ``key`` from the table (if it was written) and from every index."""
         self._store.pop(key, None)
-        self._live.pop(key, None)
-        self._fresh.pop(key, None)
-        self._decoded.pop(key, None)
+        for index in (self._live, self._fresh, self._dirty, self._decoded):
+            index.pop(key, None)
         self._open = {k: v for k, v in self._open.items() if v != key}
 
     def _chunk(self, key: bytes) -> dict[str, Record]:
@@ -223,7 +218,7 @@ class WindowStore:
         heaps: dict[str, list[tuple[float, str]]] = {}
         for key, raw in list(self._store.items()):
             key = bytes(key)
-            person = key.split(_SEP.encode(), 1)[0].decode()
+            person = key.split(_SEP_BYTES, 1)[0].decode()
             if person in self._heaps:
                 continue
             where = self._where.setdefault(person, {})
@@ -252,5 +247,5 @@ def _encode(records: list[tuple[str, Record]]) -> bytes:
 def _decode(key: bytes, raw: bytes) -> list[tuple[str, Record]]:
     value = orjson.loads(raw)
     if isinstance(value, dict):  # one record per key, as older versions wrote it
-        return [(key.split(_SEP.encode(), 1)[1].decode(), value)]
+        return [(key.split(_SEP_BYTES, 1)[1].decode(), value)]
     return [(record_id, record) for record_id, record in value]

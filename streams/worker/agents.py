@@ -33,6 +33,7 @@ owns it (the offset guard drops its acknowledgement).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -112,11 +113,6 @@ class BatchPass:
         # its outbox) before any alert it holds is produced.
         self.ingestor.flush()
         self.analyser.flush()
-        for record in produced:
-            try:
-                await record.start()
-            except Exception:  # produced again by _settle, which says why
-                record.future = None
         await _settle(produced)
         for person in alerting:
             if self.generation() != generation:
@@ -187,7 +183,12 @@ class BatchPass:
 
 
 async def _settle(produced: list[_Produce]) -> None:
-    """Wait until the broker has acknowledged every record, producing a failed one again."""
+    """Produce every record, then wait until the broker has acknowledged each, producing a
+    failed one again."""
+    for record in produced:  # all in flight before the first is awaited
+        # One that cannot start is left without a future: produced again below, which logs.
+        with contextlib.suppress(Exception):
+            await record.start()
     for record in produced:
         attempt = 0
         while True:

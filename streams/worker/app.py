@@ -3,8 +3,8 @@
 ``mentions.raw`` → **process** (ingest and analysis in one pass, in batches) →
 ``mentions.clean`` | ``mentions.invalid``, and ``alerts`` (:mod:`.agents`). Topics and tables
 are keyed and partitioned by person (:mod:`.person_table`). Progress and lag: :mod:`.health`;
-``/metrics``: :mod:`.monitor`; never skipping a
-record on the source topics: :mod:`.offset_guard`.
+``/metrics``: :mod:`.monitor`; never skipping a record on the source topic:
+:mod:`.offset_guard`.
 """
 
 from __future__ import annotations

@@ -55,6 +55,16 @@ class Tables:
                               self.window, self.state, buffered=buffered)
 
 
+def _key(alert: dict[str, Any]) -> tuple[Any, ...]:
+    """What must be the same for an alert replayed after a restart or in batches."""
+    return (alert["idempotency_key"], alert["score"], alert["signals"]["rate"]["mentions"])
+
+
+def _four_minutes_in(mentions: list[Mention], truth: dict[str, Any]) -> int:
+    """The index of the first mention four minutes into the pile-on (a restart point)."""
+    return next(i for i, m in enumerate(mentions) if m.event_time > epoch(truth["onset"]) + 240)
+
+
 def _batched(analyser: PersonAnalyser, mentions: list[Mention], size: int = 500
              ) -> tuple[list[dict[str, Any]], int]:
     """As the worker runs it: a flush after each batch; the alerts, and the table writes."""
@@ -124,13 +134,12 @@ class TestPersonAnalyser:
     ) -> None:
         mentions, truth = simulated
         expected = _run(Tables().analyser(settings, watchlist), mentions)
-        cut = next(i for i, m in enumerate(mentions) if m.event_time > epoch(truth["onset"]) + 240)
+        cut = _four_minutes_in(mentions, truth)
         tables = Tables()
         first = _run(tables.analyser(settings, watchlist), mentions[:cut])
         # A new worker recovers the tables; the last 50 mentions are redelivered.
         second = _run(tables.analyser(settings, watchlist), mentions[cut - 50 :])
-        key = lambda a: (a["idempotency_key"], a["score"], a["signals"]["rate"]["mentions"])  # noqa: E731
-        assert [key(a) for a in first + second] == [key(a) for a in expected]
+        assert [_key(a) for a in first + second] == [_key(a) for a in expected]
 
     def test_batches_give_the_same_alerts_with_a_few_writes_a_batch(
         self, simulated: tuple[list[Mention], dict[str, Any]], settings: Settings,
@@ -140,8 +149,7 @@ class TestPersonAnalyser:
         expected = _run(Tables().analyser(settings, watchlist), mentions)
         alerts, writes = _batched(Tables().analyser(settings, watchlist, buffered=True),
                                   mentions)
-        key = lambda a: (a["idempotency_key"], a["score"], a["signals"]["rate"]["mentions"])  # noqa: E731
-        assert sorted(map(key, alerts)) == sorted(map(key, expected))
+        assert sorted(map(_key, alerts)) == sorted(map(_key, expected))
         assert writes < len(mentions) * 0.1  # one by one: more than one a mention
 
     def test_restart_between_batches_gives_the_same_alerts(
@@ -150,7 +158,7 @@ class TestPersonAnalyser:
     ) -> None:
         mentions, truth = simulated
         expected = _run(Tables().analyser(settings, watchlist), mentions)
-        cut = next(i for i, m in enumerate(mentions) if m.event_time > epoch(truth["onset"]) + 240)
+        cut = _four_minutes_in(mentions, truth)
         tables = Tables()
         first, _ = _batched(tables.analyser(settings, watchlist, buffered=True), mentions[:cut])
         # What a crash leaves: the tables as of the last flush, then the last batch again
@@ -159,8 +167,7 @@ class TestPersonAnalyser:
         for m in mentions[cut:cut + 300]:
             unflushed.process(m)  # never flushed: lost with the worker
         second, _ = _batched(tables.analyser(settings, watchlist, buffered=True), mentions[cut:])
-        key = lambda a: (a["idempotency_key"], a["score"], a["signals"]["rate"]["mentions"])  # noqa: E731
-        assert sorted(map(key, first + second)) == sorted(map(key, expected))
+        assert sorted(map(_key, first + second)) == sorted(map(_key, expected))
 
     def test_alert_not_confirmed_before_a_crash_is_sent_again(
         self, simulated: tuple[list[Mention], dict[str, Any]], settings: Settings,
@@ -267,7 +274,7 @@ class TestReplyFocus:
     ) -> None:
         mentions, truth = _focused(watchlist)
         expected = _run(Tables().analyser(settings, watchlist), mentions)
-        cut = next(i for i, m in enumerate(mentions) if m.event_time > epoch(truth["onset"]) + 240)
+        cut = _four_minutes_in(mentions, truth)
         tables = Tables()
         first = _run(tables.analyser(settings, watchlist), mentions[:cut])
         second = _run(tables.analyser(settings, watchlist), mentions[cut - 50 :])

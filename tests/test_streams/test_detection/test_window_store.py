@@ -80,14 +80,6 @@ class TestChunks:
         assert store.get("amara", "m7") == {"t": 3607.0}
         assert [r for r, _ in WindowStore(backing, 86_400).records("sam")][:2] == ["s0", "s1"]
 
-    def test_a_person_can_be_flushed_alone(self) -> None:
-        backing = Counting()
-        store = WindowStore(backing, horizon_seconds=86_400, buffered=True)
-        store.put("amara", "m", {"t": 1.0})
-        store.put("sam", "s", {"t": 1.0})
-        assert store.flush("amara") == 1
-        assert len(backing) == 1 and store.flush() == 1 and len(backing) == 2
-
     def test_a_chunk_is_deleted_when_its_last_record_expires(self) -> None:
         backing = Counting()
         store = WindowStore(backing, horizon_seconds=3600, buffered=True)
