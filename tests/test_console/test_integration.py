@@ -37,13 +37,26 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.slow
 
 
-def _follow(bootstrap: str, topic: str, db_url: str) -> KafkaFeed:
-    engine = make_engine(db_url)
-    migrate(engine)
-    feed = KafkaFeed(bootstrap, topic, sessions(engine))
-    threading.Thread(target=feed.run, daemon=True).start()
-    assert feed.caught_up.wait(60)
-    return feed
+class _Following:
+    """A feed on its own thread, as the console runs it; :meth:`stop` returns once it has
+    stopped (a feed still polling could otherwise store what the next one should read)."""
+
+    def __init__(self, bootstrap: str, topic: str, db_url: str) -> None:
+        engine = make_engine(db_url)
+        migrate(engine)
+        self.feed = KafkaFeed(bootstrap, topic, sessions(engine))
+        self._thread = threading.Thread(target=self.feed.run, daemon=True)
+        self._thread.start()
+        assert self.feed.caught_up.wait(60)
+
+    @property
+    def events(self) -> int:
+        return self.feed.events
+
+    def stop(self) -> None:
+        self.feed.stop()
+        self._thread.join(30)
+        assert not self._thread.is_alive()
 
 
 def test_a_new_database_is_rebuilt_from_the_alerts_topic_and_a_restart_resumes(
@@ -55,14 +68,14 @@ def test_a_new_database_is_rebuilt_from_the_alerts_topic_and_a_restart_resumes(
               for i, p in enumerate(["amara", "sam", "lee"])]
     _send(bootstrap, names, *events)
     url = f"sqlite:///{tmp_path / 'a.db'}"
-    feed = _follow(bootstrap, names.alerts, url)
+    feed = _Following(bootstrap, names.alerts, url)
     wait_until(lambda: feed.events == 3)
     feed.stop()
     # a restart on the same database reads only what is new
     _send(bootstrap, names, events[0], alert_event("amara", "resolved",
                                                    opened="2026-11-20T10:00:00Z",
                                                    at="2026-11-20T11:00:00Z"))
-    again = _follow(bootstrap, names.alerts, url)
+    again = _Following(bootstrap, names.alerts, url)
     wait_until(lambda: again.events == 1)  # the re-sent opening was a duplicate
     again.stop()
     sm = sessions(make_engine(url))
@@ -71,7 +84,7 @@ def test_a_new_database_is_rebuilt_from_the_alerts_topic_and_a_restart_resumes(
         assert db.scalar(select(func.sum(FeedOffset.next_offset))) == 5
         assert not db.get(Incident, events[0].incident_id).firing  # type: ignore[union-attr]
     # a new database: everything again, from the beginning
-    fresh = _follow(bootstrap, names.alerts, f"sqlite:///{tmp_path / 'b.db'}")
+    fresh = _Following(bootstrap, names.alerts, f"sqlite:///{tmp_path / 'b.db'}")
     wait_until(lambda: fresh.events == 4)
     fresh.stop()
 
