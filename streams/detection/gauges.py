@@ -28,8 +28,7 @@ def export_gauges(
     metrics.WINDOW_AUTHORS_BASELINE.labels(person).set(rt.baselines["distinct_authors"])
     metrics.WINDOW_YOUNG_SHARE.labels(person).set(window.young_share)
     metrics.WINDOW_FOCUS_SHARE.labels(person).set(scored.focus.share)
-    largest = index.largest(1)
-    metrics.NEARDUP_LARGEST_SIZE.labels(person).set(largest[0].size if largest else 0)
+    metrics.NEARDUP_LARGEST_SIZE.labels(person).set(index.largest_size)
     metrics.NEARDUP_CLUSTERS.labels(person).set(index.copied)
     metrics.NEARDUP_TOP_AUTHORS.labels(person).set(index.most_authors())
     for severity in Severity:

@@ -215,17 +215,24 @@ class RateDetector:
         """Whether the hour of ``start`` has enough history for its own expectation."""
         return self.profile_n[self._hour(start)] >= self.memory_bins // 6
 
-    def expected_per_bin(self, start: float) -> float:
+    def expected_per_bin(self, start: float, factors: list[float] | None = None) -> float:
+        """``factors``: :meth:`week_factors`, when the caller asks for many bins at once."""
         if not self._profiled(start):
             return max(self.level, self.min_expected_per_bin)
-        return max(self.profile[self._hour(start)] * self.week_factor(start),
+        factors = self.week_factors() if factors is None else factors
+        return max(self.profile[self._hour(start)] * factors[_weekday(start)],
                    self.min_expected_per_bin)
 
     def week_factor(self, start: float) -> float:
         """The day-of-week factor for ``start``: shrunk towards 1, a mean of 1 over the week."""
+        return self.week_factors()[_weekday(start)]
+
+    def week_factors(self) -> list[float]:
+        """Each weekday's factor, Monday first."""
         shrunk = [(n * f + _WEEK_PRIOR_DAYS) / (n + _WEEK_PRIOR_DAYS)
                   for f, n in zip(self.week, self.week_n, strict=True)]
-        return shrunk[_weekday(start)] * 7 / sum(shrunk)
+        total = sum(shrunk)
+        return [f * 7 / total for f in shrunk]
 
     def window(self, x: BinObservation) -> tuple[int, float]:
         """The short window closed by ``x`` (call before learning ``x``): its count and what
@@ -252,7 +259,8 @@ class RateDetector:
         cached = self._expected
         if cached is None or cached[0] != x.start or len(cached[1]) < n:
             span = max(n, self.recent.maxlen or n)
-            cached = (x.start, [self.expected_per_bin(x.start - i * self.bin_seconds)
+            factors = self.week_factors()
+            cached = (x.start, [self.expected_per_bin(x.start - i * self.bin_seconds, factors)
                                 for i in range(span)][::-1])
             self._expected = cached
         return cached[1][len(cached[1]) - n :]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pileon.streams.detection.neardup import ClusterIndex, Signature, Signer, normalise_tokens
 
@@ -62,12 +64,43 @@ class TestClusterIndex:
         idx = ClusterIndex(0.5, 128)
         assert (idx.bands, idx.rows) == (lsh.b, lsh.r)
 
-    def test_largest_lists_multi_member_clusters_by_size(self) -> None:
+    def test_largest_size_counts_copied_clusters_only(self) -> None:
         idx = ClusterIndex(0.5, SIGNER.num_perm)
+        idx.add("x", "x", 0.0, "a2", False, _sig("a completely different reply about transit"))
+        assert idx.largest_size == 0
         idx.add("m0", "m0", 0.0, "a0", False, _sig(TEMPLATE))
         idx.add("m1", "m0", 1.0, "a1", False)
-        idx.add("x", "x", 2.0, "a2", False, _sig("a completely different reply about transit"))
-        assert [c.id for c in idx.largest(5)] == ["m0"]
+        idx.add("m2", "m0", 2.0, "a1", False)
+        assert (idx.largest_size, idx.most_authors()) == (3, 2)
+        idx.remove("m0", "a0", False)
+        assert (idx.largest_size, idx.most_authors()) == (2, 1)
+        idx.remove("m1", "a1", False)
+        assert (idx.largest_size, idx.most_authors()) == (0, 0)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["add", "remove", "forget"]),
+                              st.integers(0, 5), st.integers(0, 3)), max_size=80))
+    def test_the_peaks_are_those_of_every_cluster_after_any_moves(
+        self, moves: list[tuple[str, int, int]]
+    ) -> None:
+        idx = ClusterIndex(0.5, SIGNER.num_perm)
+        sigs = [_sig(f"{TEMPLATE} variant {i} " + "word " * i) for i in range(6)]
+        authors: dict[str, str] = {}
+        for n, (move, cluster, author) in enumerate(moves):
+            if move == "add":
+                cid = f"c{cluster}"
+                mid = cid if cid not in idx.clusters else f"m{n}"
+                idx.add(mid, cid, float(n), f"a{author}", False, sigs[cluster])
+                authors[mid] = f"a{author}"
+            elif move == "remove" and authors:
+                mid = sorted(authors)[cluster % len(authors)]
+                idx.remove(mid, authors.pop(mid), False)
+            elif move == "forget":
+                for mid in idx.forget_lonely(before=float(n)):
+                    authors.pop(mid, None)
+            copied = [c for c in idx.clusters.values() if c.size >= 2]
+            assert idx.largest_size == max((c.size for c in copied), default=0)
+            assert idx.most_authors() == max((c.distinct_authors for c in copied), default=0)
 
     def test_uncopied_templates_are_forgotten_after_a_while(self) -> None:
         idx = ClusterIndex(0.5, SIGNER.num_perm)
