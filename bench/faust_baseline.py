@@ -7,8 +7,8 @@
 broker. ``forward`` sends each event's value on to ``SINK`` (keyed the same, awaited per event,
 as the worker's ingest agent does): the cost of one produce per event. Both run on the
 worker's own Faust app (``streams.worker.app.faust_app``: acks=all, its linger and session
-settings) with raw serialisers, so the ratio of the worker to them is the share of Faust's
-ceiling the pipeline keeps.
+settings, its event loop) with raw serialisers, so the ratio of the worker to them is the
+share of Faust's ceiling the pipeline keeps.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pileon.core.settings import load_settings
 from pileon.kafka.connection import as_connection
-from pileon.streams.worker.app import faust_app
+from pileon.streams.worker.app import faust_app, use_event_loop
 
 
 def main() -> None:
@@ -32,7 +32,9 @@ def main() -> None:
     # with its data in a directory of its own.
     os.environ["PILEON_WORKER__APP_ID"] = app_id
     os.environ["PILEON_WORKER__DATA_DIR"] = tempfile.mkdtemp(prefix=f"pileon-bench-{app_id}-")
-    app = faust_app(load_settings(), as_connection(bootstrap))
+    settings = load_settings()
+    use_event_loop(settings)  # the worker's loop too
+    app = faust_app(settings, as_connection(bootstrap))
     topic = app.topic(source, partitions=int(partitions), key_serializer="raw",
                       value_serializer="raw")
     if kind == "noop":

@@ -210,23 +210,46 @@ def changelog_records(bootstrap: str, app_id: str) -> int:
         consumer.close()
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A worker row's settings beyond the defaults: ``label:section.key=value,...``."""
+
+    label: str
+    env: dict[str, str]
+
+    @classmethod
+    def parse(cls, spec: str) -> Variant:
+        label, _, assignments = spec.partition(":")
+        env = {}
+        for assignment in filter(None, assignments.split(",")):
+            name, eq, value = assignment.partition("=")
+            section, dot, key = name.partition(".")
+            if not (eq and dot):
+                raise SystemExit(f"--variant {spec!r}: expected label:section.key=value,...")
+            env[f"PILEON_{section.upper()}__{key.upper()}"] = value
+        return cls(label, env)
+
+
+DEFAULTS = Variant("default", {})
+
+
 def run(workload: Workload, bootstrap: str, timeout: float, faust: bool = True,
-        variants: tuple[str, ...] = ("slim",)) -> list[Row]:
+        variants: tuple[Variant, ...] = (DEFAULTS,)) -> list[Row]:
     """Every row of one workload on one broker (``faust``: with the bare Faust agents; the
-    worker once per ``worker.faust_metrics`` in ``variants``). Each worker row gets topics
-    of its own (a fresh prefix, the workload's mentions produced again) and a group of its
-    own; the baselines read the first worker's ``mentions.raw`` before it starts."""
+    worker once per variant). Each worker row gets topics of its own (a fresh prefix, the
+    workload's mentions produced again) and a group of its own; the baselines read the first
+    worker's ``mentions.raw`` before it starts."""
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, variant in enumerate(variants):
             os.environ["PILEON_KAFKA__TOPIC_PREFIX"] = f"b{uuid.uuid4().hex[:8]}."
             os.environ["PILEON_WORKER__APP_ID"] = app_id = f"pileon-{uuid.uuid4().hex[:8]}"
-            os.environ["PILEON_WORKER__FAUST_METRICS"] = variant
+            os.environ.update(variant.env)
             settings = load_settings()
             names = ensure_topics(bootstrap, settings.kafka)
             partitions = settings.kafka.partitions
             total = produce(bootstrap, names.raw, workload.mentions)
-            out = Path(tmp) / f"{n}-{variant}"
+            out = Path(tmp) / f"{n}-{variant.label}"
             out.mkdir()
             if n == 0:
                 print(f"{workload.label}: {total} mentions of {workload.persons} persons over "
@@ -237,12 +260,13 @@ def run(workload: Workload, bootstrap: str, timeout: float, faust: bool = True,
                                                out, timeout))
             started = time.perf_counter()
             worker = start_worker(settings, bootstrap, out)
-            label = "pileon worker" + (f" ({variant} metrics)" if len(variants) > 1 else "")
+            for name in variant.env:
+                del os.environ[name]
+            label = "pileon worker" + (f" ({variant.label})" if len(variants) > 1 else "")
             row = timed(label, worker, out / "worker.log", bootstrap, app_id,
                         {names.raw: partitions}, total, started, timeout)
             row.changelog = changelog_records(bootstrap, app_id) / total
             rows.append(row)
-    os.environ.pop("PILEON_WORKER__FAUST_METRICS", None)
     return rows
 
 
@@ -278,9 +302,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller workloads")
     ap.add_argument("--timeout", type=float, default=900.0)
-    ap.add_argument("--faust-metrics", default="slim",
-                    help="comma-separated worker.faust_metrics to run the pile-on's worker "
-                         "row with, each in this run (e.g. slim,full,slim)")
+    ap.add_argument("--variant", action="append", type=Variant.parse, metavar="SPEC",
+                    help="a pile-on worker row with these settings, label:section.key=value,"
+                         "... (e.g. full:worker.faust_metrics=full); repeat it for several "
+                         "rows in this run, in this order (default: one row, the defaults)")
     ap.add_argument("--broker", default="tansu,kafka",
                     help="comma-separated: tansu (embedded), kafka (Apache Kafka, KRaft)")
     args = ap.parse_args()
@@ -305,7 +330,7 @@ def main() -> None:
         with ExitStack() as stack:
             bootstrap = start_broker(broker, stack)
             rows = run(dense, bootstrap, args.timeout,
-                       variants=tuple(args.faust_metrics.split(",")))
+                       variants=tuple(args.variant or (DEFAULTS,)))
             show(broker, dense, [alone, *rows])
             many_rows = run(many, bootstrap, args.timeout, faust=False)
             show(broker, many, many_rows)

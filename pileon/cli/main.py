@@ -65,9 +65,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
     from faust.worker import Worker
 
     from pileon.core.allocator import trim_freed_memory
-    from pileon.streams.worker.app import build_app
+    from pileon.streams.worker.app import build_app, use_event_loop
 
     trim_freed_memory()  # a day of window churn otherwise leaves RSS far above live data
+    use_event_loop(settings)  # before anything makes a loop
 
     with kafka_connection(settings) as connection:
         ensure_topics(connection, settings.kafka)

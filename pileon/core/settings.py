@@ -95,6 +95,11 @@ class WorkerSettings(_Section):
     batch_wait_ms: int = Field(
         default=100, ge=1, le=5000,
         description="longest a batch waits to fill: the worker's added latency at low rates")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="the worker's event loop (its consumer thread's too): uvloop, libuv's in "
+        "C, took 18-22% less worker CPU a mention than asyncio's in the same runs "
+        "(docs/benchmarks.md); asyncio where uvloop is not installed (Windows)")
     faust_metrics: Literal["slim", "full"] = Field(
         default="slim",
         description="Faust's own series on /metrics: slim keeps rebalances, assignment and "

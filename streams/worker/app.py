@@ -9,6 +9,7 @@ are keyed and partitioned by person (:mod:`.person_table`). Progress and lag: :m
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,19 @@ class Tables:
     seen: Any  # mention ids seen recently, per person
     window: Any  # compact per-mention records of the near-duplicate window
     state: Any  # per-person detector baseline, open incident, alert outbox
+
+
+def use_event_loop(settings: Settings) -> None:
+    """Select ``worker.event_loop`` for every loop made from now on (the worker's, and its
+    consumer thread's); call it before any is made."""
+    if settings.worker.event_loop == "uvloop":
+        if importlib.util.find_spec("uvloop") is None:
+            log.warning("worker.event_loop is uvloop but uvloop is not installed (it has no "
+                        "Windows build): using asyncio's loop")
+            return
+        import mode.loop
+
+        mode.loop.use("uvloop")
 
 
 def build_app(settings: Settings, watchlist: Watchlist, connection: Connection) -> faust.App:
