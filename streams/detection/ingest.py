@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
 
 from pileon.core.settings import IngestSettings
 from pileon.schema.deadletter import Origin, dead_letter
@@ -54,6 +56,13 @@ class Misrouted:
 
 
 Outcome = Clean | Duplicate | DeadLetter | Misrouted
+
+
+@cache
+def _mentions(person: str, platform: str) -> Any:
+    """The counter of one person's mentions from one platform, looked up once (the cache
+    holds one entry per series the counter itself holds)."""
+    return metrics.MENTIONS.labels(person, platform)
 
 
 class Ingestor:
@@ -101,7 +110,7 @@ class Ingestor:
             return Clean(mention, mention.to_json())
         self._seen.put(person, mention.id, {"t": mention.event_time, "o": here})
         self._seen.expire(person, mention.event_time)
-        metrics.MENTIONS.labels(person, mention.platform).inc()
+        _mentions(person, mention.platform).inc()
         return Clean(mention, mention.to_json())
 
     def flush(self) -> int:
