@@ -98,8 +98,8 @@ class WorkerSettings(_Section):
     event_loop: Literal["uvloop", "asyncio"] = Field(
         default="uvloop",
         description="the worker's event loop (its consumer thread's too): uvloop, libuv's in "
-        "C, took 18-22% less worker CPU a mention than asyncio's in the same runs "
-        "(docs/benchmarks.md); asyncio where uvloop is not installed (Windows)")
+        "C, took 2-22% less worker CPU a mention than asyncio's in the same runs, by workload "
+        "and broker (docs/benchmarks.md); asyncio where uvloop is not installed (Windows)")
     faust_metrics: Literal["slim", "full"] = Field(
         default="slim",
         description="Faust's own series on /metrics: slim keeps rebalances, assignment and "
