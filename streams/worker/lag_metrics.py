@@ -48,4 +48,7 @@ class LagExporter:
     def close(self) -> None:
         if self._probe is not None:
             probe, self._probe = self._probe, None
-            probe.close()
+            try:
+                probe.close()
+            except (KafkaError, OSError) as exc:  # a client that hung may fail to close too
+                log.warning("could not close the lag reader: %s", type(exc).__name__)

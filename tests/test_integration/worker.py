@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -77,17 +78,59 @@ def metric_value(text: str, name: str, **labels: str) -> float:
 
 
 def read_topic(bootstrap: str, topic: str, until: int = 0, timeout: float = 0.0) -> list[Any]:
-    """Records of a topic from its start, without a consumer group (no join delay); keeps
-    reading until ``until`` records arrived or ``timeout`` seconds passed."""
+    """Records of a topic from its start, without a consumer group (no join delay): every
+    record up to the end offsets at the call, then more until ``until`` records arrived or
+    ``timeout`` seconds passed.
+
+    kafka-python 3.0.x can block forever inside a consumer call (its ``net.run`` waits on an
+    event without a timeout: dpkp/kafka-python#3121, fixed on master after 3.0.12). The read
+    runs in a daemon thread that is abandoned after a bound and tried again with a new
+    consumer, so a hung client fails one attempt, not the test (a CI run hung here for 300 s).
+    """
+    bound = timeout + 60.0
+    for _attempt in range(3):
+        box: dict[str, Any] = {}
+
+        thread = threading.Thread(target=_read_into, name=f"read-{topic}", daemon=True,
+                                  args=(box, bootstrap, topic, until, timeout))
+        thread.start()
+        thread.join(bound)
+        if "error" in box:
+            raise box["error"]
+        if "records" in box:
+            return list(box["records"])
+    raise TimeoutError(f"reading {topic} hung {_attempt + 1} times for {bound:.0f} s each")
+
+
+def _read_into(box: dict[str, Any], *args: Any) -> None:
+    try:
+        box["records"] = _read_topic(*args)
+    except BaseException as e:  # handed to the caller's thread
+        box["error"] = e
+
+
+def _read_topic(bootstrap: str, topic: str, until: int, timeout: float) -> list[Any]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=2000)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    records = list(consumer)
-    deadline = time.monotonic() + timeout
-    while len(records) < until and time.monotonic() < deadline:
-        records.extend(consumer)
-    consumer.close()
-    return records
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        records: list[Any] = []
+        idle_deadline = time.monotonic() + 10.0  # the end offsets reached, or nothing for 10 s
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = consumer.poll(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+            if batch:
+                idle_deadline = time.monotonic() + 10.0
+            at_end = all(consumer.position(tp) >= end[tp] for tp in partitions)
+            now = time.monotonic()
+            if (at_end or now > idle_deadline) and (len(records) >= until or now > deadline):
+                return records
+    finally:
+        consumer.close()
