@@ -73,5 +73,5 @@ def install() -> bool:
         return False
     if current is not threading:
         return getattr(current, "Event", None) is BoundedEvent
-    selector.threading = _threading_with_bounded_events()  # type: ignore[attr-defined]
+    selector.threading = _threading_with_bounded_events()
     return True
