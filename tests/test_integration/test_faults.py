@@ -28,6 +28,7 @@ from pileon.connectors.simulator import SimulatorConnector
 from pileon.connectors.traffic import PileOnScript, Simulator
 from pileon.core.settings import KafkaSettings
 from pileon.core.watchlist import load_watchlist
+from pileon.kafka.lag import LagProbe
 from pileon.kafka.topics import TopicNames, ensure_topics
 from tests.conftest import EXAMPLE_WATCHLIST
 from tests.kafka.broker import ApacheKafka
@@ -72,6 +73,47 @@ def _report(name: str, produced: int, seen: Counter[str], ids: set[str], seconds
     dup = sum(n - 1 for n in seen.values() if n > 1)
     print(f"\nFAULT {name}: produced={produced} lost={lost} duplicated={dup} "
           f"recovered_in={seconds:.1f}s")
+
+
+def _explain_missing(bootstrap: str, names: TopicNames, missing: set[str], group: str,
+                     logs: list[Path]) -> None:
+    """Where the mentions missing from ``clean`` are in ``raw`` and whether the group committed
+    past them (lost for good) or not (still waiting: a stall), with the workers' guard and
+    watchdog lines (offsets only). Printed so a failed CI run can be told apart."""
+    if not missing:
+        return
+    where: dict[int, list[int]] = {}
+    for r in read_topic(bootstrap, names.raw):
+        if orjson.loads(r.value).get("id") in missing:
+            where.setdefault(r.partition, []).append(r.offset)
+    with LagProbe(bootstrap, group, {names.raw: _partitions(bootstrap, names.raw)}) as probe:
+        lags = {lag.partition: lag for lag in probe.read()}
+    for part, offsets in sorted(where.items()):
+        lag = lags.get(part)
+        committed = lag.committed if lag else None
+        past = sum(o < (committed or 0) for o in offsets)
+        print(f"missing on raw[{part}]: {len(offsets)} at offsets {min(offsets)}..{max(offsets)};"
+              f" group committed {committed}, end {lag.end if lag else '?'}:"
+              f" {past} below the commit (skipped), {len(offsets) - past} not yet read")
+    print(f"missing and not in raw at all: {len(missing) - sum(map(len, where.values()))}")
+    marks = ("faust-streaming would have", "stalled:", "stopping the worker", "OffsetGap",
+             "Traceback", "CRITICAL")
+    for log in logs:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines()
+                 if any(m in ln for m in marks)]
+        print(f"{log.name}: {len(lines)} guard/watchdog lines; last ones:")
+        for ln in lines[-8:]:
+            print("  " + ln[:400])
+
+
+def _partitions(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return len(consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close()
 
 
 def _processing_errors(bootstrap: str, names: TopicNames) -> int:
@@ -151,6 +193,8 @@ def test_worker_killed_mid_stream_loses_nothing(bootstrap: str, tmp_path: Path) 
         recovered = time.monotonic() - killed_at
         opened = _opened_keys(bootstrap, names)
     _report("worker kill -9", len(mentions), seen, ids, recovered)
+    _explain_missing(bootstrap, names, ids - set(seen), f"pileon-{prefix}",
+                     [worker.log_path, restarted.log_path])
     assert ids <= set(seen), f"{len(ids - set(seen))} acknowledged mentions lost"
     _check_opened(opened)
     assert _processing_errors(bootstrap, names) == 0
@@ -223,6 +267,8 @@ def test_one_of_two_workers_killed_loses_nothing(bootstrap: str, tmp_path: Path)
         for w in workers:
             w.stop()
     _report("one of two workers kill -9", len(mentions), seen, ids, recovered)
+    _explain_missing(bootstrap, names, ids - set(seen), f"pileon-{prefix}",
+                     [w.log_path for w in workers])
     errors = _processing_errors(bootstrap, names)
     print(f"incident opened as {sorted(opened)}; processing errors {errors}")
     assert ids <= set(seen), f"{len(ids - set(seen))} acknowledged mentions lost"
