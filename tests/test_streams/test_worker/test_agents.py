@@ -34,13 +34,14 @@ class Broker:
     def __init__(self) -> None:
         self.log: list[tuple[str, str, Any]] = []  # (what, topic, value)
         self.fail_next: dict[str, int] = {}
+        self.batches: list[tuple[str, int, int]] = []  # (topic, partition, records)
 
     def topic(self, name: str) -> Any:
         broker = self
 
         class Topic:
             def get_topic_name(self) -> str:
-                return name
+                return f"t.{name}"
 
             async def send(self, key: Any = None, value: Any = None, partition: Any = None,
                            headers: Any = None) -> asyncio.Future[Any]:
@@ -60,6 +61,55 @@ class Broker:
 
         return Topic()
 
+    def producer(self) -> Any:
+        """aiokafka's batch API as the worker uses it: record batches of at most 10 records."""
+        broker = self
+
+        class Builder:
+            def __init__(self) -> None:
+                self.values: list[bytes] = []
+                self.closed = False
+
+            def append(self, *, key: bytes, value: bytes, timestamp: Any, headers: Any) -> Any:
+                if self.closed or len(self.values) >= 10:
+                    return None
+                self.values.append(value)
+                return object()
+
+            def close(self) -> None:
+                self.closed = True
+
+        class Producer:
+            def create_batch(self) -> Builder:
+                return Builder()
+
+            async def partitions_for(self, topic: str) -> set[int]:
+                return {0, 1, 2, 3}
+
+            async def send_batch(self, batch: Builder, topic: str, *,
+                                 partition: int) -> asyncio.Future[Any]:
+                assert batch.closed, "an open builder would linger"
+                name = topic.removeprefix("t.")
+                for value in batch.values:
+                    broker.log.append(("sent", name, value))
+                broker.batches.append((name, partition, len(batch.values)))
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+                def resolve() -> None:
+                    failing = broker.fail_next.get(name, 0)
+                    if failing:
+                        broker.fail_next[name] = failing - 1
+                        future.set_exception(ConnectionError("broker away"))
+                    else:
+                        for value in batch.values:
+                            broker.log.append(("acked", name, value))
+                        future.set_result(None)
+
+                asyncio.get_running_loop().call_later(0.001, resolve)
+                return future
+
+        return Producer()
+
     def values(self, what: str, topic: str) -> list[Any]:
         return [v for w, t, v in self.log if w == what and t == topic]
 
@@ -76,7 +126,8 @@ def one_pass(broker: Broker, settings: Settings, watchlist: Watchlist) -> BatchP
     ingestor = Ingestor(frozenset(watchlist.keys), settings.ingest, {}, homes=homes)
     signer = Signer(b"test-key-0123456789abcdef", settings.neardup.num_perm)
     analyser = PersonAnalyser(watchlist, settings.detection, settings.neardup, signer, {}, {})
-    return BatchPass(topics, ingestor, analyser, lambda: 3)
+    producer = broker.producer()
+    return BatchPass(topics, ingestor, analyser, lambda: 3, producer=lambda: producer)
 
 
 def _events(mentions: list[dict[str, Any]], generation: int = 3) -> list[Event]:
@@ -137,7 +188,45 @@ class TestBatchPass:
         _run(one_pass, _events(mentions))
         acked = [orjson.loads(v)["id"] for v in broker.values("acked", "clean")]
         assert sorted(acked) == sorted(m["id"] for m in mentions)
-        assert len(broker.values("sent", "clean")) == len(mentions) + 3
+        # three record batches of ten failed; each was produced again whole
+        assert len(broker.values("sent", "clean")) == len(mentions) + 30
+
+    def test_clean_mentions_go_in_record_batches_to_their_persons_partition_in_order(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        mentions = _pileon()[:95]
+        _run(one_pass, _events(mentions))
+        home = key_partition(b"amara", 4)
+        assert broker.batches == [("clean", home, 10)] * 9 + [("clean", home, 5)]
+        acked = [orjson.loads(v)["id"] for v in broker.values("acked", "clean")]
+        assert acked == [m["id"] for m in mentions]
+
+    def test_a_large_clean_mention_is_produced_alone(
+        self, one_pass: BatchPass, broker: Broker, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from pileon.streams.worker import agents
+
+        mentions = _pileon()[:12]
+        sizes = sorted(len(orjson.dumps(m)) for m in mentions)
+        monkeypatch.setattr(agents, "_BATCHED_MAX_BYTES", sizes[len(sizes) // 2])
+        _run(one_pass, _events(mentions))
+        batched = sum(n for _, _, n in broker.batches)
+        assert 0 < batched < 12
+        assert sorted(orjson.loads(v)["id"] for v in broker.values("acked", "clean")) == sorted(
+            m["id"] for m in mentions)
+
+    def test_without_a_batch_producer_each_clean_mention_is_produced_alone(
+        self, broker: Broker, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        topics = Topics(*(broker.topic(n) for n in ("raw", "clean", "invalid", "alerts")))
+        homes = {p: key_partition(p.encode(), 4) for p in watchlist.keys}
+        ingestor = Ingestor(frozenset(watchlist.keys), settings.ingest, {}, homes=homes)
+        signer = Signer(b"test-key-0123456789abcdef", settings.neardup.num_perm)
+        analyser = PersonAnalyser(watchlist, settings.detection, settings.neardup, signer, {}, {})
+        mentions = _pileon()[:12]
+        _run(BatchPass(topics, ingestor, analyser, lambda: 3), _events(mentions))
+        assert broker.batches == []
+        assert len(broker.values("acked", "clean")) == 12
 
     def test_a_message_whose_processing_raises_is_dead_lettered_and_the_rest_go_on(
         self, one_pass: BatchPass, broker: Broker, monkeypatch: pytest.MonkeyPatch
