@@ -9,7 +9,9 @@ machinery and a second parse, about a quarter of a mention's CPU; docs/benchmark
 
 Events are taken in batches (``worker.batch_max`` events or ``worker.batch_wait_ms``, whichever
 comes first). Within a batch nothing is awaited per event: the clean mentions, dead letters and
-re-keyed mentions of the batch are produced together, and then awaited. Only once the broker
+re-keyed mentions of the batch are produced together, and then awaited. The clean mentions go
+as Kafka record batches, a few per person (all of a person's clean mentions share a partition),
+built with aiokafka's batch API rather than sent one by one through Faust. Only once the broker
 has acknowledged every one of them are the alerts of the batch produced (an alert links to
 evidence the archiver can only find in ``mentions.clean``), each awaited before it leaves its
 person's outbox, and only then does Faust acknowledge the batch's events (``take_events``), so
