@@ -178,4 +178,8 @@ def kafka_connection(settings: Settings) -> Iterator[ConnectionConfig]:
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
+    # Once: a second SIGTERM (``timeout`` and some supervisors signal the whole process group,
+    # so a process can get two) raised inside the first one's unwinding broke a lock in
+    # ``queue.get`` and ended `make demo` with a traceback. The unwinding stops everything.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt

@@ -86,5 +86,6 @@ def test_demo_follow_stops_cleanly_and_quickly_when_asked(tmp_path: Path) -> Non
     after = text.split("following:", 1)[1]
     assert "worker metrics: http://127.0.0.1:" in after and "stopping:" in after
     assert "ERROR" not in after and "ECONNREFUSED" not in after
+    assert "Traceback" not in after
     time.sleep(1)
     assert kids and not [pid for pid in kids if alive(pid)]

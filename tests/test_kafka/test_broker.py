@@ -75,3 +75,24 @@ class TestFixedPort:
         settings = load_settings(kafka={"embedded_port": port})
         with kafka_connection(settings) as connection:
             assert connection.bootstrap_servers == f"127.0.0.1:{port}"
+
+
+def test_sigterm_interrupts_once_then_is_ignored_while_unwinding() -> None:
+    """A second SIGTERM (``timeout`` signals the process and its group) must not interrupt
+    the first one's unwinding: raised inside ``queue.get``'s lock handling it broke the lock
+    and `make demo` ended in a traceback."""
+    import os
+    import signal
+
+    from pileon.kafka.broker import _raise_interrupt
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at the next bytecode
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGTERM)  # ignored now
+        time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
