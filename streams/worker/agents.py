@@ -89,6 +89,9 @@ class _Produce:
         self.future = await self.topic.send(key=self.key, value=self.value,
                                             partition=self.partition, headers=self.headers)
 
+    def topic_name(self) -> str:
+        return str(getattr(self.topic, "get_topic_name", lambda: "?")())
+
 
 # A clean mention above this goes through the per-record path: a record batch of one record
 # larger than the producer's request limit would be refused by the broker on every retry,
@@ -123,6 +126,9 @@ class _RecordBatch:
         self.future = await self.producer.send_batch(builder, self.topic,
                                                      partition=self.partition)
 
+    def topic_name(self) -> str:
+        return self.topic
+
 
 def record_batches(producer: Any, topic: str, partition: int,
                    records: Sequence[tuple[bytes, bytes]]) -> list[_RecordBatch]:
@@ -154,7 +160,7 @@ class BatchPass:
         self.generation = generation  # the consumer group's current generation
         self.producer = producer  # aiokafka's producer, for the clean mentions' record batches
         self.misrouted = 0
-        self._partitions: dict[str, int] = {}
+        self._clean_partitions: int | None = None  # asked of the producer once
 
     async def run(self, events: Sequence[Any]) -> None:
         generation = self.generation()
@@ -189,25 +195,23 @@ class BatchPass:
     ) -> list[_Produce | _RecordBatch]:
         """The batch's clean mentions: a few record batches per person's partition, or one
         produce each where no aiokafka producer was given (unit tests) or a mention is large."""
-        out: list[_Produce | _RecordBatch] = []
-        producer = self.producer() if self.producer is not None else None
+        if self.producer is None:
+            return [_Produce(self.topics.clean, k, v) for records in clean.values()
+                    for k, v in records]
+        producer = self.producer()
         topic = self.topics.clean.get_topic_name()
-        for records in clean.values():
+        if self._clean_partitions is None:
+            self._clean_partitions = len(await producer.partitions_for(topic))
+        out: list[_Produce | _RecordBatch] = []
+        for person, records in clean.items():
             small = [r for r in records if len(r[1]) <= _BATCHED_MAX_BYTES]
-            if producer is None or len(small) < len(records):
+            if len(small) < len(records):
                 out.extend(_Produce(self.topics.clean, k, v) for k, v in records
-                           if producer is None or len(v) > _BATCHED_MAX_BYTES)
-            if producer is not None and small:
-                count = await self._partition_count(producer, topic)
-                partition = key_partition(small[0][0], count)
+                           if len(v) > _BATCHED_MAX_BYTES)
+            if small:
+                partition = key_partition(person.encode(), self._clean_partitions)
                 out.extend(record_batches(producer, topic, partition, small))
         return out
-
-    async def _partition_count(self, producer: Any, topic: str) -> int:
-        count = self._partitions.get(topic)
-        if count is None:
-            count = self._partitions[topic] = len(await producer.partitions_for(topic))
-        return count
 
     def _process(self, event: Any, produced: list[_Produce | _RecordBatch],
                  clean: dict[str, list[tuple[bytes, bytes]]], alerting: dict[str, None]) -> None:
@@ -292,13 +296,9 @@ async def _settle(produced: Sequence[_Produce | _RecordBatch]) -> None:
                 attempt += 1
                 log.error("producing to %s failed (%s), attempt %d: producing it again in "
                           "%.1f s; the batch's offsets are not committed meanwhile",
-                          _topic_name(record.topic),
+                          record.topic_name(),
                           type(exc).__name__, attempt, delay)
                 await asyncio.sleep(delay)
-
-
-def _topic_name(topic: Any) -> str:
-    return topic if isinstance(topic, str) else getattr(topic, "get_topic_name", lambda: "?")()
 
 
 def add_agents(app: faust.App, topics: Topics, ingestor: Ingestor, analyser: PersonAnalyser,

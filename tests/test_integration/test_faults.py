@@ -86,7 +86,7 @@ def _explain_missing(bootstrap: str, names: TopicNames, missing: set[str], group
     for r in read_topic(bootstrap, names.raw):
         if orjson.loads(r.value).get("id") in missing:
             where.setdefault(r.partition, []).append(r.offset)
-    with LagProbe(bootstrap, group, {names.raw: _partitions(bootstrap, names.raw)}) as probe:
+    with LagProbe(bootstrap, group, {names.raw: max(where, default=-1) + 1}) as probe:
         lags = {lag.partition: lag for lag in probe.read()}
     for part, offsets in sorted(where.items()):
         lag = lags.get(part)
@@ -104,16 +104,6 @@ def _explain_missing(bootstrap: str, names: TopicNames, missing: set[str], group
         print(f"{log.name}: {len(lines)} guard/watchdog lines; last ones:")
         for ln in lines[-8:]:
             print("  " + ln[:400])
-
-
-def _partitions(bootstrap: str, topic: str) -> int:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        return len(consumer.partitions_for_topic(topic) or ())
-    finally:
-        consumer.close()
 
 
 def _processing_errors(bootstrap: str, names: TopicNames) -> int:

@@ -46,20 +46,25 @@ class Broker:
             async def send(self, key: Any = None, value: Any = None, partition: Any = None,
                            headers: Any = None) -> asyncio.Future[Any]:
                 broker.log.append(("sent", name, value))
-                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                def resolve() -> None:
-                    failing = broker.fail_next.get(name, 0)
-                    if failing:
-                        broker.fail_next[name] = failing - 1
-                        future.set_exception(ConnectionError("broker away"))
-                    else:
-                        broker.log.append(("acked", name, value))
-                        future.set_result(None)
-
-                asyncio.get_running_loop().call_later(0.001, resolve)
-                return future
+                return broker.acknowledge_later(name, [value])
 
         return Topic()
+
+    def acknowledge_later(self, name: str, values: list[Any]) -> asyncio.Future[Any]:
+        """A send's future: acknowledged 1 ms later, or failed if ``fail_next`` says so."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def resolve() -> None:
+            failing = self.fail_next.get(name, 0)
+            if failing:
+                self.fail_next[name] = failing - 1
+                future.set_exception(ConnectionError("broker away"))
+            else:
+                self.log.extend(("acked", name, value) for value in values)
+                future.set_result(None)
+
+        asyncio.get_running_loop().call_later(0.001, resolve)
+        return future
 
     def producer(self) -> Any:
         """aiokafka's batch API as the worker uses it: record batches of at most 10 records."""
@@ -93,20 +98,7 @@ class Broker:
                 for value in batch.values:
                     broker.log.append(("sent", name, value))
                 broker.batches.append((name, partition, len(batch.values)))
-                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-                def resolve() -> None:
-                    failing = broker.fail_next.get(name, 0)
-                    if failing:
-                        broker.fail_next[name] = failing - 1
-                        future.set_exception(ConnectionError("broker away"))
-                    else:
-                        for value in batch.values:
-                            broker.log.append(("acked", name, value))
-                        future.set_result(None)
-
-                asyncio.get_running_loop().call_later(0.001, resolve)
-                return future
+                return broker.acknowledge_later(name, batch.values)
 
         return Producer()
 
