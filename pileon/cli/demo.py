@@ -66,7 +66,8 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
                             on_bundle=lambda e, p: alerts.put((e, p)), sealer=sealer)
         archiving = threading.Thread(target=archiver.run, name="archiver", daemon=True)
         archiving.start()
-        console = start_console(settings, connection, names.alerts, out, args.console_port)
+        console = start_console(settings, connection, names.alerts, out, args.console_port,
+                                names.heads)
         _say(started, f"console at {console.url} -- log in as admin with password "
                       f"{console.admin_password} (made for this run, shown once)")
         try:
@@ -118,7 +119,7 @@ class DemoConsole(ConsoleServer):
 
 
 def start_console(settings: Settings, connection: Connection, alerts_topic: str, out: Path,
-                  port: int | None) -> DemoConsole:
+                  port: int | None, heads_topic: str | None = None) -> DemoConsole:
     """The console on ``port`` (default: console.port, or a free one when that is taken), fed
     by this run's alerts and archive, with a new admin account; alerts link to it."""
     import secrets
@@ -129,7 +130,7 @@ def start_console(settings: Settings, connection: Connection, alerts_topic: str,
     cfg.data_dir, cfg.evidence_dir = out / "console", out / "evidence"
     cfg.port = port if port is not None else (cfg.port if _port_free(cfg.bind, cfg.port)
                                               else free_port())
-    console = DemoConsole(settings, connection, alerts_topic)
+    console = DemoConsole(settings, connection, alerts_topic, heads_topic=heads_topic)
     console.admin_password = secrets.token_urlsafe(12)
     with console.sm.begin() as db:
         auth.add_user(db, "admin", "admin", console.admin_password)

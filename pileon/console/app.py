@@ -37,6 +37,7 @@ from pileon.console.db import (
     ROLES,
     AlertRecord,
     AuditEvent,
+    ChainHeadRecord,
     Incident,
     Note,
     Report,
@@ -47,6 +48,7 @@ from pileon.console.db import (
 from pileon.console.evidence import (
     assign_clusters,
     author_rollup,
+    check_heads,
     load_evidence,
     local,
     person_volume,
@@ -346,6 +348,9 @@ def _routes(app: FastAPI, console: Console) -> None:
             incident = _incident(db, actor, incident_id)
             events = _events(db, incident.id)
             evidence = load_evidence(cfg.evidence_dir, incident.id)
+            heads = check_heads(cfg.evidence_dir, incident.person, list(db.scalars(
+                select(ChainHeadRecord).where(ChainHeadRecord.incident_id == incident.id)
+                .order_by(ChainHeadRecord.seq))))
             clusters = assign_clusters(evidence.mentions, events,
                                        console.settings.neardup.threshold)
             start = incident.evidence_from
@@ -362,7 +367,9 @@ def _routes(app: FastAPI, console: Console) -> None:
                 User.role.in_(("responder", "admin")), User.disabled.is_(False))
                 .order_by(User.username)))
             audit(db, request, actor.name, "view_incident", incident,
-                  mentions=len(evidence.mentions), verified=evidence.verified)
+                  mentions=len(evidence.mentions), verified=evidence.verified,
+                  heads_checked=sum(1 for h in heads if h.ok is not None),
+                  heads_failed=sum(1 for h in heads if h.ok is False))
             dashboard = (f"{console.settings.alerting.dashboard_url}?"
                          f"{urlencode({'var-person': incident.person})}")
             words = (notification_from_event(events[-1], console.settings.alerting)
@@ -370,7 +377,7 @@ def _routes(app: FastAPI, console: Console) -> None:
             return _render(
                 console, request, "incident.html", actor, incident=incident, events=events,
                 words=words,
-                last=events[-1] if events else None, evidence=evidence,
+                last=events[-1] if events else None, evidence=evidence, heads=heads,
                 chart=volume_chart(evidence.mentions, events) if events else "",
                 clusters=clusters, authors=authors, mentions=in_incident[:SHOWN_MENTIONS],
                 labels={c.template_id: f"C{i + 1}" for i, c in enumerate(clusters)},

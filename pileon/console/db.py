@@ -195,8 +195,24 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class ChainHeadRecord(Base):
+    """The evidence chain's head at one alert (``pileon.head/v1`` from ``evidence.heads``): the
+    record number and hash the page carried, which the incident page checks against the chain
+    in the archive. No foreign key: a head can reach the console before its alert does."""
+
+    __tablename__ = "chain_heads"
+
+    idempotency_key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(128), index=True)
+    person: Mapped[str] = mapped_column(String(63))
+    seq: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sealed: Mapped[bool] = mapped_column(Boolean)  # the archiver signed a checkpoint of it
+
+
 class FeedOffset(Base):
-    """How far the console has read the alerts topic: kept with what it read, so a new
+    """How far the console has read the alerts and heads topics: kept with what it read, so a new
     database starts from the beginning and an old one resumes."""
 
     __tablename__ = "feed_offsets"

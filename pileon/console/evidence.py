@@ -8,6 +8,7 @@ mention, so the console says "re-computed" where it shows it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +18,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from pileon.console.db import ChainHeadRecord
 from pileon.evidence import check_bundle
-from pileon.evidence.chain import ChainError
+from pileon.evidence.chain import ChainError, EvidenceLog, verify_records
 from pileon.evidence.chart import volume_svg
 from pileon.evidence.clusters import cluster_members
 from pileon.evidence.rollup import AuthorRow
@@ -97,6 +99,66 @@ def load_evidence(evidence_dir: Path, incident_id: str) -> Evidence:
         verified, verdict = False, f"DOES NOT VERIFY: unreadable ({type(exc).__name__})"
     return Evidence(folder, True, verified, verdict, mentions, manifest, notes,
                     _marks(folder))
+
+
+@dataclass(frozen=True)
+class HeadCheck:
+    """One chain head a page carried, and what the chain in the archive says of it now."""
+
+    head: ChainHeadRecord
+    ok: bool | None  # None: not checkable against this archive
+    text: str
+
+
+def check_heads(evidence_dir: Path, person: str,
+                heads: Sequence[ChainHeadRecord]) -> list[HeadCheck]:
+    """Check each head a page carried (record number and hash, from ``evidence.heads``)
+    against the person's chain in the archive, as ``pileon verify --head`` does: the chain
+    must verify from its start (after any retention trim) up to the newest of those records,
+    and each record must still have the hash the page carried. A copy of the head is in
+    every page sent, outside the archive, so a chain rewritten after the page shows here."""
+    if not heads:
+        return []
+    log = EvidenceLog(evidence_dir / "chains")
+    if "/" in person or person.startswith(".") or not log.path(person).is_file():
+        return [HeadCheck(h, None, "the archive here has no chain for this person")
+                for h in heads]
+    first_seq, first_prev = log.start(person)
+    newest = max(h.seq for h in heads)
+    found: dict[int, str] = {first_seq - 1: first_prev}  # the record before a trim: its hash
+    wanted = {h.seq for h in heads}
+
+    def prefix() -> Iterator[dict[str, Any]]:
+        for record in log.records(person):
+            seq = record.get("seq") if isinstance(record, dict) else None
+            if isinstance(seq, int) and seq in wanted:
+                found[seq] = str(record.get("hash"))
+            yield record
+            if isinstance(seq, int) and seq >= newest:
+                return
+
+    try:
+        count, _ = verify_records(prefix(), first_prev, first_seq)
+    except (ChainError, orjson.JSONDecodeError) as exc:
+        return [HeadCheck(h, False, f"DOES NOT VERIFY: the chain up to record {h.seq} is "
+                          f"broken ({exc})") for h in heads]
+    last = first_seq + count - 1
+    out = []
+    for h in heads:
+        if h.seq < first_seq - 1:
+            out.append(HeadCheck(h, None, f"record {h.seq} was trimmed by retention (the chain "
+                                          f"now starts at {first_seq}): not checkable here"))
+        elif h.seq > last:
+            out.append(HeadCheck(h, False, f"DOES NOT VERIFY: the chain ends at record {last}, "
+                                           f"the page's head is {h.seq}: records were cut off"))
+        elif found.get(h.seq) != h.head_hash:
+            out.append(HeadCheck(h, False, f"DOES NOT VERIFY: record {h.seq} now has hash "
+                                           f"{found.get(h.seq)}: the chain was rewritten after "
+                                           "the page"))
+        else:
+            out.append(HeadCheck(h, True, f"matches: nothing up to record {h.seq} has changed "
+                                          "since the page"))
+    return out
 
 
 def _marks(folder: Path) -> dict[str, list[str]]:
@@ -247,4 +309,5 @@ def _dt(iso: str) -> datetime:
     return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
-__all__ = ["Evidence", "assign_clusters", "author_rollup", "load_evidence", "volume_chart"]
+__all__ = ["Evidence", "HeadCheck", "assign_clusters", "author_rollup", "check_heads",
+           "load_evidence", "volume_chart"]

@@ -1,8 +1,10 @@
 """What the console knows of incidents comes from what pileon already produces: the ``alerts``
-topic (every transition, as the notifier and the archiver read it) and the archive's bundles
-(``incidents/<id>/incident.json``, for alerts the topic no longer retains).
+topic (every transition, as the notifier and the archiver read it), the archive's bundles
+(``incidents/<id>/incident.json``, for alerts the topic no longer retains), and the
+``evidence.heads`` topic (the chain's head at each alert, as the page carried it, for the
+incident page to check against the chain).
 
-Both are idempotent on the event's ``idempotency_key``. The topic's offsets are stored in the
+All are idempotent on the event's ``idempotency_key``. The topic's offsets are stored in the
 database in the same transaction as what was read from them (no consumer group), so a new
 database reads the topic from its beginning and rebuilds every incident, and a restart
 resumes exactly where it stopped.
@@ -22,9 +24,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pileon.console.db import AlertRecord, FeedOffset, Incident
+from pileon.console.db import AlertRecord, ChainHeadRecord, FeedOffset, Incident
 from pileon.kafka.connection import Connection, as_connection
 from pileon.schema.alert import AlertEvent, Transition
+from pileon.schema.head import ChainHead
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,17 @@ def record_event(db: Session, event: AlertEvent) -> bool:
     return True
 
 
+def record_head(db: Session, head: ChainHead) -> bool:
+    """Keep the chain head published for one alert transition; False if already known."""
+    if db.get(ChainHeadRecord, head.idempotency_key) is not None:
+        return False
+    db.add(ChainHeadRecord(idempotency_key=head.idempotency_key, incident_id=head.incident_id,
+                           person=head.person, seq=head.seq, head_hash=head.head_hash,
+                           read_at=_dt(head.at), sealed=head.checkpoint is not None))
+    db.flush()
+    return True
+
+
 def load_archive(sm: sessionmaker[Session], evidence_dir: Path) -> int:
     """Every transition in the archive's bundles that the database lacks; returns how many."""
     added = 0
@@ -78,14 +92,17 @@ def load_archive(sm: sessionmaker[Session], evidence_dir: Path) -> int:
 
 
 class KafkaFeed:
-    """Follows the alerts topic into the database until :meth:`stop`."""
+    """Follows the alerts topic (and the chain heads topic, when given) into the database
+    until :meth:`stop`."""
 
-    def __init__(self, connection: Connection, topic: str, sm: sessionmaker[Session]) -> None:
+    def __init__(self, connection: Connection, topic: str, sm: sessionmaker[Session],
+                 heads_topic: str | None = None) -> None:
         self._conn = as_connection(connection)
-        self._topic, self._sm = topic, sm
+        self._topic, self._heads, self._sm = topic, heads_topic, sm
         self._stop = threading.Event()
         self.caught_up = threading.Event()  # the end offsets seen at start have been read
         self.events = 0
+        self.heads = 0
 
     def stop(self) -> None:
         self._stop.set()
@@ -104,16 +121,18 @@ class KafkaFeed:
             client_id="pileon-console", enable_auto_commit=False, group_id=None,
             auto_offset_reset="earliest"))
         try:
-            partitions = _partitions(consumer, self._topic, self._stop)
-            if not partitions:
+            topics = [self._topic, *([self._heads] if self._heads else [])]
+            partitions = [tp for topic in topics
+                          for tp in _partitions(consumer, topic, self._stop)]
+            if self._stop.is_set():
                 return
             consumer.assign(partitions)
             with self._sm() as db:
-                stored = {o.partition: o.next_offset for o in db.scalars(
-                    select(FeedOffset).where(FeedOffset.topic == self._topic))}
+                stored = {(o.topic, o.partition): o.next_offset for o in db.scalars(
+                    select(FeedOffset).where(FeedOffset.topic.in_(topics)))}
             for tp in partitions:
-                if tp.partition in stored:
-                    consumer.seek(tp, stored[tp.partition])
+                if (tp.topic, tp.partition) in stored:
+                    consumer.seek(tp, stored[(tp.topic, tp.partition)])
                 else:
                     consumer.seek_to_beginning(tp)
             ends = consumer.end_offsets(partitions)
@@ -130,6 +149,15 @@ class KafkaFeed:
     def _store(self, tp: TopicPartition, records: list[Any]) -> None:
         with self._sm.begin() as db:
             for record in records:
+                if tp.topic == self._heads:
+                    try:
+                        head = ChainHead.from_json(record.value)
+                    except (ValidationError, orjson.JSONDecodeError, TypeError) as exc:
+                        log.error("%s %d@%d is not a chain head (%s); skipped", tp.topic,
+                                  record.partition, record.offset, type(exc).__name__)
+                        continue
+                    self.heads += record_head(db, head)
+                    continue
                 try:
                     event = AlertEvent.from_json(record.value)
                 except ValidationError as exc:
@@ -162,4 +190,4 @@ def _dt(iso: str) -> datetime:
     return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
-__all__ = ["KafkaFeed", "load_archive", "record_event"]
+__all__ = ["KafkaFeed", "load_archive", "record_event", "record_head"]

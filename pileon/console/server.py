@@ -22,7 +22,7 @@ class ConsoleServer:
     """Start with :meth:`start`, stop with :meth:`stop`; ``url`` once started."""
 
     def __init__(self, settings: Settings, connection: Connection | None, alerts_topic: str,
-                 rescan_seconds: float = 30.0) -> None:
+                 rescan_seconds: float = 30.0, heads_topic: str | None = None) -> None:
         self.settings = settings
         self.engine, self.sm = open_database(settings.console)
         self.app = create_app(settings, self.sm)
@@ -32,7 +32,7 @@ class ConsoleServer:
         self._server = uvicorn.Server(uvicorn.Config(
             self.app, host=cfg.bind, port=cfg.port, proxy_headers=False, server_header=False,
             log_level="warning", access_log=False, lifespan="off"))
-        self.feed = (KafkaFeed(connection, alerts_topic, self.sm)
+        self.feed = (KafkaFeed(connection, alerts_topic, self.sm, heads_topic)
                      if connection is not None and cfg.feed_from_kafka else None)
         self._rescan = rescan_seconds
         self._stop = threading.Event()

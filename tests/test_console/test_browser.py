@@ -2,7 +2,8 @@
 console of a real ``pileon demo --follow`` run (embedded broker, worker, archiver): open the
 alert's link, log in, acknowledge, assign, add a note, export a block list and the police CSV,
 and check the files and the audit log. Screenshots of the list and incident pages at desktop
-and phone sizes are kept in ``test-artifacts/console/``."""
+and phone sizes, and of the incident's evidence card (the bundle's verdict and the chain heads
+its pages carried), are kept in ``test-artifacts/console/``."""
 
 from __future__ import annotations
 
@@ -95,6 +96,14 @@ def test_a_responder_acts_on_the_page(demo: dict[str, Any], browser: Any) -> Non
     incident = page.url.rsplit("/", 1)[1]
     assert "verified:" in page.inner_text("#evidence")
     assert page.locator("svg.chart rect.bar").count() > 5
+
+    def head_checked() -> bool:  # the archiver's head for the page, read from evidence.heads
+        page.reload()
+        return "matches: nothing up to record" in page.inner_text("#evidence")
+
+    wait_until(head_checked, timeout=60, interval=1.0)
+    assert "DOES NOT VERIFY" not in page.inner_text("#evidence")
+    page.locator("#evidence").screenshot(path=str(ARTIFACTS / "incident-evidence.png"))
     page.screenshot(path=str(ARTIFACTS / "incident-desktop.png"), full_page=False)
 
     page.click("text=Acknowledge")

@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 
 from pileon.alerting.alertmanager import AlertmanagerSink
 from pileon.alerting.notification import notification_from_event
+from pileon.connectors.producer import MentionProducer
 from pileon.console.db import (
     AlertRecord,
+    ChainHeadRecord,
     FeedOffset,
     Incident,
     Silence,
@@ -27,6 +29,7 @@ from pileon.console.feed import KafkaFeed
 from pileon.core.settings import AlertingSettings, KafkaSettings
 from pileon.kafka.broker import EmbeddedBroker
 from pileon.kafka.topics import ensure_topics
+from pileon.schema.head import ChainHead
 from tests.factories import alert_event
 from tests.http_receiver import Receiver
 from tests.monitoring import AlertmanagerServer
@@ -41,10 +44,11 @@ class _Following:
     """A feed on its own thread, as the console runs it; :meth:`stop` returns once it has
     stopped (a feed still polling could otherwise store what the next one should read)."""
 
-    def __init__(self, bootstrap: str, topic: str, db_url: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, db_url: str,
+                 heads_topic: str | None = None) -> None:
         engine = make_engine(db_url)
         migrate(engine)
-        self.feed = KafkaFeed(bootstrap, topic, sessions(engine))
+        self.feed = KafkaFeed(bootstrap, topic, sessions(engine), heads_topic)
         self._thread = threading.Thread(target=self.feed.run, daemon=True)
         self._thread.start()
         assert self.feed.caught_up.wait(60)
@@ -87,6 +91,31 @@ def test_a_new_database_is_rebuilt_from_the_alerts_topic_and_a_restart_resumes(
     fresh = _Following(bootstrap, names.alerts, f"sqlite:///{tmp_path / 'b.db'}")
     wait_until(lambda: fresh.events == 4)
     fresh.stop()
+
+
+def test_the_feed_keeps_the_chain_heads_the_archiver_published(
+    embedded_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    bootstrap = embedded_broker.bootstrap
+    names = ensure_topics(bootstrap, KafkaSettings(topic_prefix=f"h{uuid.uuid4().hex[:6]}."))
+    event = alert_event("amara", "opened")
+    _send(bootstrap, names, event)
+    producer = MentionProducer(bootstrap, names.heads)
+    head = ChainHead(incident_id=event.incident_id, idempotency_key=event.idempotency_key,
+                     person="amara", seq=14, head_hash="c" * 64, at="2026-11-20T12:10:05Z")
+    producer.send_raw(b"amara", head.to_json())
+    producer.send_raw(b"amara", b"not a head")  # logged and skipped, the feed goes on
+    producer.flush()
+    producer.close()
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    feed = _Following(bootstrap, names.alerts, url, names.heads)
+    wait_until(lambda: feed.events == 1 and feed.feed.heads == 1)
+    feed.stop()
+    with sessions(make_engine(url))() as db:
+        [row] = db.scalars(select(ChainHeadRecord)).all()
+        assert (row.incident_id, row.seq, row.head_hash) == (event.incident_id, 14, "c" * 64)
+        offsets = {(o.topic, o.partition): o.next_offset for o in db.scalars(select(FeedOffset))}
+    assert sum(v for (t, _), v in offsets.items() if t == names.heads) == 2
 
 
 def test_acknowledging_silences_the_page_in_alertmanager(tmp_path: Path) -> None:
