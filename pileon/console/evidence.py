@@ -128,26 +128,35 @@ def check_heads(evidence_dir: Path, person: str,
     found: dict[int, str] = {first_seq - 1: first_prev}  # the record before a trim: its hash
     wanted = {h.seq for h in heads}
 
+    # The last record known good: every record before the one verify_records is checking.
+    good = [first_seq - 1]
+
     def prefix() -> Iterator[dict[str, Any]]:
+        previous = first_seq - 1
         for record in log.records(person):
+            good[0] = previous
             seq = record.get("seq") if isinstance(record, dict) else None
             if isinstance(seq, int) and seq in wanted:
                 found[seq] = str(record.get("hash"))
             yield record
-            if isinstance(seq, int) and seq >= newest:
+            if not isinstance(seq, int) or seq >= newest:
                 return
+            previous = seq
 
+    broken = ""
     try:
         count, _ = verify_records(prefix(), first_prev, first_seq)
     except (ChainError, orjson.JSONDecodeError) as exc:
-        return [HeadCheck(h, False, f"DOES NOT VERIFY: the chain up to record {h.seq} is "
-                          f"broken ({exc})") for h in heads]
+        broken, count = str(exc), good[0] - first_seq + 1
     last = first_seq + count - 1
     out = []
     for h in heads:
         if h.seq < first_seq - 1:
             out.append(HeadCheck(h, None, f"record {h.seq} was trimmed by retention (the chain "
                                           f"now starts at {first_seq}): not checkable here"))
+        elif broken and h.seq > last:
+            out.append(HeadCheck(h, False, f"DOES NOT VERIFY: the chain is broken after record "
+                                           f"{last}, before the page's head {h.seq} ({broken})"))
         elif h.seq > last:
             out.append(HeadCheck(h, False, f"DOES NOT VERIFY: the chain ends at record {last}, "
                                            f"the page's head is {h.seq}: records were cut off"))

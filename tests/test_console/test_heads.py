@@ -89,6 +89,20 @@ def test_an_edit_without_rehashing_breaks_the_chain_before_the_head(
     assert check.ok is False and "DOES NOT VERIFY" in check.text and "broken" in check.text
 
 
+def test_a_break_after_an_earlier_head_leaves_that_head_good(
+    archive: tuple[Path, AlertEvent, int, str]
+) -> None:
+    root, event, seq, head = archive
+    path = _chain(root)
+    early = orjson.loads(path.read_bytes().splitlines()[2])  # record 3
+    path.write_bytes(path.read_bytes().replace(b"resign now", b"have a nice day", 1))
+    first = _stored(event, 3, early["hash"])
+    first.idempotency_key += ":early"
+    checks = check_heads(root, "amara", [first, _stored(event, seq, head)])
+    assert checks[0].ok is True
+    assert checks[1].ok is False and "broken after record 6" in checks[1].text
+
+
 def test_records_cut_off_after_the_head_was_sent(
     archive: tuple[Path, AlertEvent, int, str]
 ) -> None:
