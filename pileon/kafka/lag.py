@@ -60,7 +60,8 @@ class LagProbe:
                                        enable_auto_commit=False, bootstrap_timeout_ms=ms,
                                        fetch_max_wait_ms=_FETCH_WAIT_MS,
                                        max_partition_fetch_bytes=1, fetch_max_bytes=1)
-        self._assigned = False
+        if self.tps:
+            self._consumer.assign(self.tps)
 
     def read(self) -> list[PartitionLag]:
         if not self.tps:
@@ -77,9 +78,6 @@ class LagProbe:
         refresh is an older one, still no higher than the truth: lag is never overstated."""
         consumer = self._consumer
         ends: dict[TopicPartition, int] = consumer.end_offsets(self.tps)
-        if not self._assigned:
-            consumer.assign(self.tps)
-            self._assigned = True
         for tp in self.tps:
             consumer.seek(tp, ends[tp])
         deadline = time.monotonic() + _FETCH_BUDGET_S
