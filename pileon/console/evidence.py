@@ -128,27 +128,25 @@ def check_heads(evidence_dir: Path, person: str,
     found: dict[int, str] = {first_seq - 1: first_prev}  # the record before a trim: its hash
     wanted = {h.seq for h in heads}
 
-    # The last record known good: every record before the one verify_records is checking.
-    good = [first_seq - 1]
+    good = [first_seq - 1]  # the last record verify_records has checked and passed
 
     def prefix() -> Iterator[dict[str, Any]]:
-        previous = first_seq - 1
         for record in log.records(person):
-            good[0] = previous
             seq = record.get("seq") if isinstance(record, dict) else None
             if isinstance(seq, int) and seq in wanted:
                 found[seq] = str(record.get("hash"))
             yield record
-            if not isinstance(seq, int) or seq >= newest:
+            # Asked for the next record: verify_records passed this one (so its seq is an int).
+            good[0] = int(record["seq"])
+            if good[0] >= newest:
                 return
-            previous = seq
 
     broken = ""
     try:
-        count, _ = verify_records(prefix(), first_prev, first_seq)
+        verify_records(prefix(), first_prev, first_seq)
     except (ChainError, orjson.JSONDecodeError) as exc:
-        broken, count = str(exc), good[0] - first_seq + 1
-    last = first_seq + count - 1
+        broken = str(exc)
+    last = good[0]
     out = []
     for h in heads:
         if h.seq < first_seq - 1:
