@@ -285,7 +285,10 @@ class ClusterIndex:
 
     def _index(self, cluster_id: str, signature: Signature, keys: list[int] | None) -> None:
         buckets = self._buckets
-        for key in self.band_keys(signature) if keys is None else keys:
+        # Two bands of one signature can hash to the same 30-bit key (about one signature in
+        # 2.5 million at 30 bands): each key holds the cluster once, or unindexing it would
+        # find the key already gone.
+        for key in dict.fromkeys(self.band_keys(signature) if keys is None else keys):
             hit = buckets.get(key)
             if hit is None:
                 buckets[key] = cluster_id
@@ -320,7 +323,7 @@ class ClusterIndex:
         slot = self._slots.pop(cluster_id)
         self._free.append(slot)
         buckets = self._buckets
-        keys = self.band_keys(self._matrix[slot])
+        keys = dict.fromkeys(self.band_keys(self._matrix[slot]))  # once each, as indexed
         if len(self._matrix) > 4 * len(self._slots) + 256:
             self._compact()
         for key in keys:
