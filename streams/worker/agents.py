@@ -12,14 +12,15 @@ comes first). Within a batch nothing is awaited per event: the clean mentions, d
 re-keyed mentions of the batch are produced together, and then awaited. The clean mentions go
 as Kafka record batches, a few per person (all of a person's clean mentions share a partition),
 built with aiokafka's batch API rather than sent one by one through Faust. Only once the broker
-has acknowledged every one of them are the alerts of the batch produced (an alert links to
-evidence the archiver can only find in ``mentions.clean``), each awaited before it leaves its
-person's outbox, and only then does Faust acknowledge the batch's events (``take_events``), so
-their offsets are committed after everything they caused is durable. A produce that fails after
-the client's own retries is produced again, holding the batch, until it succeeds or the worker
-is stopped (the stall watchdog stops a worker that stays stuck); its events are then read
-again: nothing is skipped. An error out of the batch itself stops the worker before its events
-are acknowledged (:func:`run_or_exit`).
+has acknowledged every one of them (an alert links to evidence the archiver can only find in
+``mentions.clean``), and the tables' changelog writes too (the state that records an incident
+must outlive the alert about it), are the alerts of the batch produced, each awaited before it
+leaves its person's outbox, and only then does Faust acknowledge the batch's events
+(``take_events``), so their offsets are committed after everything they caused is durable. A
+produce that fails after the client's own retries is produced again, holding the batch, until it
+succeeds or the worker is stopped (the stall watchdog stops a worker that stays stuck); its
+events are then read again: nothing is skipped. An error out of the batch itself stops the
+worker before its events are acknowledged (:func:`run_or_exit`).
 
 Faust acknowledges an event even when the agent raises (faust-streaming #315, #527), so a
 failing message is dead-lettered with its error class: nothing is skipped silently. Table
@@ -153,12 +154,16 @@ class BatchPass:
 
     def __init__(self, topics: Topics, ingestor: Ingestor, analyser: PersonAnalyser,
                  generation: Callable[[], int | None],
-                 producer: Callable[[], Any] | None = None) -> None:
+                 producer: Callable[[], Any] | None = None,
+                 durable: Callable[[], Awaitable[None]] | None = None) -> None:
+        """``durable`` waits until the table writes made so far are acknowledged (the worker
+        flushes Faust's producer, which sends the tables' changelogs)."""
         self.topics = topics
         self.ingestor = ingestor
         self.analyser = analyser
         self.generation = generation  # the consumer group's current generation
         self.producer = producer  # aiokafka's producer, for the clean mentions' record batches
+        self.durable = durable
         self.misrouted = 0
         self._clean_partitions: int | None = None  # asked of the producer once
 
@@ -180,6 +185,13 @@ class BatchPass:
         self.analyser.flush()
         produced.extend(await self._clean_batches(clean))
         await _settle(produced)
+        if alerting and self.durable is not None:
+            # The states that hold these alerts (the incident they open, in its outbox) must be
+            # in the changelog before an alert leaves: killed after an alert but before its
+            # state landed, a restarted worker would decide again from the older state, and
+            # an opening decided again a bin later, or not at all until the next rise, pages
+            # under a second key. Alerts are rare: this waits once per batch that has any.
+            await self.durable()
         for person in alerting:
             if self.generation() != generation:
                 # Rebalanced while producing: the caches were dropped and the person may be
@@ -304,7 +316,8 @@ async def _settle(produced: Sequence[_Produce | _RecordBatch]) -> None:
 def add_agents(app: faust.App, topics: Topics, ingestor: Ingestor, analyser: PersonAnalyser,
                batching: Batching) -> None:
     one_pass = BatchPass(topics, ingestor, analyser, lambda: app.consumer_generation_id,
-                         producer=lambda: cast(Any, app.producer)._ensure_producer())
+                         producer=lambda: cast(Any, app.producer)._ensure_producer(),
+                         durable=lambda: app.producer.flush())
 
     @app.agent(topics.raw, name="process")
     async def process(stream: Any) -> None:

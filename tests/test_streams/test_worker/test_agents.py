@@ -169,6 +169,40 @@ class TestBatchPass:
         acked = [v for w, t, v in before if w == "acked" and t == "clean"]
         assert sent and sorted(sent) == sorted(acked)
 
+    def test_alerts_wait_until_the_state_that_holds_them_is_in_the_changelog(
+        self, broker: Broker, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        # Killed after an alert but before its state landed, a restarted worker decides again
+        # from the older state and can page a second time under another key.
+        class Changelog(dict[bytes, bytes]):
+            def __setitem__(self, key: bytes, value: bytes) -> None:
+                broker.log.append(("sent", "changelog", value))
+                super().__setitem__(key, value)
+
+        async def durable() -> None:
+            await asyncio.sleep(0.002)
+            pending = [v for w, t, v in broker.log if w == "sent" and t == "changelog"]
+            done = {id(v) for w, t, v in broker.log if w == "acked" and t == "changelog"}
+            broker.log.extend(("acked", "changelog", v) for v in pending if id(v) not in done)
+
+        topics = Topics(*(broker.topic(n) for n in ("raw", "clean", "invalid", "alerts")))
+        ingestor = Ingestor(frozenset(watchlist.keys), settings.ingest, {})
+        signer = Signer(b"test-key-0123456789abcdef", settings.neardup.num_perm)
+        analyser = PersonAnalyser(watchlist, settings.detection, settings.neardup, signer,
+                                  Changelog(), Changelog(), buffered=True)
+        _run(BatchPass(topics, ingestor, analyser, lambda: 3, durable=durable),
+             _events(_pileon()))
+        first_alert = next(i for i, (w, t, _) in enumerate(broker.log)
+                           if w == "sent" and t == "alerts")
+        opening = orjson.loads(broker.log[first_alert][2])["idempotency_key"]
+        before = broker.log[:first_alert]
+        sent = [id(v) for w, t, v in before if w == "sent" and t == "changelog"]
+        acked = [id(v) for w, t, v in before if w == "acked" and t == "changelog"]
+        assert sent and sorted(sent) == sorted(acked)
+        held = [v for w, t, v in before
+                if w == "acked" and t == "changelog" and opening.encode() in v]
+        assert held, "no acknowledged state held the alert before it was produced"
+
     def test_a_failed_produce_is_produced_again_before_the_batch_ends(
         self, one_pass: BatchPass, broker: Broker, monkeypatch: pytest.MonkeyPatch
     ) -> None:
