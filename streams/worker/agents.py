@@ -45,6 +45,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 from pileon.kafka.topics import key_partition
 from pileon.schema.deadletter import Origin, dead_letter
@@ -85,6 +90,7 @@ class _Produce:
     partition: int | None = None
     headers: Any = None
     future: Awaitable[Any] | None = None
+    source: Any = None  # the raw event of a clean mention: what a dead letter would keep
 
     async def start(self) -> None:
         self.future = await self.topic.send(key=self.key, value=self.value,
@@ -115,6 +121,7 @@ class _RecordBatch:
     records: list[tuple[bytes, bytes]]
     builder: Any = None
     future: Awaitable[Any] | None = None
+    sources: list[Any] | None = None  # the raw event of each record
 
     async def start(self) -> None:
         builder, self.builder = self.builder, None
@@ -132,20 +139,28 @@ class _RecordBatch:
 
 
 def record_batches(producer: Any, topic: str, partition: int,
-                   records: Sequence[tuple[bytes, bytes]]) -> list[_RecordBatch]:
+                   records: Sequence[tuple[bytes, bytes]],
+                   sources: Sequence[Any] | None = None) -> list[_RecordBatch]:
     """``records`` for one partition cut into as few record batches as the producer's batch
-    size allows (a lone record larger than it still makes a batch of its own)."""
+    size allows (a lone record larger than it still makes a batch of its own). ``sources``:
+    the raw event of each record, kept with its batch."""
     out: list[_RecordBatch] = []
     current: list[tuple[bytes, bytes]] = []
+    first = 0
     builder = producer.create_batch()
-    for key, value in records:
+
+    def cut(until: int, builder: Any) -> None:
+        out.append(_RecordBatch(producer, topic, partition, current, builder,
+                                sources=list(sources[first:until]) if sources else None))
+
+    for n, (key, value) in enumerate(records):
         if builder.append(key=key, value=value, timestamp=None, headers=[]) is None:
-            out.append(_RecordBatch(producer, topic, partition, current, builder))
-            current, builder = [], producer.create_batch()
+            cut(n, builder)
+            current, first, builder = [], n, producer.create_batch()
             builder.append(key=key, value=value, timestamp=None, headers=[])
         current.append((key, value))
     if current:
-        out.append(_RecordBatch(producer, topic, partition, current, builder))
+        cut(len(records), builder)
     return out
 
 
@@ -170,7 +185,8 @@ class BatchPass:
     async def run(self, events: Sequence[Any]) -> None:
         generation = self.generation()
         produced: list[_Produce | _RecordBatch] = []
-        clean: dict[str, list[tuple[bytes, bytes]]] = {}  # by person, in order
+        clean: dict[str, list[tuple[bytes, bytes, Any]]] = {}  # by person, in order, with
+        # the raw event of each
         alerting: dict[str, None] = {}  # persons with alerts to deliver, in order
         for event in events:
             if stale(event.message, generation):
@@ -184,7 +200,7 @@ class BatchPass:
         self.ingestor.flush()
         self.analyser.flush()
         produced.extend(await self._clean_batches(clean))
-        await _settle(produced)
+        await _settle(produced, self._too_large)
         if alerting and self.durable is not None:
             # The states that hold these alerts (the incident they open, in its outbox) must be
             # in the changelog before an alert leaves: killed after an alert but before its
@@ -203,13 +219,13 @@ class BatchPass:
         self.analyser.flush()  # the outboxes without the delivered alerts
 
     async def _clean_batches(
-        self, clean: dict[str, list[tuple[bytes, bytes]]]
+        self, clean: dict[str, list[tuple[bytes, bytes, Any]]]
     ) -> list[_Produce | _RecordBatch]:
         """The batch's clean mentions: a few record batches per person's partition, or one
         produce each where no aiokafka producer was given (unit tests) or a mention is large."""
         if self.producer is None:
-            return [_Produce(self.topics.clean, k, v) for records in clean.values()
-                    for k, v in records]
+            return [_Produce(self.topics.clean, k, v, source=e) for records in clean.values()
+                    for k, v, e in records]
         producer = self.producer()
         topic = self.topics.clean.get_topic_name()
         if self._clean_partitions is None:
@@ -218,15 +234,47 @@ class BatchPass:
         for person, records in clean.items():
             small = [r for r in records if len(r[1]) <= _BATCHED_MAX_BYTES]
             if len(small) < len(records):
-                out.extend(_Produce(self.topics.clean, k, v) for k, v in records
+                out.extend(_Produce(self.topics.clean, k, v, source=e) for k, v, e in records
                            if len(v) > _BATCHED_MAX_BYTES)
             if small:
                 partition = key_partition(person.encode(), self._clean_partitions)
-                out.extend(record_batches(producer, topic, partition, small))
+                out.extend(record_batches(producer, topic, partition,
+                                          [(k, v) for k, v, _ in small], [e for *_, e in small]))
         return out
 
+    def _too_large(self, record: _Produce | _RecordBatch) -> list[_Produce | _RecordBatch] | None:
+        """What to produce instead of a clean mention the broker refuses as too large (its
+        topic's ``max.message.bytes`` below what ingest lets through): a record batch goes
+        again one record a batch, and a lone record becomes a dead letter with reason
+        ``too_large`` that keeps the raw original (its head above 512 KiB) and points at it
+        in ``mentions.raw``. Retried as it was, it would be refused forever and stall its
+        partition: every person there unwatched, for as long as one hostile post is around.
+        None for any other record (alerts, dead letters, re-keyed mentions): produced again."""
+        if isinstance(record, _RecordBatch):
+            if record.sources is None:
+                return None
+            if len(record.records) > 1:
+                return [_RecordBatch(record.producer, record.topic, record.partition, [r],
+                                     sources=[e])
+                        for r, e in zip(record.records, record.sources, strict=True)]
+            event, value = record.sources[0], record.records[0][1]
+        else:
+            if record.source is None:
+                return None
+            event, value = record.source, record.value
+        detection_metrics.DEAD_LETTERS.labels(Reason.TOO_LARGE).inc()
+        log.error("the clean form of %s[%d]@%d (%d bytes) is over the broker's size limit for "
+                  "%s: dead-lettered as too_large; the original stays in %s",
+                  event.message.topic, event.message.partition, event.message.offset,
+                  len(value), record.topic_name(), event.message.topic)
+        letter = dead_letter(event.key, event.value, Reason.TOO_LARGE,
+                             f"clean form of {len(value)} bytes refused by the broker as too "
+                             f"large for {record.topic_name()}", origin(event))
+        return [_Produce(self.topics.invalid, event.key, letter)]
+
     def _process(self, event: Any, produced: list[_Produce | _RecordBatch],
-                 clean: dict[str, list[tuple[bytes, bytes]]], alerting: dict[str, None]) -> None:
+                 clean: dict[str, list[tuple[bytes, bytes, Any]]],
+                 alerting: dict[str, None]) -> None:
         started = time.perf_counter()
         outcome = self.ingestor.process(event.key, event.value, origin(event))
         if isinstance(outcome, Clean):
@@ -234,7 +282,7 @@ class BatchPass:
             records = clean.get(person)
             if records is None:
                 records = clean[person] = []
-            records.append((person.encode(), outcome.value))
+            records.append((person.encode(), outcome.value, event))
             analysed = time.perf_counter()
             _observe("ingest", started, analysed, event)
             if self.analyser.process(outcome.mention):
@@ -287,9 +335,17 @@ class BatchPass:
                 self.analyser.delivered(person, delivered)
 
 
-async def _settle(produced: Sequence[_Produce | _RecordBatch]) -> None:
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+
+
+async def _settle(
+    produced: Sequence[_Produce | _RecordBatch],
+    too_large: Callable[[_Produce | _RecordBatch], list[_Produce | _RecordBatch] | None]
+    | None = None,
+) -> None:
     """Produce every record, then wait until the broker has acknowledged each, producing a
-    failed one again."""
+    failed one again; one refused as too large is replaced by what ``too_large`` gives, if
+    anything (a retry would be refused again)."""
     for record in produced:  # all in flight before the first is awaited
         # One that cannot start is left without a future: produced again below, which logs.
         with contextlib.suppress(Exception):
@@ -301,6 +357,18 @@ async def _settle(produced: Sequence[_Produce | _RecordBatch]) -> None:
                 if record.future is None:
                     await record.start()
                 await record.future  # type: ignore[misc]
+                break
+            except _TOO_LARGE as exc:
+                instead = too_large(record) if too_large is not None else None
+                if instead is None:
+                    record.future = None
+                    log.error("producing to %s failed (%s), attempt %d: producing it again; "
+                              "the batch's offsets are not committed meanwhile",
+                              record.topic_name(), type(exc).__name__, attempt + 1)
+                    attempt += 1
+                    await asyncio.sleep(_RETRY_SECONDS[-1])
+                    continue
+                await _settle(instead, too_large)
                 break
             except Exception as exc:
                 record.future = None

@@ -6,12 +6,14 @@ against real brokers: tests/test_integration/test_pipeline.py and test_faults.py
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import namedtuple
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 
 from pileon.connectors.traffic import PileOnScript, Simulator
 from pileon.core.settings import Settings
@@ -34,6 +36,7 @@ class Broker:
     def __init__(self) -> None:
         self.log: list[tuple[str, str, Any]] = []  # (what, topic, value)
         self.fail_next: dict[str, int] = {}
+        self.max_batch_bytes: dict[str, int] = {}  # the topic's max.message.bytes
         self.batches: list[tuple[str, int, int]] = []  # (topic, partition, records)
 
     def topic(self, name: str) -> Any:
@@ -56,7 +59,9 @@ class Broker:
 
         def resolve() -> None:
             failing = self.fail_next.get(name, 0)
-            if failing:
+            if sum(map(len, values)) > self.max_batch_bytes.get(name, 1 << 30):
+                future.set_exception(MessageSizeTooLargeError())
+            elif failing:
                 self.fail_next[name] = failing - 1
                 future.set_exception(ConnectionError("broker away"))
             else:
@@ -216,6 +221,27 @@ class TestBatchPass:
         assert sorted(acked) == sorted(m["id"] for m in mentions)
         # three record batches of ten failed; each was produced again whole
         assert len(broker.values("sent", "clean")) == len(mentions) + 30
+
+    @pytest.mark.timeout(60)
+    def test_a_clean_mention_the_broker_refuses_as_too_large_is_dead_lettered(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        # The clean topic's max.message.bytes below what ingest lets through: retried as it
+        # was, the mention would be refused forever and stall its partition.
+        mentions = _pileon()[:25]
+        mentions[7]["text"] = "x " * 1500
+        events = _events(mentions)
+        big = max(len(orjson.dumps(m)) for m in mentions)
+        broker.max_batch_bytes["clean"] = big - 200  # a batch of ten is refused too: split
+        _run(one_pass, events)
+        acked = [orjson.loads(v)["id"] for v in broker.values("acked", "clean")]
+        # (in another order: the batches after a refused one were appended before it was
+        # split, as after any failed produce)
+        assert sorted(acked) == sorted(m["id"] for i, m in enumerate(mentions) if i != 7)
+        letters = [orjson.loads(v) for v in broker.values("acked", "invalid")]
+        assert [x["reason"] for x in letters] == ["too_large"]
+        assert letters[0]["origin"]["offset"] == 7
+        assert letters[0]["value_sha256"] == hashlib.sha256(events[7].value).hexdigest()
 
     def test_clean_mentions_go_in_record_batches_to_their_persons_partition_in_order(
         self, one_pass: BatchPass, broker: Broker
