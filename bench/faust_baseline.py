@@ -1,10 +1,13 @@
 """The Faust baselines `bench/throughput.py` runs beside the worker, as a process of their own.
 
     python bench/faust_baseline.py noop    BOOTSTRAP APP_ID SOURCE PARTITIONS
+    python bench/faust_baseline.py noop-batch BOOTSTRAP APP_ID SOURCE PARTITIONS
     python bench/faust_baseline.py forward BOOTSTRAP APP_ID SOURCE PARTITIONS SINK
 
 ``noop`` reads every event of ``SOURCE`` and does nothing with it: Faust's own ceiling on this
-broker. ``forward`` sends each event's value on to ``SINK`` (keyed the same, awaited per event,
+broker. ``noop-batch`` does the same through ``take_events`` with the worker's batch size and
+wait (``worker.batch_max``, ``worker.batch_wait_ms``): the floor of the Faust API the worker
+uses. ``forward`` sends each event's value on to ``SINK`` (keyed the same, awaited per event,
 as the worker's ingest agent does): the cost of one produce per event. Both run on the
 worker's own Faust app (``streams.worker.app.faust_app``: acks=all, its linger and session
 settings, its event loop) with raw serialisers, so the ratio of the worker to them is the
@@ -42,6 +45,13 @@ def main() -> None:
         async def noop(stream: Any) -> None:
             async for _event in stream.events():
                 pass
+    elif kind == "noop-batch":
+        size, wait = settings.worker.batch_max, settings.worker.batch_wait_ms / 1000
+
+        @app.agent(topic, name="noop")
+        async def noop_batch(stream: Any) -> None:
+            async for _events in stream.take_events(size, wait):
+                pass
     elif kind == "forward":
         sink = app.topic(sys.argv[6], partitions=int(partitions), key_serializer="raw",
                          value_serializer="raw")
@@ -51,7 +61,7 @@ def main() -> None:
             async for event in stream.events():
                 await sink.send(key=event.key, value=event.value)
     else:
-        sys.exit(f"unknown baseline {kind!r}: noop or forward")
+        sys.exit(f"unknown baseline {kind!r}: noop, noop-batch or forward")
     sys.argv = [sys.argv[0], "worker", "-l", "warn", "--without-web"]
     app.main()
 

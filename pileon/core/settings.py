@@ -88,6 +88,12 @@ class WorkerSettings(_Section):
         "hard-codes 1,500 ms): Apache Kafka answers as soon as a record arrives, Tansu holds a "
         "waiting fetch for part of this wait, so each Faust hop took about 0.4 s at 1,500 "
         "(docs/benchmarks.md)")
+    commit_interval_seconds: float = Field(
+        default=2.8, gt=0, le=60,
+        description="how often the worker commits the offsets its batches have finished "
+        "(Faust's broker_commit_interval and its default): a restart reads again at most "
+        "this much; bench/throughput.py sets 0.25 for every row it times, since it times "
+        "them by their commits")
     batch_max: int = Field(
         default=500, ge=1, le=4096,
         description="most mentions the worker processes in one batch; a batch's produces are "

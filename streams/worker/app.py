@@ -97,6 +97,7 @@ def faust_app(settings: Settings, conn: ConnectionConfig) -> faust.App:
         broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
         producer_acks=-1,
         producer_linger=worker.producer_linger_ms / 1000.0,
+        broker_commit_interval=worker.commit_interval_seconds,
         table_cleanup_interval=3600.0,
         # A replica taking over a partition it kept as a standby can hang in recovery
         # ("No event received for active tp", found by the two-workers fault test); without
