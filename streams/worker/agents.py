@@ -59,6 +59,7 @@ from pileon.streams.detection.analysis import PersonAnalyser
 from pileon.streams.detection.ingest import Clean, DeadLetter, Ingestor, Misrouted
 from pileon.streams.worker import metrics
 from pileon.streams.worker.offset_guard import stale
+from pileon.streams.worker.person_table import changelogs_durable
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,10 @@ class BatchPass:
     def __init__(self, topics: Topics, ingestor: Ingestor, analyser: PersonAnalyser,
                  generation: Callable[[], int | None],
                  producer: Callable[[], Any] | None = None,
-                 durable: Callable[[], Awaitable[None]] | None = None) -> None:
-        """``durable`` waits until the table writes made so far are acknowledged (the worker
-        flushes Faust's producer, which sends the tables' changelogs)."""
+                 durable: Callable[[bool], Awaitable[None]] | None = None) -> None:
+        """``durable(wait)`` raises if a table write was refused, after waiting until all of
+        them are answered if ``wait`` (:func:`~pileon.streams.worker.person_table.
+        changelogs_durable`)."""
         self.topics = topics
         self.ingestor = ingestor
         self.analyser = analyser
@@ -201,13 +203,15 @@ class BatchPass:
         self.analyser.flush()
         produced.extend(await self._clean_batches(clean))
         await _settle(produced, self._too_large)
-        if alerting and self.durable is not None:
-            # The states that hold these alerts (the incident they open, in its outbox) must be
-            # in the changelog before an alert leaves: killed after an alert but before its
-            # state landed, a restarted worker would decide again from the older state, and
-            # an opening decided again a bin later, or not at all until the next rise, pages
-            # under a second key. Alerts are rare: this waits once per batch that has any.
-            await self.durable()
+        if self.durable is not None:
+            # A batch with alerts waits until its table changes are in the changelog (the
+            # states that hold the alerts): killed after an alert but before its state landed,
+            # a restarted worker decided again from the older state, and an opening decided
+            # again a bin later, or not at all until the next rise, paged under a second key.
+            # Every batch checks the changes answered so far: one the broker refused (Faust
+            # only logs it) stops the worker instead of going on from a table its changelog
+            # does not hold.
+            await self.durable(bool(alerting))
         for person in alerting:
             if self.generation() != generation:
                 # Rebalanced while producing: the caches were dropped and the person may be
@@ -385,7 +389,7 @@ def add_agents(app: faust.App, topics: Topics, ingestor: Ingestor, analyser: Per
                batching: Batching) -> None:
     one_pass = BatchPass(topics, ingestor, analyser, lambda: app.consumer_generation_id,
                          producer=lambda: cast(Any, app.producer)._ensure_producer(),
-                         durable=lambda: app.producer.flush())
+                         durable=lambda wait: changelogs_durable(app, wait))
 
     @app.agent(topics.raw, name="process")
     async def process(stream: Any) -> None:

@@ -184,7 +184,9 @@ class TestBatchPass:
                 broker.log.append(("sent", "changelog", value))
                 super().__setitem__(key, value)
 
-        async def durable() -> None:
+        async def durable(wait: bool) -> None:
+            if not wait:
+                return
             await asyncio.sleep(0.002)
             pending = [v for w, t, v in broker.log if w == "sent" and t == "changelog"]
             done = {id(v) for w, t, v in broker.log if w == "acked" and t == "changelog"}
@@ -207,6 +209,24 @@ class TestBatchPass:
         held = [v for w, t, v in before
                 if w == "acked" and t == "changelog" and opening.encode() in v]
         assert held, "no acknowledged state held the alert before it was produced"
+
+    def test_a_batch_whose_table_changes_were_lost_sends_no_alert(
+        self, broker: Broker, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        from pileon.streams.worker.person_table import ChangelogLost
+
+        async def lost(wait: bool) -> None:
+            raise ChangelogLost("1 of 3 table changes were not acknowledged")
+
+        topics = Topics(*(broker.topic(n) for n in ("raw", "clean", "invalid", "alerts")))
+        ingestor = Ingestor(frozenset(watchlist.keys), settings.ingest, {})
+        signer = Signer(b"test-key-0123456789abcdef", settings.neardup.num_perm)
+        analyser = PersonAnalyser(watchlist, settings.detection, settings.neardup, signer,
+                                  {}, {}, buffered=True)
+        one_pass = BatchPass(topics, ingestor, analyser, lambda: 3, durable=lost)
+        with pytest.raises(ChangelogLost):  # run_or_exit stops the worker on it
+            _run(one_pass, _events(_pileon()), size=100_000)
+        assert broker.values("sent", "alerts") == []
 
     def test_a_failed_produce_is_produced_again_before_the_batch_ends(
         self, one_pass: BatchPass, broker: Broker, monkeypatch: pytest.MonkeyPatch
