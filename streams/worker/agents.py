@@ -13,9 +13,10 @@ re-keyed mentions of the batch are produced together, and then awaited. The clea
 as Kafka record batches, a few per person (all of a person's clean mentions share a partition),
 built with aiokafka's batch API rather than sent one by one through Faust. Only once the broker
 has acknowledged every one of them (an alert links to evidence the archiver can only find in
-``mentions.clean``), and the tables' changelog writes too (the state that records an incident
-must outlive the alert about it), are the alerts of the batch produced, each awaited before it
-leaves its person's outbox, and only then does Faust acknowledge the batch's events
+``mentions.clean``), and the batch's table changes too (the state that records an incident
+must outlive the alert about it; a batch without alerts only checks the changes answered so
+far, and a refused one stops the worker), are the alerts of the batch produced, each awaited
+before it leaves its person's outbox, and only then does Faust acknowledge the batch's events
 (``take_events``), so their offsets are committed after everything they caused is durable. A
 produce that fails after the client's own retries is produced again, holding the batch, until it
 succeeds or the worker is stopped (the stall watchdog stops a worker that stays stuck); its
