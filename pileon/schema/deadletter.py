@@ -65,6 +65,24 @@ def dead_letter(
     )
 
 
+def shrunk(letter: bytes, keep: int = 1024) -> bytes | None:
+    """``letter`` keeping only the first ``keep`` bytes of its original (its digest, length and
+    origin unchanged), for a dead-letter topic whose record limit refused it; None if it keeps
+    no more than that already."""
+    body = orjson.loads(letter)
+    encoded = body.get("value_b64")
+    if encoded is None:
+        return None
+    value = base64.b64decode(encoded)
+    if len(value) <= keep:
+        return None
+    body["value_b64"] = base64.b64encode(value[:keep]).decode()
+    body["value_truncated"] = True
+    body["detail"] = (f"{body.get('detail', '')} (letter cut to the original's first {keep} "
+                      "bytes: the dead-letter topic refused it as too large)")
+    return orjson.dumps(body)
+
+
 def original_value(letter: bytes) -> bytes | None:
     """The original message bytes carried by a dead letter (its head if truncated)."""
     encoded = orjson.loads(letter)["value_b64"]

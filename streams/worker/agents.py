@@ -53,7 +53,7 @@ from aiokafka.errors import (
 )
 
 from pileon.kafka.topics import key_partition
-from pileon.schema.deadletter import Origin, dead_letter
+from pileon.schema.deadletter import Origin, dead_letter, shrunk
 from pileon.schema.mention import Reason
 from pileon.streams.detection import metrics as detection_metrics
 from pileon.streams.detection.analysis import PersonAnalyser
@@ -254,7 +254,9 @@ class BatchPass:
         ``too_large`` that keeps the raw original (its head above 512 KiB) and points at it
         in ``mentions.raw``. Retried as it was, it would be refused forever and stall its
         partition: every person there unwatched, for as long as one hostile post is around.
-        None for any other record (alerts, dead letters, re-keyed mentions): produced again."""
+        A dead letter refused in turn goes again with only the first 1,024 bytes of its
+        original. None for any other record (alerts, re-keyed mentions, a dead letter already
+        that small): produced again."""
         if isinstance(record, _RecordBatch):
             if record.sources is None:
                 return None
@@ -264,6 +266,14 @@ class BatchPass:
                         for r, e in zip(record.records, record.sources, strict=True)]
             event, value = record.sources[0], record.records[0][1]
         else:
+            if record.topic is self.topics.invalid:  # a dead letter, cut to its head
+                smaller = shrunk(record.value)
+                if smaller is None:
+                    return None
+                log.error("a dead letter of %d bytes is over the broker's size limit for %s: "
+                          "produced again with the original's first 1,024 bytes (its digest "
+                          "and origin kept)", len(record.value), record.topic_name())
+                return [_Produce(self.topics.invalid, record.key, smaller)]
             if record.source is None:
                 return None
             event, value = record.source, record.value

@@ -6,6 +6,7 @@ against real brokers: tests/test_integration/test_pipeline.py and test_faults.py
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 from collections import namedtuple
 from datetime import UTC, datetime
@@ -262,6 +263,27 @@ class TestBatchPass:
         assert [x["reason"] for x in letters] == ["too_large"]
         assert letters[0]["origin"]["offset"] == 7
         assert letters[0]["value_sha256"] == hashlib.sha256(events[7].value).hexdigest()
+
+    @pytest.mark.timeout(60)
+    def test_a_dead_letter_the_broker_refuses_as_too_large_goes_again_with_a_head(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        mentions = _pileon()[:3]
+        events = _events(mentions)
+        garbage = b"{" + b"x" * 20_000  # not JSON: a dead letter keeping it whole is ~27 kB
+        events[1] = events[1]._replace(value=garbage)
+        broker.max_batch_bytes["invalid"] = 4000
+        _run(one_pass, events)
+        letters = [orjson.loads(v) for v in broker.values("acked", "invalid")]
+        assert len(letters) == 1
+        letter = letters[0]
+        assert letter["reason"] == "not_json" and letter["value_truncated"] is True
+        assert base64.b64decode(letter["value_b64"]) == garbage[:1024]
+        assert letter["value_sha256"] == hashlib.sha256(garbage).hexdigest()
+        assert letter["value_bytes"] == len(garbage)
+        assert (letter["origin"]["partition"], letter["origin"]["offset"]) == (
+            events[1].message.partition, 1)
+        assert len(broker.values("acked", "clean")) == 2
 
     def test_clean_mentions_go_in_record_batches_to_their_persons_partition_in_order(
         self, one_pass: BatchPass, broker: Broker
