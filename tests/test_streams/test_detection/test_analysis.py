@@ -287,7 +287,8 @@ class TestQuietPerson:
     mention a minute: the scenario suite's quiet person (bench/generalisation.py)."""
 
     @pytest.fixture(scope="class")
-    def run(self) -> tuple[list[dict[str, Any]], float, float]:
+    @classmethod
+    def run(cls) -> tuple[list[dict[str, Any]], float, float]:
         from pileon.connectors.scenarios import TARGET, simulate
         from pileon.core.settings import load_settings
         from pileon.core.watchlist import Person
