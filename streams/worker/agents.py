@@ -120,16 +120,15 @@ class _RecordBatch:
     producer: Any  # aiokafka's AIOKafkaProducer
     topic: str
     partition: int
-    records: list[tuple[bytes, bytes]]
+    records: list[tuple[bytes, bytes, Any]]  # key, value, and the raw event it comes from
     builder: Any = None
     future: Awaitable[Any] | None = None
-    sources: list[Any] | None = None  # the raw event of each record
 
     async def start(self) -> None:
         builder, self.builder = self.builder, None
         if builder is None:  # produced again: the first builder was consumed
             builder = self.producer.create_batch()
-            for key, value in self.records:
+            for key, value, _ in self.records:
                 if builder.append(key=key, value=value, timestamp=None, headers=[]) is None:
                     raise RuntimeError("a record batch did not fit when built again")
         builder.close()
@@ -141,28 +140,22 @@ class _RecordBatch:
 
 
 def record_batches(producer: Any, topic: str, partition: int,
-                   records: Sequence[tuple[bytes, bytes]],
-                   sources: Sequence[Any] | None = None) -> list[_RecordBatch]:
-    """``records`` for one partition cut into as few record batches as the producer's batch
-    size allows (a lone record larger than it still makes a batch of its own). ``sources``:
-    the raw event of each record, kept with its batch."""
+                   records: Sequence[tuple[bytes, bytes, Any]]) -> list[_RecordBatch]:
+    """``records`` (key, value, raw event) for one partition cut into as few record batches as
+    the producer's batch size allows (a lone record larger than it still makes a batch of its
+    own)."""
     out: list[_RecordBatch] = []
-    current: list[tuple[bytes, bytes]] = []
-    first = 0
+    current: list[tuple[bytes, bytes, Any]] = []
     builder = producer.create_batch()
-
-    def cut(until: int, builder: Any) -> None:
-        out.append(_RecordBatch(producer, topic, partition, current, builder,
-                                sources=list(sources[first:until]) if sources else None))
-
-    for n, (key, value) in enumerate(records):
+    for record in records:
+        key, value, _ = record
         if builder.append(key=key, value=value, timestamp=None, headers=[]) is None:
-            cut(n, builder)
-            current, first, builder = [], n, producer.create_batch()
+            out.append(_RecordBatch(producer, topic, partition, current, builder))
+            current, builder = [], producer.create_batch()
             builder.append(key=key, value=value, timestamp=None, headers=[])
-        current.append((key, value))
+        current.append(record)
     if current:
-        cut(len(records), builder)
+        out.append(_RecordBatch(producer, topic, partition, current, builder))
     return out
 
 
@@ -243,8 +236,7 @@ class BatchPass:
                            if len(v) > _BATCHED_MAX_BYTES)
             if small:
                 partition = key_partition(person.encode(), self._clean_partitions)
-                out.extend(record_batches(producer, topic, partition,
-                                          [(k, v) for k, v, _ in small], [e for *_, e in small]))
+                out.extend(record_batches(producer, topic, partition, small))
         return out
 
     def _too_large(self, record: _Produce | _RecordBatch) -> list[_Produce | _RecordBatch] | None:
@@ -257,14 +249,11 @@ class BatchPass:
         A dead letter refused in turn goes again with only the first 1,024 bytes of its
         original. None for any other record (alerts, re-keyed mentions, a dead letter already
         that small): produced again."""
-        if isinstance(record, _RecordBatch):
-            if record.sources is None:
-                return None
+        if isinstance(record, _RecordBatch):  # clean mentions, each with its raw event
             if len(record.records) > 1:
-                return [_RecordBatch(record.producer, record.topic, record.partition, [r],
-                                     sources=[e])
-                        for r, e in zip(record.records, record.sources, strict=True)]
-            event, value = record.sources[0], record.records[0][1]
+                return [_RecordBatch(record.producer, record.topic, record.partition, [r])
+                        for r in record.records]
+            _, value, event = record.records[0]
         else:
             if record.topic is self.topics.invalid:  # a dead letter, cut to its head
                 smaller = shrunk(record.value)
@@ -373,19 +362,12 @@ async def _settle(
                     await record.start()
                 await record.future  # type: ignore[misc]
                 break
-            except _TOO_LARGE as exc:
-                instead = too_large(record) if too_large is not None else None
-                if instead is None:
-                    record.future = None
-                    log.error("producing to %s failed (%s), attempt %d: producing it again; "
-                              "the batch's offsets are not committed meanwhile",
-                              record.topic_name(), type(exc).__name__, attempt + 1)
-                    attempt += 1
-                    await asyncio.sleep(_RETRY_SECONDS[-1])
-                    continue
-                await _settle(instead, too_large)
-                break
             except Exception as exc:
+                instead = (too_large(record) if too_large is not None
+                           and isinstance(exc, _TOO_LARGE) else None)
+                if instead is not None:
+                    await _settle(instead, too_large)
+                    break
                 record.future = None
                 delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
                 attempt += 1

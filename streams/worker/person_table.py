@@ -73,8 +73,9 @@ async def changelogs_durable(app: faust.App, wait: bool = True) -> None:
         await asyncio.gather(*pending, return_exceptions=True)
     for t in tables:
         t.unsettled = [f for f in t.unsettled if not f.done()]
-    failed = [asyncio.CancelledError() if f.cancelled() else f.exception()
-              for f in pending if f.done() and (f.cancelled() or f.exception() is not None)]
+    answered = [asyncio.CancelledError() if f.cancelled() else f.exception()
+                for f in pending if f.done()]
+    failed = [e for e in answered if e is not None]
     if failed:
         raise ChangelogLost(f"{len(failed)} of {len(pending)} table changes were not "
                             f"acknowledged ({type(failed[0]).__name__}: {failed[0]})")
