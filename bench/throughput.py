@@ -24,10 +24,11 @@ apart. The worker's peak RSS comes from ``/proc``.
 Each workload's mentions are drawn once and the same list goes to every row: the worker's
 analysis step alone (in this process, plain dicts for its tables), a bare kafka-python
 consumer (read + orjson: a Python client's ceiling on this broker), a **bare Faust no-op
-agent**, a **forwarding agent** and a **no-op agent on take_events**
-(``bench/faust_baseline.py``, the worker's consumer and producer settings: Faust's own
-ceiling, the cost of one awaited produce per event, and the floor of the batch API the worker
-uses), and the worker. Every row of every workload has its own topics (a fresh prefix) and its
+agent**, a **forwarding agent**, a **no-op agent on take_events** and **Faust's consumer
+with no stream** (``bench/faust_baseline.py``, the worker's consumer and producer settings:
+Faust's own ceiling, the cost of one awaited produce per event, the floor of Faust's batch
+API, and the floor of the worker's own consumption, batches taken below Faust's streams), and
+the worker. Every row of every workload has its own topics (a fresh prefix) and its
 own consumer group / app id, so nothing starts from an earlier row's offsets or tables. For
 each process: events per second from its first commit until it has committed everything, its
 CPU time over that span per mention (``/proc``: user + system), its peak RSS; for the worker
@@ -197,7 +198,8 @@ def faust_baseline(kind: str, bootstrap: str, raw: str, partitions: int, total: 
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
                                 start_new_session=True)  # (our own script)
     label = {"noop": "Faust no-op agent", "forward": "Faust forwarding agent",
-             "noop-batch": "Faust no-op agent, take_events"}[kind]
+             "noop-batch": "Faust no-op agent, take_events",
+             "direct": "Faust consumer, no stream (batches)"}[kind]
     return timed(label, proc, log_path, bootstrap, app_id, {raw: partitions}, total, started,
                  timeout)
 
@@ -259,7 +261,7 @@ def run(workload: Workload, bootstrap: str, timeout: float, faust: bool = True,
                 print(f"{workload.label}: {total} mentions of {workload.persons} persons over "
                       f"{workload.days * 24:g} simulated hours", flush=True)
                 rows.append(plain_consume(bootstrap, names.raw, partitions, total))
-                for kind in ("noop", "forward", "noop-batch") if faust else ():
+                for kind in ("noop", "forward", "noop-batch", "direct") if faust else ():
                     rows.append(faust_baseline(kind, bootstrap, names.raw, partitions, total,
                                                out, timeout))
             started = time.perf_counter()
@@ -344,18 +346,22 @@ def main() -> None:
             show(broker, dense, [alone, *rows])
             many_rows = run(many, bootstrap, args.timeout, faust=False)
             show(broker, many, many_rows)
-        worker, noop, batch = rows[4], rows[1], rows[3]
+        noop, forward, batch, direct = rows[1:5]
+        workers = rows[5:]
+        worker = workers[0]
         per_min = len(persons) * minutes_days * 1440 / many_rows[-1].seconds
         print(f"{broker}: {per_min:,.0f} person-minutes closed a second on many minutes")
         result += [f"{broker}_worker_per_s={worker.per_s:.0f}",
                    f"{broker}_noop_per_s={noop.per_s:.0f}",
-                   f"{broker}_forward_per_s={rows[2].per_s:.0f}",
+                   f"{broker}_forward_per_s={forward.per_s:.0f}",
                    f"{broker}_noop_batch_per_s={batch.per_s:.0f}",
                    f"{broker}_noop_cpu_us={noop.cpu_us:.0f}",
                    f"{broker}_noop_batch_cpu_us={batch.cpu_us:.0f}",
+                   f"{broker}_direct_per_s={direct.per_s:.0f}",
+                   f"{broker}_direct_cpu_us={direct.cpu_us:.0f}",
                    f"{broker}_ratio_to_noop={worker.per_s / noop.per_s:.3f}",
                    f"{broker}_worker_rows_ratio_to_noop=" + ",".join(
-                       f"{r.per_s / noop.per_s:.3f}" for r in rows[4:]),
+                       f"{r.per_s / noop.per_s:.3f}" for r in workers),
                    f"{broker}_worker_cpu_us={worker.cpu_us:.0f}",
                    f"{broker}_changelog_per_mention={worker.changelog:.3f}",
                    f"{broker}_person_minutes_per_s={per_min:.0f}",

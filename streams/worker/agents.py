@@ -7,24 +7,30 @@ form still goes to ``mentions.clean`` for the evidence archiver and anyone else 
 the worker does not read it back (until 0.x it did: a second Faust hop per mention, its stream
 machinery and a second parse, about a quarter of a mention's CPU; docs/benchmarks.md).
 
-Events are taken in batches (``worker.batch_max`` events or ``worker.batch_wait_ms``, whichever
-comes first). Within a batch nothing is awaited per event: the clean mentions, dead letters and
-re-keyed mentions of the batch are produced together, and then awaited. The clean mentions go
-as Kafka record batches, a few per person (all of a person's clean mentions share a partition),
-built with aiokafka's batch API rather than sent one by one through Faust. Only once the broker
-has acknowledged every one of them (an alert links to evidence the archiver can only find in
-``mentions.clean``), and the batch's table changes too (the state that records an incident
-must outlive the alert about it; a batch without alerts only checks the changes answered so
-far, and a refused one stops the worker), are the alerts of the batch produced, each awaited
-before it leaves its person's outbox, and only then does Faust acknowledge the batch's events
-(``take_events``), so their offsets are committed after everything they caused is durable. A
-produce that fails after the client's own retries is produced again, holding the batch, until it
-succeeds or the worker is stopped (the stall watchdog stops a worker that stays stuck); its
-events are then read again: nothing is skipped. An error out of the batch itself stops the
-worker before its events are acknowledged (:func:`run_or_exit`).
+Records are taken in batches (``worker.batch_max`` records or ``worker.batch_wait_ms``,
+whichever comes first) straight from the queue Faust's consumer delivers ``mentions.raw`` to
+(:func:`raw_channel`), not through a Faust stream: the consumer, its commits, rebalances, flow
+control and table recovery are Faust's, but no event object and no stream machinery is made per
+record (a quarter to a third of Faust's floor in the bare no-op agents, 6-24% of the worker's
+CPU a mention; docs/benchmarks.md). Within a batch nothing is awaited per event: the clean
+mentions, dead letters and re-keyed mentions of the batch are produced together, and then
+awaited. The clean mentions go as Kafka record batches, a few per person (all of a person's
+clean mentions share a partition), built with aiokafka's batch API rather than sent one by one
+through Faust. Only once the broker has acknowledged every one of them (an alert links to
+evidence the archiver can only find in ``mentions.clean``), and the batch's table changes too
+(the state that records an incident must outlive the alert about it; a batch without alerts
+only checks the changes answered so far, and a refused one stops the worker), are the alerts of
+the batch produced, each awaited before it leaves its person's outbox, and only then are the
+batch's records acknowledged to Faust's consumer, so their offsets are committed after
+everything they caused is durable. A produce that fails after the client's own retries is
+produced again, holding the batch, until it succeeds or the worker is stopped (the stall
+watchdog stops a worker that stays stuck); its events are then read again: nothing is skipped.
+An error out of the batch itself stops the worker before its events are acknowledged
+(:func:`run_or_exit`).
 
-Faust acknowledges an event even when the agent raises (faust-streaming #315, #527), so a
-failing message is dead-lettered with its error class: nothing is skipped silently. Table
+A message whose processing raises is dead-lettered with its error class (Faust's agents
+acknowledge an event even when the agent raises, faust-streaming #315, #527; this loop never
+acknowledges a record whose batch did not finish): nothing is skipped silently. Table
 writes in a batch have no current event; the tables are
 :class:`~pileon.streams.worker.person_table.PersonTable`\\ s, whose changelog partition is
 derived from the key's person.
@@ -41,9 +47,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import faust
 from aiokafka.errors import (
@@ -378,16 +384,117 @@ async def _settle(
                 await asyncio.sleep(delay)
 
 
+class Taken(NamedTuple):
+    """A record of ``mentions.raw`` as the consumer delivered it: its key and value (bytes)
+    and Faust's message (topic, partition, offset, timestamp, generation), which is
+    acknowledged once the batch holding it is done."""
+
+    key: bytes | None
+    value: bytes | None
+    message: Any
+
+
+async def _taken(message: Any, *, propagate: bool = False) -> Taken:
+    return Taken(message.key, message.value, message)
+
+
+def raw_channel(app: faust.App, topic: Any) -> Any:
+    """``topic`` as a channel whose queue the worker reads in batches itself, below Faust's
+    streams: the consumer, its conductor and flow control deliver to it as to an agent's
+    channel (the same queue, cleared on a rebalance, the same back-pressure), but each record
+    becomes a :class:`Taken` instead of a Faust event, and no stream iterates it (Faust's
+    per-event path cost a quarter to a third more than this one in the bare no-op agents, and
+    the worker 6-24% of its CPU a mention; docs/benchmarks.md). Offsets, commits, rebalances
+    and table recovery are Faust's as before, and :func:`consume` tracks and acknowledges
+    records the way Faust's streams do. Relies on faust-streaming's ``Topic._compile_decode``
+    (0.15), the hook by which a topic makes its decoder."""
+
+    class RawChannel(type(topic)):  # type: ignore[misc]
+        def _compile_decode(self) -> None:
+            self.decode = _taken
+
+    channel = RawChannel(app, topics=list(topic.topics), partitions=topic.partitions,
+                         key_serializer=_RAW_SERIALISER, value_serializer=_RAW_SERIALISER,
+                         is_iterator=True)
+    app.topics.add(channel)
+    return channel
+
+
+_RAW_SERIALISER = "raw"
+
+
+async def batches(queue: Any, max_events: int, wait_seconds: float,
+                  taken: Callable[[Taken], None] = lambda _: None
+                  ) -> AsyncIterator[list[Taken]]:
+    """Batches from ``queue``: up to ``max_events`` records, waiting at most ``wait_seconds``
+    after the first for more (as ``take_events`` does). ``taken`` is called on each record as
+    it is taken."""
+    loop = asyncio.get_running_loop()
+    while True:
+        first = await queue.get()
+        taken(first)
+        batch = [first]
+        deadline = loop.time() + wait_seconds
+        while len(batch) < max_events:
+            if queue.empty():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    record = await asyncio.wait_for(queue.get(), left)
+                except TimeoutError:
+                    break
+            else:
+                record = queue.get_nowait()
+            taken(record)
+            batch.append(record)
+        yield batch
+
+
+def taker(consumer: Any, inbound: dict[Any, float]) -> Callable[[Taken], None]:
+    """What :func:`batches` does with each record it takes: the consumer tracks it (see
+    :func:`consume`), and ``inbound`` notes the partition's last take."""
+    def take(record: Taken) -> None:
+        message = record.message
+        if not message.tracked:
+            message.tracked = True
+            consumer.track_message(message)
+        inbound[message.tp] = time.monotonic()
+
+    return take
+
+
+async def consume(queue: Any, one_pass: BatchPass, batching: Batching, consumer: Any,
+                  inbound: dict[Any, float]) -> None:
+    """Run ``one_pass`` on every batch taken from ``queue`` and acknowledge its records to
+    ``consumer`` once it has finished: everything the batch caused is durable by then, so
+    Faust may commit past it.
+
+    Each record is tracked by the consumer as it is taken, as Faust's streams do: a rebalance
+    waits until the records taken are acknowledged (``Consumer.wait_empty``) before it commits
+    and hands partitions over, so a batch under way finishes first. ``inbound``: each
+    partition's last take (Faust's consumer warns of a partition whose records are not taken).
+    """
+    take = taker(consumer, inbound)
+    async for batch in batches(queue, batching.max_events, batching.wait_seconds, take):
+        await run_or_exit(one_pass, batch)
+        for record in batch:
+            record.message.ack(consumer)
+
+
 def add_agents(app: faust.App, topics: Topics, ingestor: Ingestor, analyser: PersonAnalyser,
                batching: Batching) -> None:
     one_pass = BatchPass(topics, ingestor, analyser, lambda: app.consumer_generation_id,
                          producer=lambda: cast(Any, app.producer)._ensure_producer(),
                          durable=lambda wait: changelogs_durable(app, wait))
+    channel = raw_channel(app, topics.raw)
 
-    @app.agent(topics.raw, name="process")
-    async def process(stream: Any) -> None:
-        async for events in stream.take_events(batching.max_events, batching.wait_seconds):
-            await run_or_exit(one_pass, events)
+    @app.task
+    async def process() -> None:
+        # Faust's consumer warns of a partition whose stream stopped taking records by this
+        # (its streams set it per event; SlimMonitor keeps it).
+        inbound = getattr(app.monitor, "stream_inbound_time", {})
+        await consume(channel.queue, one_pass, batching, app.consumer, inbound)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _forget(sender: Any, revoked: Any = None, **_: Any) -> None:

@@ -1,8 +1,9 @@
 """A Faust table whose changelog partition for a key is its person's, by construction.
 
 A plain Faust table sends each change to the changelog partition of the *current event*, and
-refuses a change when there is none: the body of a ``take_events`` batch has no current event
-(``TypeError: Cannot modify table key from outside of stream iteration``), and an event of one
+refuses a change when there is none: the worker's batches, taken below Faust's streams, have no
+current event (``TypeError: Cannot modify table key from outside of stream iteration``; nor has
+the body of a ``take_events`` batch), and an event of one
 person must never write another person's records into its own partition. The worker's tables
 are keyed ``person`` or ``person|record`` and ``mentions.raw`` is partitioned
 ``murmur2(person) % n`` (the producers' default partitioner; the ingest step re-keys a

@@ -10,6 +10,7 @@ import base64
 import hashlib
 from collections import namedtuple
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -439,3 +440,102 @@ class TestPersonTable:
     def test_person_of_a_key(self) -> None:
         assert person_of(b"amara|bluesky:at://x|y") == b"amara"
         assert person_of(b"amara") == b"amara"
+
+
+class TestTakingRecords:
+    """The worker takes ``mentions.raw`` in batches from the queue Faust's consumer delivers
+    to, below Faust's streams, and acknowledges a batch's records only once it is done."""
+
+    def test_the_raw_topic_is_read_below_faust_streams(
+        self, settings: Settings, watchlist: Watchlist
+    ) -> None:
+        from pileon.kafka.topics import TopicNames
+        from pileon.streams.worker.agents import Taken
+        from pileon.streams.worker.app import build_app
+
+        app = build_app(settings, watchlist, "127.0.0.1:1")
+        raw = TopicNames.from_settings(settings.kafka).raw
+        channels = [c for c in app.topics if raw in c.topics]
+        assert len(channels) == 1 and not list(app.agents)  # no stream, no agent reads it
+        message = SimpleNamespace(key=b"amara", value=b"{}", topic=raw, partition=0, offset=7)
+
+        async def decode() -> Any:
+            return await channels[0].decode(message)
+
+        taken = asyncio.run(decode())
+        assert taken == Taken(b"amara", b"{}", message) and taken.message is message
+
+    def test_batches_hold_at_most_max_and_wait_after_the_first(self) -> None:
+        from pileon.streams.worker.agents import batches
+
+        async def run() -> list[list[int]]:
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(7):
+                queue.put_nowait(i)
+            got: list[list[int]] = []
+
+            async def late() -> None:
+                await asyncio.sleep(0.3)
+                queue.put_nowait(7)
+                await asyncio.sleep(0.02)
+                queue.put_nowait(8)  # within the wait after 7: the same batch
+
+            feeder = asyncio.create_task(late())
+            async for batch in batches(queue, 3, 0.2):
+                got.append(batch)
+                if len(got) == 4:
+                    break
+            await feeder
+            return got
+
+        assert asyncio.run(run()) == [[0, 1, 2], [3, 4, 5], [6], [7, 8]]
+
+    def test_a_batchs_records_are_acknowledged_once_it_is_done(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        from pileon.streams.worker.agents import Batching, Taken, consume
+
+        class Consumer(list[int]):  # Faust's consumer: what it tracks and what is acked
+            def __init__(self) -> None:
+                super().__init__()
+                self.tracked: list[int] = []
+
+            def track_message(self, message: Any) -> None:
+                self.tracked.append(message.offset)
+                broker.log.append(("tracked", "raw", message.offset))
+
+        class Acked(Message):  # Faust's message: acknowledged to the consumer
+            tracked = False
+
+            @property
+            def tp(self) -> tuple[str, int]:
+                return (self.topic, self.partition)
+
+            def ack(self, consumer: Any) -> None:
+                consumer.append(self.offset)
+                broker.log.append(("ack", "raw", self.offset))
+
+        events = _events(_pileon()[:8])
+        inbound: dict[Any, float] = {}
+        acks = Consumer()
+
+        async def run() -> None:
+            queue: asyncio.Queue[Taken] = asyncio.Queue()
+            for e in events:
+                queue.put_nowait(Taken(e.key, e.value, Acked(*e.message)))
+            task = asyncio.create_task(consume(queue, one_pass, Batching(5, 0.05), acks,
+                                               inbound))
+            while len(acks) < len(events):
+                await asyncio.sleep(0.01)
+            task.cancel()
+
+        asyncio.run(run())
+        assert acks == acks.tracked == [e.message.offset for e in events]
+        what = [(w, t) for w, t, _ in broker.log]
+        # A record is tracked as it is taken (a rebalance waits for it), before its batch runs.
+        assert what[:5] == [("tracked", "raw")] * 5
+        # Each batch's clean mentions are acknowledged by the broker before its records are.
+        first_ack = what.index(("ack", "raw"))
+        assert what[:first_ack].count(("acked", "clean")) == 5
+        assert what.count(("acked", "clean")) == 8
+        assert set(inbound) == {("raw", e.message.partition) for e in events}
