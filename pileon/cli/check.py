@@ -1,7 +1,8 @@
 """``pileon check``: what an operator needs to know first, one line per finding.
 
 Is the broker reachable (a refused or unresolvable address fails at once, without the client's
-retry noise), do pileon's topics exist with the partitions the settings say, is a worker, a
+retry noise), do pileon's topics exist with the partitions the settings say (and do the clean
+and dead-letter topics take records as large as ingest lets through), is a worker, a
 notifier and an archiver a member of its group, how far behind is the worker group on each
 partition it consumes, and has the worker set aside late mentions (read from its ``/metrics``
 when reachable). What a new cluster answers with retriable errors is retried for a while.
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError
 
 from pileon.cli.common import scrape
@@ -66,6 +68,8 @@ def check(
         report.ok(f"broker {conn.bootstrap_servers}: reachable in {elapsed:.2f}s, "
                   f"{brokers} broker(s)")
         partitions = _check_topics(admin, names, settings.kafka.partitions, report)
+        _check_record_limits(admin, names, partitions, settings.ingest.max_message_bytes,
+                             report)
     finally:
         admin.close()
     _check_members(conn, settings, timeout, report)
@@ -107,6 +111,38 @@ def _check_topics(
         else:
             report.ok(f"topic {name}: {found[name]} partitions")
     return found
+
+
+# A record batch of one record adds its header and the record's framing and key (a person key
+# is at most 63 bytes) to the value: well under this.
+_RECORD_OVERHEAD = 1024
+
+
+def _check_record_limits(admin: KafkaAdminClient, names: TopicNames, found: dict[str, int],
+                         ingest_limit: int, report: Report) -> None:
+    """Whether ``mentions.clean`` and ``mentions.invalid`` take what ingest lets through
+    (``ingest.max_message_bytes``). A clean mention over its topic's ``max.message.bytes`` is
+    analysed, but dead-lettered as ``too_large`` instead of archived as evidence; a dead
+    letter over it keeps only its original's first 1,024 bytes. Nothing is said when the
+    broker does not describe topic configs (Tansu 0.6 closes the connection)."""
+    topics = [name for name in (names.clean, names.invalid) if name in found]
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
+             for name in topics], config_filter="all")
+    except Exception:  # any refusal: this check is optional
+        return
+    what = {names.clean: "is analysed but dead-lettered as too_large, not archived as evidence",
+            names.invalid: "is dead-lettered with only the original's first 1,024 bytes"}
+    for name in topics:
+        value = str(described.get("topic", {}).get(name, {})
+                    .get("max.message.bytes", {}).get("value", ""))
+        if not value.isdigit():
+            continue
+        if int(value) < ingest_limit + _RECORD_OVERHEAD:
+            report.warn(f"topic {name}: max.message.bytes {int(value):,} is below what ingest "
+                        f"lets through ({ingest_limit:,} bytes, ingest.max_message_bytes): a "
+                        f"larger mention {what[name]}")
 
 
 def _check_members(
