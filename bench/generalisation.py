@@ -262,11 +262,11 @@ def spread(values: Sequence[float]) -> str:
 QUIET_WEEKS = 8
 
 
-def quiet_series(seed: int) -> tuple[Series, list[int]]:
+def quiet_series(seed: int) -> Series:
     """A quiet person's 5-minute counts, the kind the issue says nothing fired on: eight weeks
     around one mention per 5 minutes (a daily rhythm, gamma noise), two short unlabelled bursts a
-    week (10-40 mentions in 1-3 bins: a reply thread, a quote), and four labelled rises that
-    hold, 6-13 mentions a bin for half an hour. Returns the series and the rises' onsets."""
+    week (10-40 mentions in 1-3 bins: a reply thread, a quote), and four rises that hold, 6-13
+    mentions a bin for half an hour (its ``bursts``, measured as the injected ones are)."""
     rng = np.random.default_rng([seed, 18])
     n = QUIET_WEEKS * WEEK_BINS
     times = 1_420_000_000 + np.arange(n) * BIN
@@ -277,14 +277,14 @@ def quiet_series(seed: int) -> tuple[Series, list[int]]:
         i = int(rng.integers(int(PROBATION * n), n - 10))
         width = int(rng.integers(1, 4))
         counts[i : i + width] += rng.integers(10, 40, width)
-    onsets = []
+    rises = []
     for k in range(4):
         i = int(0.2 * n) + k * (n // 5) + int(rng.integers(0, 500))
         counts[i : i + 6] = rng.integers(6, 14, 6)
-        onsets.append(i)
+        rises.append((i, i + 6, i + 6))
     stamps = [datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%d %H:%M:%S") for t in times]
-    return Series(f"quiet-{seed}.csv", stamps, times.astype(float),
-                  counts.astype(np.int64), []), onsets
+    return Series(f"quiet-{seed}.csv", stamps, times.astype(float), counts.astype(np.int64), [],
+                  rises)
 
 
 def quiet_series_figures(pool: ProcessPoolExecutor, seeds: int
@@ -294,22 +294,10 @@ def quiet_series_figures(pool: ProcessPoolExecutor, seeds: int
     made = [quiet_series(seed) for seed in range(seeds)]
     out = {}
     for det in DETECTORS:
-        found, delays, outside = 0, [], 0
-        alerts = run_all(pool, [(det, s, None) for s, _ in made])
-        for (_, onsets), a in zip(made, alerts, strict=True):
-            hits = np.flatnonzero(np.asarray(a))
-            for onset in onsets:
-                within = [(i + 1 - onset) * BIN / 60 for i in hits
-                          if onset <= i and (i + 1 - onset) * BIN <= 3600]
-                if within:
-                    found += 1
-                    delays.append(within[0])
-            start = int(PROBATION * len(a))
-            outside += sum(1 for i in hits if i >= start and
-                           not any(o <= i < o + 30 for o in onsets))
-        out[det] = (found / (4 * len(made)),
-                    statistics.median(delays) if delays else math.nan,
-                    outside / len(made))
+        fig = InjectedFigures()
+        for s, alerts in zip(made, run_all(pool, [(det, s, None) for s in made]), strict=True):
+            fig.add(s, alerts)
+        out[det] = (fig.recall, fig.median_delay, fig.false / len(made))
     return out
 
 

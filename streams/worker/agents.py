@@ -414,13 +414,10 @@ def raw_channel(app: faust.App, topic: Any) -> Any:
             self.decode = _taken
 
     channel = RawChannel(app, topics=list(topic.topics), partitions=topic.partitions,
-                         key_serializer=_RAW_SERIALISER, value_serializer=_RAW_SERIALISER,
-                         is_iterator=True)
+                         key_serializer=topic.key_serializer,
+                         value_serializer=topic.value_serializer, is_iterator=True)
     app.topics.add(channel)
     return channel
-
-
-_RAW_SERIALISER = "raw"
 
 
 async def batches(queue: Any, max_events: int, wait_seconds: float,
