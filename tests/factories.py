@@ -73,7 +73,8 @@ def alert_dict(
         "opened_at": opened,
         "score": 12.5,
         "confirmation": {"alarm_at": opened, "mentions_since": 60, "expected_since": 6.2,
-                         "score": 9.5, "critical_window": False}
+                         "score": 9.5, "critical_window": False, "excess": 209.0,
+                         "min_excess": 25}
         if transition == "opened" else None,
         "found_late": None,
         "signals": {

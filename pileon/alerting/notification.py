@@ -133,6 +133,9 @@ def _description(event: AlertEvent) -> str:
         parts.append(f"Confirmed by the minutes since the alarm at {confirmation.alarm_at}: "
                      f"{confirmation.mentions_since} mentions, "
                      f"{confirmation.expected_since} expected.")
+    if confirmation is not None and confirmation.min_excess is not None:
+        parts.append(f"{confirmation.excess:g} mentions above baseline; an opening needs "
+                     f"{confirmation.min_excess}.")
     if event.found_late is not None:
         parts.append(f"Found late: {event.found_late.late_mentions} mentions arrived after "
                      f"their minutes had passed (a backfill or a delayed batch); the incident "

@@ -111,6 +111,12 @@ class Confirmation(_Part):
     expected_since: float
     score: float
     critical_window: bool
+    excess: float | None = Field(
+        default=None, description="mentions above baseline in the window that holds the most")
+    min_excess: int | None = Field(
+        default=None, description="the mentions above baseline this opening needed: "
+        "detection.min_excess, or detection.min_excess_coordinated when the window's "
+        "coordination signs alone reached the model bar")
 
 
 class LateFinding(_Part):

@@ -141,7 +141,8 @@ def _confirmation(c: Confirmed | None) -> Confirmation | None:
         return None
     return Confirmation(alarm_at=iso(c.alarm_at), mentions_since=c.mentions,
                         expected_since=round(c.expected, 2), score=round(c.score, 2),
-                        critical_window=c.critical)
+                        critical_window=c.critical, excess=round(c.excess, 1),
+                        min_excess=c.min_excess)
 
 
 def iso(t: float) -> str:

@@ -82,6 +82,8 @@ class Confirmation:
     expected: float  # what the baseline expected of those bins
     score: float  # their fresh evidence: volume tail score plus the non-volume part
     critical: bool  # a second window at the critical bar, which needs no fresh evidence
+    excess: float = 0.0  # mentions above baseline in the window that holds the most
+    min_excess: int = 0  # what the opening needed of them (min_excess or the coordinated floor)
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def decide(
             state.severity = Severity.CRITICAL if critical else Severity.WARNING
             state.opened_at, state.peak_score, state.quiet_bins = at, score, 0
             confirmation = Confirmation(state.alarm_at, state.fresh_count, state.fresh_expected,
-                                        fresh, critical)
+                                        fresh, critical, excess, floor)
             state._clear_alarm()
             return Decision(Transition.OPENED, state.incident_id, state.severity, confirmation)
         return None

@@ -18,6 +18,7 @@ class TestNotification:
         n = notification_from_event(alert_event(), AlertingSettings())
         assert "minutes since the alarm at 2026-11-20T12:00:00Z: 60 mentions, 6.2 expected" \
             in n.description
+        assert "209 mentions above baseline; an opening needs 25." in n.description
         escalated = notification_from_event(alert_event(transition="escalated"),
                                             AlertingSettings())
         assert "alarm" not in escalated.description

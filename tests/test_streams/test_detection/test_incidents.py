@@ -202,6 +202,26 @@ class TestCoordinatedFloor:
         assert self._decide(coordinated=True, excess=9.0) == []
 
 
+class TestConfirmationSaysWhatTheOpeningNeeded:
+    """An opening carries the mentions above baseline it rested on and the floor it needed."""
+
+    def _opening(self, excess: float, coordinated: bool) -> tuple[float, int] | None:
+        cfg = DetectionSettings(min_excess=25, min_excess_coordinated=10)
+        state = IncidentState()
+        for i in range(3):
+            rate = RateExplanation(15, 3.0, 6.0, latest=3, latest_expected=0.3, size=2.0,
+                                   bar=5.0, excess=excess)
+            d = decide(state, "amara", 60.0 * i, 9.0, rate, cfg, coordinated)
+            if d is not None:
+                assert d.confirmation is not None
+                return d.confirmation.excess, d.confirmation.min_excess
+        return None
+
+    def test_the_floor_it_needed(self) -> None:
+        assert self._opening(excess=30.0, coordinated=False) == (30.0, 25)
+        assert self._opening(excess=12.0, coordinated=True) == (12.0, 10)
+
+
 class TestSustainedRise:
     """A window from the sustained-rise test is half an hour of evidence already: the bin after
     the alarm need not be improbable on its own."""
