@@ -162,6 +162,7 @@ def test_the_incident_page_shows_each_head_and_its_check(tmp_path: Path) -> None
     with console_clients(tmp_path) as (sm, clients):
         page = clients["viewer"].get(f"/incidents/{event.incident_id}").text
         assert "No chain head has reached the console" in page
+        assert "209.0 mentions (an opening needs 25)" in page  # what the opening rested on
         with sm.begin() as db:
             record_head(db, _head(event, seq, head))
         page = html.unescape(clients["viewer"].get(f"/incidents/{event.incident_id}").text)
