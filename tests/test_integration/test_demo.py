@@ -37,7 +37,7 @@ def test_demo_shows_the_incident_and_leaves_verified_evidence(tmp_path: Path) ->
                         "(looks organic)") == len(others)
     for why in ("mentions in 10 min vs baseline", "distinct authors", "young accounts",
                 "near-duplicate template", "not a verdict", "pile-on score", "coordination",
-                "answering one post"):
+                "answering one post", "mentions above baseline (an opening needs"):
         assert why in stdout
     assert "EMBEDDED broker" in result.stderr
     # progress while waiting, the odds in words, local time beside UTC, librdkafka said
