@@ -133,7 +133,8 @@ def _description(event: AlertEvent) -> str:
         parts.append(f"Confirmed by the minutes since the alarm at {confirmation.alarm_at}: "
                      f"{confirmation.mentions_since} mentions, "
                      f"{confirmation.expected_since} expected.")
-    if confirmation is not None and confirmation.min_excess is not None:
+    if (confirmation is not None and confirmation.excess is not None
+            and confirmation.min_excess is not None):
         parts.append(f"{confirmation.excess:g} mentions above baseline; an opening needs "
                      f"{confirmation.min_excess}.")
     if event.found_late is not None:

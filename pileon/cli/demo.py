@@ -342,7 +342,7 @@ def _print_incident(
             else f"  confirmed by the minutes since the alarm at {confirmation.alarm_at}: "
                  f"{confirmation.mentions_since} mentions vs {confirmation.expected_since} "
                  f"expected (score {confirmation.score})")
-        if confirmation.min_excess is not None:
+        if confirmation.excess is not None and confirmation.min_excess is not None:
             lines.append(f"  {confirmation.excess:g} mentions above baseline (an opening needs "
                          f"{confirmation.min_excess})")
     focus = s.reply_focus

@@ -125,8 +125,8 @@ class TestPersonAnalyser:
         assert epoch(confirmation["alarm_at"]) < epoch(alert["at"])
         close = settings.detection.close_score
         assert confirmation["critical_window"] or confirmation["score"] >= close
-        # What the opening needed: the person's floor (a new person's min_excess, or the
-        # coordinated floor, since the signs counted), and the window held at least that.
+        # What the opening needed: the coordinated floor, since the signs counted, and the
+        # window held at least that.
         assert confirmation["min_excess"] == settings.detection.min_excess_coordinated
         assert confirmation["excess"] >= confirmation["min_excess"]
         body = orjson.dumps(alert).decode()

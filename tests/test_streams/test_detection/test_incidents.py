@@ -4,7 +4,13 @@ import math
 
 from pileon.core.settings import DetectionSettings
 from pileon.streams.detection.detectors import RateExplanation
-from pileon.streams.detection.incidents import IncidentState, Severity, Transition, decide
+from pileon.streams.detection.incidents import (
+    Decision,
+    IncidentState,
+    Severity,
+    Transition,
+    decide,
+)
 
 CFG = DetectionSettings(open_score=8, escalate_score=16, close_score=3, quiet_bins=5,
                         min_excess=25)
@@ -182,7 +188,7 @@ class TestCoordinatedFloor:
     """A dozen copies from several accounts is a campaign's signature; a dozen replies is not:
     ``min_excess_coordinated`` applies when the coordination signs alone reach the model bar."""
 
-    def _decide(self, coordinated: bool, excess: float) -> list[str]:
+    def _decisions(self, coordinated: bool, excess: float) -> list[Decision]:
         cfg = DetectionSettings(min_excess=25, min_excess_coordinated=10)
         state, seen = IncidentState(), []
         for i in range(3):
@@ -190,8 +196,11 @@ class TestCoordinatedFloor:
                                    bar=5.0, excess=excess)
             d = decide(state, "amara", 60.0 * i, 9.0, rate, cfg, coordinated)
             if d is not None:
-                seen.append(f"{d.transition}:{d.severity}")
+                seen.append(d)
         return seen
+
+    def _decide(self, coordinated: bool, excess: float) -> list[str]:
+        return [f"{d.transition}:{d.severity}" for d in self._decisions(coordinated, excess)]
 
     def test_coordinated_windows_open_at_the_lower_floor(self) -> None:
         assert self._decide(coordinated=True, excess=12.0) == ["opened:warning"]
@@ -201,25 +210,11 @@ class TestCoordinatedFloor:
     def test_the_lower_floor_still_applies(self) -> None:
         assert self._decide(coordinated=True, excess=9.0) == []
 
-
-class TestConfirmationSaysWhatTheOpeningNeeded:
-    """An opening carries the mentions above baseline it rested on and the floor it needed."""
-
-    def _opening(self, excess: float, coordinated: bool) -> tuple[float, int] | None:
-        cfg = DetectionSettings(min_excess=25, min_excess_coordinated=10)
-        state = IncidentState()
-        for i in range(3):
-            rate = RateExplanation(15, 3.0, 6.0, latest=3, latest_expected=0.3, size=2.0,
-                                   bar=5.0, excess=excess)
-            d = decide(state, "amara", 60.0 * i, 9.0, rate, cfg, coordinated)
-            if d is not None:
-                assert d.confirmation is not None
-                return d.confirmation.excess, d.confirmation.min_excess
-        return None
-
-    def test_the_floor_it_needed(self) -> None:
-        assert self._opening(excess=30.0, coordinated=False) == (30.0, 25)
-        assert self._opening(excess=12.0, coordinated=True) == (12.0, 10)
+    def test_an_opening_says_what_it_rested_on_and_the_floor_it_needed(self) -> None:
+        for coordinated, excess, floor in ((False, 30.0, 25), (True, 12.0, 10)):
+            [opened] = self._decisions(coordinated, excess)
+            assert opened.confirmation is not None
+            assert (opened.confirmation.excess, opened.confirmation.min_excess) == (excess, floor)
 
 
 class TestSustainedRise:
