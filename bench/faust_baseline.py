@@ -39,7 +39,8 @@ def main() -> None:
     # The worker's own app (consumer, producer, session settings), under another app id and
     # with its data in a directory of its own.
     os.environ["PILEON_WORKER__APP_ID"] = app_id
-    os.environ["PILEON_WORKER__DATA_DIR"] = tempfile.mkdtemp(prefix=f"pileon-bench-{app_id}-")
+    if "PILEON_WORKER__DATA_DIR" not in os.environ:  # bench/throughput.py gives one in its run
+        os.environ["PILEON_WORKER__DATA_DIR"] = tempfile.mkdtemp(prefix=f"pileon-bench-{app_id}-")
     settings = load_settings()
     use_event_loop(settings)  # the worker's loop too
     app = faust_app(settings, as_connection(bootstrap))

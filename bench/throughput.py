@@ -195,8 +195,10 @@ def faust_baseline(kind: str, bootstrap: str, raw: str, partitions: int, total: 
     log_path = out / f"{kind}.log"
     started = time.perf_counter()
     with log_path.open("wb") as log:
+        # Its tables' data directory inside the run's, removed with it.
+        env = {**os.environ, "PILEON_WORKER__DATA_DIR": str(out / f"{kind}-data")}
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
-                                start_new_session=True)  # (our own script)
+                                start_new_session=True, env=env)  # (our own script)
     label = {"noop": "Faust no-op agent", "forward": "Faust forwarding agent",
              "noop-batch": "Faust no-op agent, take_events",
              "direct": "Faust consumer, no stream (batches)"}[kind]

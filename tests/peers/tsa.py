@@ -5,6 +5,7 @@ would (``openssl ts -verify``)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -100,6 +101,8 @@ class LocalTSA:
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
+        self._server.server_close()
+        shutil.rmtree(self.dir, ignore_errors=True)  # its keys and queries end with the test
 
     def verify_with_openssl(self, data: bytes, token: bytes) -> subprocess.CompletedProcess[str]:
         """``openssl ts -verify -data`` over the timestamped bytes and the token (TSR)."""

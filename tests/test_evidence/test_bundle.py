@@ -4,6 +4,8 @@ import csv
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -221,9 +223,19 @@ class TestVerifyBundle:
 _MADE: dict[str, Path] = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _bundle_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The generated bundle lives in pytest's own temporary tree for this module only (the
+    tamper tests run hundreds of examples: nothing of theirs may outlive the run)."""
+    _MADE["root"] = tmp_path_factory.mktemp("tamper")
+    yield
+    shutil.rmtree(_MADE.pop("root"), ignore_errors=True)
+    _MADE.pop("bundle", None)
+
+
 def _generated() -> Path:
     if "bundle" not in _MADE:
-        root = Path(tempfile.mkdtemp(prefix="pileon-bundle-"))
+        root = _MADE["root"] / "generated"
         log = EvidenceLog(root / "chains")
         origin = {"topic": "mentions.clean", "partition": 0, "offset": 0}
         for minute in range(12):
@@ -233,10 +245,13 @@ def _generated() -> Path:
     return _MADE["bundle"]
 
 
-def _fresh_copy() -> Path:
-    target = Path(tempfile.mkdtemp(prefix="pileon-tamper-")) / "b"
-    shutil.copytree(_generated(), target)
-    return target
+@contextmanager
+def _fresh_copy() -> Iterator[Path]:
+    """A copy of the generated bundle for one example, removed when the example ends."""
+    with tempfile.TemporaryDirectory(prefix="pileon-tamper-", dir=_MADE["root"]) as scratch:
+        target = Path(scratch) / "b"
+        shutil.copytree(_generated(), target)
+        yield target
 
 
 NAMES = ["incident.json", "mentions.jsonl", "mentions.csv", "report.html", "manifest.json"]
@@ -246,58 +261,58 @@ NAMES = ["incident.json", "mentions.jsonl", "mentions.csv", "report.html", "mani
 @given(name=st.sampled_from(NAMES), where=st.floats(0, 1, exclude_max=True),
        byte=st.integers(1, 255))
 def test_any_byte_edit_is_caught(name: str, where: float, byte: int) -> None:
-    bundle = _fresh_copy()
-    path = bundle / name
-    data = bytearray(path.read_bytes())
-    data[int(where * len(data))] ^= byte
-    path.write_bytes(bytes(data))
-    with pytest.raises(ChainError):
-        verify_bundle(bundle)
+    with _fresh_copy() as bundle:
+        path = bundle / name
+        data = bytearray(path.read_bytes())
+        data[int(where * len(data))] ^= byte
+        path.write_bytes(bytes(data))
+        with pytest.raises(ChainError):
+            verify_bundle(bundle)
 
 
 @settings(max_examples=60, deadline=None)
 @given(name=st.sampled_from(NAMES), keep=st.floats(0, 1, exclude_max=True))
 def test_any_truncation_is_caught(name: str, keep: float) -> None:
-    bundle = _fresh_copy()
-    path = bundle / name
-    data = path.read_bytes()
-    path.write_bytes(data[:int(keep * len(data))])
-    with pytest.raises(ChainError):
-        verify_bundle(bundle)
+    with _fresh_copy() as bundle:
+        path = bundle / name
+        data = path.read_bytes()
+        path.write_bytes(data[:int(keep * len(data))])
+        with pytest.raises(ChainError):
+            verify_bundle(bundle)
 
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), reseal=st.booleans())
 def test_any_line_deleted_or_reordered_is_caught(data: st.DataObject, reseal: bool) -> None:
-    bundle = _fresh_copy()
-    path = bundle / "mentions.jsonl"
-    lines = path.read_bytes().splitlines()
-    i = data.draw(st.integers(0, len(lines) - 1))
-    if data.draw(st.booleans()):
-        del lines[i]
-    else:
-        j = data.draw(st.integers(0, len(lines) - 1).filter(lambda j: j != i))
-        lines[i], lines[j] = lines[j], lines[i]
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
-    if reseal:
-        _reseal(bundle)
-    with pytest.raises(ChainError):
-        verify_bundle(bundle)
+    with _fresh_copy() as bundle:
+        path = bundle / "mentions.jsonl"
+        lines = path.read_bytes().splitlines()
+        i = data.draw(st.integers(0, len(lines) - 1))
+        if data.draw(st.booleans()):
+            del lines[i]
+        else:
+            j = data.draw(st.integers(0, len(lines) - 1).filter(lambda j: j != i))
+            lines[i], lines[j] = lines[j], lines[i]
+        path.write_bytes(b"".join(line + b"\n" for line in lines))
+        if reseal:
+            _reseal(bundle)
+        with pytest.raises(ChainError):
+            verify_bundle(bundle)
 
 
 @settings(max_examples=20, deadline=None)
 @given(name=st.sampled_from(NAMES[:-1]))
 def test_any_file_substituted_from_another_incident_is_caught(name: str) -> None:
-    bundle, other = _fresh_copy(), _fresh_copy()
-    root = other.parent
-    log = EvidenceLog(root / "chains")
-    origin = {"topic": "mentions.clean", "partition": 0, "offset": 0}
-    for minute in range(12):
-        log.append(mention(at=NOW - timedelta(minutes=12 - minute)), origin)
-    earlier = alert_dict(opened=iso(NOW - timedelta(minutes=5)))
-    earlier["signals"]["rate"]["mentions"] = 5
-    export_bundle(log, [AlertEvent.from_json(earlier)], other)
-    shutil.copy(other / name, bundle / name)
-    _reseal(bundle)
-    with pytest.raises(ChainError):
-        verify_bundle(bundle)
+    with _fresh_copy() as bundle, _fresh_copy() as other:
+        root = other.parent
+        log = EvidenceLog(root / "chains")
+        origin = {"topic": "mentions.clean", "partition": 0, "offset": 0}
+        for minute in range(12):
+            log.append(mention(at=NOW - timedelta(minutes=12 - minute)), origin)
+        earlier = alert_dict(opened=iso(NOW - timedelta(minutes=5)))
+        earlier["signals"]["rate"]["mentions"] = 5
+        export_bundle(log, [AlertEvent.from_json(earlier)], other)
+        shutil.copy(other / name, bundle / name)
+        _reseal(bundle)
+        with pytest.raises(ChainError):
+            verify_bundle(bundle)
