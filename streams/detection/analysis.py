@@ -280,12 +280,13 @@ class PersonAnalyser:
                    recent: deque[RecentMention], x: BinObservation) -> Scored:
         """The pile-on score of the window ``x`` closes, from ``recent`` (no learning)."""
         end = x.start + cfg.bin_seconds
-        rate = detector.explain(x)
         window = window_stats(recent, end - cfg.window_bins * cfg.bin_seconds, end,
                               cfg.lateness_seconds)
         summary, focused = _summaries(x, window)
         coordination = rt.coordination.explain(summary)
         focus = rt.focus.explain(focused)
+        # The window length is chosen on the pile-on score, the one the bar is asked of.
+        rate = detector.explain(x, max(coordination.score, focus.score), cfg.coordination_gate)
         return Scored(pileon_score(rate, coordination, focus, cfg), rate, coordination, focus,
                       window)
 

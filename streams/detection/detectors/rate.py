@@ -286,10 +286,20 @@ class RateDetector:
         return (sum(counts) - busiest,
                 sum(expected) - sum(expected[start : start + w]))
 
-    def explain(self, x: BinObservation) -> RateExplanation:
+    def explain(self, x: BinObservation, evidence: float = 0.0,
+                gate: float = math.inf) -> RateExplanation:
         """The window length whose count is least probable for this person: the one whose
         score is furthest above (or least below) its own bar, with its count and expectation
-        (the long window's without its busiest stretch: its ``window_bins`` are the rest)."""
+        (the long window's without its busiest stretch: its ``window_bins`` are the rest).
+
+        ``evidence``: the caller's non-volume score for the window (coordination signs, focus
+        on one post), which counts towards a window length's score once that score reaches
+        ``gate`` (see :func:`pileon.streams.detection.analysis.pileon_score`). The choice is
+        then made on the pile-on score: otherwise a window length whose volume score is below
+        the gate could win on volume alone and switch the evidence off for the whole bin,
+        although the short window's volume was unusual (a quiet person's campaign paused
+        its page by minutes that way; docs/benchmarks.md). Without evidence the choice is
+        volume alone, as :mod:`pileon.cli.scorecsv` makes it."""
         best: tuple[int, float, float, int, float, bool] | None = None
         scores = []
         excess = -math.inf
@@ -309,7 +319,8 @@ class RateDetector:
             scores.append(score)
             excess = max(excess, count - expected)
             bar = self.bar(i)
-            if best is None or score - bar > best[2] - best[4]:
+            if best is None or _margin(score, bar, evidence, gate) > _margin(
+                    best[2], best[4], evidence, gate):
                 best = (count, expected, score, shown, bar, False)
         windows_best = max(scores)
         sustained_bar = math.inf
@@ -324,7 +335,7 @@ class RateDetector:
             bar = max(self.floor(), at_multiple)
             sustained_bar = bar
             assert best is not None  # noqa: S101 - the short window always counts
-            if score - bar > best[2] - best[4]:
+            if _margin(score, bar, evidence, gate) > _margin(best[2], best[4], evidence, gate):
                 best = (count, expected, score, self.stretches * self.stretch_bins, bar, True)
         else:
             scores.append(0.0)
@@ -613,6 +624,12 @@ class RateDetector:
         detector.local_n = int(state.get("local_n", 0))
         detector.local_frozen = int(state.get("local_frozen", 0))
         return detector
+
+
+def _margin(score: float, bar: float, evidence: float, gate: float) -> float:
+    """How far a window length's pile-on score is above its bar: its volume score, plus the
+    non-volume ``evidence`` once the volume score reaches ``gate``."""
+    return score + (evidence if score >= gate else 0.0) - bar
 
 
 def _log_sf(count: int, expected: float, r: float) -> float:

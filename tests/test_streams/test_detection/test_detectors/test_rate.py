@@ -224,6 +224,42 @@ class TestCalibration:
         assert restored.bar(0) == d.bar(0)
 
 
+class TestChoiceOfWindowLength:
+    """The window length is chosen on the pile-on score when the caller has non-volume
+    evidence (coordination signs, focus), so that evidence is not switched off by a window
+    length that wins on volume alone."""
+
+    @staticmethod
+    def _bursty() -> RateDetector:
+        rng = np.random.default_rng(3)
+        d = RateDetector(bin_seconds=60, window_bins=10, warmup_bins=720)
+        for i in range(12 * 1440):  # a five-minute burst of 12 a minute every six hours
+            burst = 12 if i % 360 < 5 and i > 1440 else 0
+            x = BinObservation(i * 60.0, int(rng.poisson(2.0)) + burst)
+            d.explain(x)
+            d.learn_one(x)
+        return d
+
+    def test_evidence_counts_where_the_volume_is_unusual(self) -> None:
+        d = self._bursty()
+        assert d.bar(0) > d.bar(1) + 3  # its bursts raised the ten-minute bar only
+        x = BinObservation(12 * 86400.0, 35)
+        volume = d.explain(x)
+        # On volume alone the hour is nearer its bar; its score is under the gate (2).
+        assert volume.window_bins == 50 and volume.score < 2
+        piled = d.explain(x, evidence=6.0, gate=2.0)
+        # The ten minutes are unusual enough for the evidence to count, and with it they
+        # reach their bar: that is the window the bar is asked of.
+        assert piled.bar is not None
+        assert piled.window_bins == 10 and 2 <= piled.score < piled.bar <= piled.score + 6.0
+
+    def test_without_evidence_the_choice_is_volume_alone(self) -> None:
+        d = self._bursty()
+        x = BinObservation(12 * 86400.0, 35)
+        assert d.explain(x) == d.explain(x, evidence=0.0, gate=2.0)
+        assert d.explain(x, evidence=6.0) == d.explain(x)  # no gate: evidence never counts
+
+
 class TestSustainedRise:
     """Half an hour, all of it but five minutes, well above the person's usual and their last
     six hours: the test for rises that hold, whose bar is a multiple of the usual."""
