@@ -32,10 +32,12 @@ steady one: the score stays a calibrated tail probability for that person. (With
 however large the counts: 6.6 for ``r = 8, k = 5``.)
 
 Two window lengths are tested, ``window_bins`` and ``LONG_FACTOR`` times that (10 minutes and
-an hour by default), each with its own learned ``r``, and the score is the stronger of the two
-less ``log10 2`` (Bonferroni): bursts average out over an hour, so a sustained rise that no
-10-minute window makes improbable (a slow build, a long organic surge) still shows, the way a
-CUSUM catches sustained shifts that a Shewhart chart misses (Page 1954).
+an hour by default), each with its own learned ``r`` and less ``log10 2`` (Bonferroni), and
+the window reported is the one furthest above its own bar (see Calibration; with the caller's
+coordination or focus evidence added where its volume reaches the gate, :meth:`RateDetector.
+explain`): bursts average out over an hour, so a sustained rise that no 10-minute window makes
+improbable (a slow build, a long organic surge) still shows, the way a CUSUM catches sustained
+shifts that a Shewhart chart misses (Page 1954).
 
 The long window sets aside its busiest stretch of ``window_bins`` bins (its busiest ten
 minutes): it is the test for rises that last, and a one-off spike (the short window's
