@@ -150,7 +150,14 @@ class WebhookIngest:
         app.router.add_get("/openapi.yaml", self.openapi)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
+        app.on_cleanup.append(self._close)
         return app
+
+    async def _close(self, app: web.Application) -> None:
+        """On shutdown, close the producer: every accepted batch was acknowledged before it
+        was answered, so this only stops its network thread, which would otherwise go on
+        reconnecting to the broker for as long as the process lives."""
+        await asyncio.get_running_loop().run_in_executor(None, self._producer.close)
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(text=self._openapi, content_type="application/yaml")

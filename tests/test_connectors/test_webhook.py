@@ -13,6 +13,7 @@ import pytest
 import requests
 import yaml
 from aiohttp import web
+from kafka.errors import KafkaError
 from openapi_spec_validator import validate
 
 from pileon.connectors import openapi
@@ -53,9 +54,12 @@ class Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(20)
+        asyncio.run_coroutine_threadsafe(self._loop.shutdown_default_executor(),
+                                         self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     def post(self, body: bytes, *, token: str | None = TOKEN,
              kind: str = "application/x-ndjson") -> requests.Response:
@@ -161,6 +165,17 @@ class TestWebhookIngest:
         assert restarted.load_recent() == 5
         with Server(restarted) as second:
             assert second.post(ndjson(batch)).json() == {"accepted": 0, "duplicates": 5}
+
+    def test_shutdown_closes_the_producer(
+        self, embedded_broker: EmbeddedBroker, topic: str
+    ) -> None:
+        producer = MentionProducer(embedded_broker.bootstrap, topic)
+        with Server(_ingest(embedded_broker.bootstrap, topic, producer)) as s:
+            assert s.post(ndjson([mention("amara", at=datetime.now(UTC))])).status_code == 200
+        # Its network thread would otherwise go on reconnecting for as long as the process
+        # lives (a closed producer refuses to send).
+        with pytest.raises(KafkaError, match="closed"):
+            producer.send_record(topic, None, b"x")
 
     def test_kafka_down_is_503_and_nothing_counts_as_accepted(self, topic: str) -> None:
         from pileon.kafka.broker import EmbeddedBroker
