@@ -38,6 +38,7 @@ from pileon.streams.detection.detectors import (
     RateDetector,
     RateExplanation,
     WindowSummary,
+    with_evidence,
 )
 from pileon.streams.detection.gauges import export_gauges
 from pileon.streams.detection.incidents import Decision, IncidentState, decide, open_bar
@@ -65,9 +66,8 @@ def pileon_score(
     volume itself is unusual (``coordination_gate``): copies, young accounts or a reply thread
     at normal volume are not a pile-on. The maximum, not the sum: they are not independent (a
     brigade's copies are its replies to one post), and each is already a tail probability."""
-    if not evidence_counts(rate, cfg):
-        return rate.score
-    return rate.score + max(coordination.score, focus.score)
+    return with_evidence(rate.score, max(coordination.score, focus.score),
+                         cfg.coordination_gate)
 
 
 def _coordinated(scored: Scored, detector: RateDetector, cfg: DetectionSettings) -> bool:

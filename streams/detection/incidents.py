@@ -82,8 +82,8 @@ class Confirmation:
     expected: float  # what the baseline expected of those bins
     score: float  # their fresh evidence: volume tail score plus the non-volume part
     critical: bool  # a second window at the critical bar, which needs no fresh evidence
-    excess: float = 0.0  # mentions above baseline in the window that holds the most
-    min_excess: int = 0  # what the opening needed of them (min_excess or the coordinated floor)
+    excess: float  # mentions above baseline in the window that holds the most
+    min_excess: int  # what the opening needed of them (min_excess or the coordinated floor)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pileon.streams.detection.detectors.coordination import (
     WindowSummary,
 )
 from pileon.streams.detection.detectors.focus import FocusDetector, FocusExplanation, FocusSummary
-from pileon.streams.detection.detectors.rate import RateDetector, RateExplanation
+from pileon.streams.detection.detectors.rate import RateDetector, RateExplanation, with_evidence
 
 # The built-in detectors, typed with the contract so that mypy checks each one fits it.
 BUILTIN: dict[str, type[Detector[Any, Any]]] = {
@@ -31,4 +31,5 @@ __all__ = [
     "RateDetector",
     "RateExplanation",
     "WindowSummary",
+    "with_evidence",
 ]

@@ -628,10 +628,17 @@ class RateDetector:
         return detector
 
 
+def with_evidence(score: float, evidence: float, gate: float) -> float:
+    """A window's pile-on score: its volume ``score``, plus the non-volume ``evidence``
+    (coordination signs, focus on one post) once the volume score reaches ``gate``. The one
+    rule both the choice of window length (:meth:`RateDetector.explain`) and the analyser's
+    :func:`~pileon.streams.detection.analysis.pileon_score` apply."""
+    return score + (evidence if score >= gate else 0.0)
+
+
 def _margin(score: float, bar: float, evidence: float, gate: float) -> float:
-    """How far a window length's pile-on score is above its bar: its volume score, plus the
-    non-volume ``evidence`` once the volume score reaches ``gate``."""
-    return score + (evidence if score >= gate else 0.0) - bar
+    """How far a window length's pile-on score is above its bar."""
+    return with_evidence(score, evidence, gate) - bar
 
 
 def _log_sf(count: int, expected: float, r: float) -> float:
