@@ -177,3 +177,53 @@ def test_the_incident_page_shows_each_head_and_its_check(tmp_path: Path) -> None
         assert views[-1].detail["heads_failed"] == 1
         assert clients["anonymous"].get(f"/incidents/{event.incident_id}").status_code in (
             302, 303, 401)
+
+
+class TestAVerifiedPrefixIsNotVerifiedAgain:
+    """A view after the first hashes the prefix an earlier view verified instead of checking
+    it record by record, and verifies only what was appended since."""
+
+    def test_records_appended_since_are_verified_onward(
+        self, archive: tuple[Path, AlertEvent, int, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import pileon.console.evidence as ev
+
+        monkeypatch.setattr(ev, "_INDEX_EVERY", 2)
+        root, event, seq, head = archive
+        path = _chain(root)
+        records = [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+        [check] = check_heads(root, "amara", [_stored(event, seq, head)])
+        assert check.ok is True and ev._verified[path].seq == seq
+        log = EvidenceLog(root / "chains")
+        more = dict(records[-1]["mention"], id="bluesky:appended-1")
+        log.append(more, {"topic": "t", "partition": 0, "offset": 99})
+        new_seq, new_head = log.head("amara")
+        middle = _stored(event, 3, records[2]["hash"])  # read from the prefix's index
+        middle.idempotency_key += ":3"
+        checks = check_heads(root, "amara", [middle, _stored(event, new_seq, new_head)])
+        assert [c.ok for c in checks] == [True, True]
+        assert ev._verified[path].seq == new_seq
+
+    def test_a_same_length_edit_of_a_verified_record_is_still_found(
+        self, archive: tuple[Path, AlertEvent, int, str]
+    ) -> None:
+        root, event, seq, head = archive
+        path = _chain(root)
+        [check] = check_heads(root, "amara", [_stored(event, seq, head)])
+        assert check.ok is True
+        data = path.read_bytes()
+        edited = data.replace(b"resign now", b"resign NOW", 1)
+        assert edited != data and len(edited) == len(data)
+        path.write_bytes(edited)
+        [check] = check_heads(root, "amara", [_stored(event, seq, head)])
+        assert check.ok is False and "broken" in check.text
+
+    def test_a_rewritten_and_rehashed_prefix_is_still_found(
+        self, archive: tuple[Path, AlertEvent, int, str]
+    ) -> None:
+        root, event, seq, head = archive
+        [check] = check_heads(root, "amara", [_stored(event, seq, head)])
+        assert check.ok is True
+        _rewrite(_chain(root), 2, "nothing to see")
+        [check] = check_heads(root, "amara", [_stored(event, seq, head)])
+        assert check.ok is False and "rewritten after the page" in check.text
