@@ -55,6 +55,17 @@ _HOSTILE = [
 ]
 _FILLERS = ["lol", "seriously", "again", "honestly", "fr", "!!!", "smh", "period", "😂", "🤡"]
 _HOMOGLYPHS = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "i": "і"}
+_HEADLINES = [
+    "what {s} means for your household", "inside {s}: the numbers nobody checked",
+    "{s}, explained in five charts", "how {s} came together behind closed doors",
+    "the real cost of {s}", "who wins and who loses from {s}",
+    "{s}: what the officials did not say", "a year after {s}, little has changed",
+]
+_SHARES = [
+    "{h} {link}", "new piece by {name}: {h} {link}", "{h} by {name} {link}",
+    "{opener} {h} {link}", "must read from {name}: {h} {link}", "{h} ({name}) {link}",
+    "{tail}: {h} {link}",
+]
 
 
 @dataclass(frozen=True)
@@ -117,8 +128,18 @@ class Simulator:
         seed: int = 7,
         mean_per_hour: float = 60.0,
         pileon: PileOnScript | None = None,
+        young_share: float = 0.0,
+        articles_per_day: float = 0.0,
     ) -> None:
-        """``persons`` maps watchlist key to display name."""
+        """``persons`` maps watchlist key to display name.
+
+        Two parts of ordinary traffic that look like parts of a brigade, off by default (the
+        runs of a seed stay what they were): ``young_share`` of the background mentions come
+        from accounts a few days old (new users; a migration wave raises it), and the person
+        publishes ``articles_per_day`` pieces in their waking hours, each shared with its
+        headline and link by established accounts (near-identical texts from many accounts,
+        a burst over the next hour or so). Both draw from a random stream of their own, so a
+        seed's other mentions are the same with them on or off."""
         if pileon is not None and pileon.target not in persons:
             raise ValueError(f"pile-on target {pileon.target!r} is not a simulated person")
         self.persons = persons
@@ -128,6 +149,10 @@ class Simulator:
         self.mean_per_hour = mean_per_hour
         self.pileon = pileon
         self._rng = np.random.default_rng(seed)
+        self.young_share = young_share
+        self.articles_per_day = articles_per_day
+        self._organic = np.random.default_rng(seed + 2_000_029)
+        self._regulars: dict[str, list[_Author]] = {}
         self._seq = itertools.count()
         self._usual: dict[str, tuple[float, float]] = {}  # person: (timezone hours, scale)
         self._truth = GroundTruth(
@@ -144,6 +169,10 @@ class Simulator:
             out.extend(background)
         if self.pileon is not None:
             out.extend(self._pileon(self.pileon))
+        for person, name in self.persons.items():
+            shares = list(self._article_shares(person, name))
+            self._truth.background_mentions[person] += len(shares)
+            out.extend(shares)
         out.sort(key=lambda m: (m["created_at"], m["id"]))
         return out
 
@@ -188,6 +217,7 @@ class Simulator:
         scale = self.mean_per_hour * float(rng.uniform(0.6, 1.4))
         self._usual[person] = (tz_hours, scale)
         authors = [self._author(f"{person}-reg{i}", young=False) for i in range(1500)]
+        self._regulars[person] = authors
         weights = 1.0 / np.arange(1, len(authors) + 1) ** 0.8
         weights /= weights.sum()
         minutes = int((self.end - self.start) // 60)
@@ -199,7 +229,8 @@ class Simulator:
             # Gamma-Poisson mixture: over-dispersed like real traffic.
             n = int(rng.poisson(rng.gamma(4.0, lam / 4.0))) if lam > 0 else 0
             for _ in range(n):
-                author = authors[int(rng.choice(len(authors), p=weights))]
+                author = self._maybe_new(authors[int(rng.choice(len(authors), p=weights))],
+                                         person, t0)
                 yield self._mention(person, name, t0 + float(rng.uniform(0, 60)), author,
                                     self._chatter(name), "mention")
             if rng.random() < 3.0 / (24 * 60) * _diurnal(hour):  # an organic reply thread
@@ -224,8 +255,43 @@ class Simulator:
             t = t0 + float(rng.uniform(0, span))
             text = self._chatter(name)  # drawn even when dropped: same seed, same stream
             if t <= self.end:  # a thread near the end is cut off: nothing from the future
-                yield self._mention(person, name, t, authors[int(i)], text, "reply",
-                                    in_reply_to=post)
+                yield self._mention(person, name, t, self._maybe_new(authors[int(i)], person, t),
+                                    text, "reply", in_reply_to=post)
+
+    def _maybe_new(self, author: _Author, person: str, t: float) -> _Author:
+        """``author``, or with probability ``young_share`` an account a few days old."""
+        if not self.young_share or self._organic.random() >= self.young_share:
+            return author
+        rng = self._organic
+        return _Author(f"sim-{self.seed}-{person}-new{int(rng.integers(10**9))}",
+                       f"new{int(rng.integers(10**9))}.example",
+                       t - float(rng.uniform(0.2, 6.0)) * 86400, int(rng.integers(0, 60)))
+
+    def _article_shares(self, person: str, name: str) -> Iterator[dict[str, Any]]:
+        """The person's published pieces, each shared by established accounts with its
+        headline and link (and now and then a new account), mostly within the hour."""
+        if not self.articles_per_day:
+            return
+        rng = self._organic
+        tz_hours, scale = self._usual[person]
+        authors = self._regulars[person]
+        days = (self.end - self.start) / 86400
+        for _ in range(int(rng.poisson(self.articles_per_day * days))):
+            published = float(rng.uniform(self.start, self.end))
+            while _diurnal(((published / 3600.0) + tz_hours) % 24) < 1.0:  # the working day
+                published = float(rng.uniform(self.start, self.end))
+            headline = str(rng.choice(_HEADLINES)).format(s=rng.choice(_SUBJECTS))
+            link = f"https://news.example.invalid/{int(rng.integers(10**9))}"
+            shares = int(rng.poisson(max(3.0, scale * float(rng.uniform(0.25, 1.5)))))
+            for i in rng.choice(len(authors), size=min(shares, len(authors)), replace=False):
+                t = published + float(rng.exponential(40 * 60))
+                text = str(rng.choice(_SHARES)).format(
+                    h=headline, link=link, name=name, opener=rng.choice(_OPENERS),
+                    tail=rng.choice(_TAILS))
+                if t <= self.end:
+                    yield self._mention(person, name, t,
+                                        self._maybe_new(authors[int(i)], person, t), text,
+                                        "mention")
 
     def _chatter(self, name: str) -> str:
         rng = self._rng

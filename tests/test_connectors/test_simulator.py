@@ -67,6 +67,35 @@ class TestSimulator:
         )
         assert young / len(pileon) > 0.6
 
+    def test_shared_pieces_and_new_accounts_leave_the_rest_of_a_seed_alone(self) -> None:
+        plain = Simulator(PERSONS, end=END, days=3, seed=5).mentions()
+        sim = Simulator(PERSONS, end=END, days=3, seed=5, young_share=0.05,
+                        articles_per_day=2.0)
+        mentions = sim.mentions()
+        shares = [m for m in mentions if "news.example.invalid" in m["text"]]
+        rest = [m for m in mentions if m not in shares]
+        # The same mentions, some of them now from new accounts.
+        assert [(m["id"], m["text"], m["created_at"]) for m in rest] == \
+            [(m["id"], m["text"], m["created_at"]) for m in plain]
+        young = [m for m in rest if _days(m["created_at"]) - _days(m["author"]["created_at"]) < 7]
+        assert 0.03 < len(young) / len(rest) < 0.07
+        assert sum(sim.ground_truth().background_mentions.values()) == len(mentions)
+
+    def test_a_shared_piece_is_one_headline_and_link_from_many_established_accounts(
+        self
+    ) -> None:
+        sim = Simulator(PERSONS, end=END, days=3, seed=5, articles_per_day=2.0)
+        shares = [m for m in sim.mentions() if "news.example.invalid" in m["text"]]
+        by_link = Counter(m["text"].split()[-1] for m in shares)
+        assert len(by_link) >= 3 and min(by_link.values()) >= 1
+        link, most = by_link.most_common(1)[0]
+        wave = [m for m in shares if m["text"].endswith(link)]
+        assert len({m["author"]["id"] for m in wave}) == most  # one share an account
+        assert all(_days(m["created_at"]) - _days(m["author"]["created_at"]) > 30
+                   for m in wave)
+        local = [(_days(m["created_at"]) * 24) for m in wave]
+        assert max(local) - min(local) < 12  # a burst, not a day's trickle
+
     def test_invalid_messages_cover_each_kind(self) -> None:
         messages = invalid_messages("amara", END)
         assert len(messages) >= 8
