@@ -18,7 +18,9 @@ pileon's analyser (the worker's code, tables as dicts) and each baseline on the 
 per-minute counts. Printed per kind: recall (an incident opened between onset and 30 minutes
 after the surge ends), median and p90 time to detect in event time, and for pileon whether the
 incident's assessment matches the label (coordinated, or organic for the viral surge). False
-alerts per person-week are counted on ``--calm-weeks`` weeks of calm traffic.
+alerts per person-week are counted on ``--calm-weeks`` weeks of calm traffic. The suite's
+ordinary traffic has new accounts (2% of mentions) and the person's pieces shared with their
+headline by established accounts (every other day), the look-alikes of a brigade's signs.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Every scenario is a :class:`~pileon.connectors.traffic.Simulator` run for one protected person
 (``target``) with background traffic (daily rhythm, over-dispersed counts, organic reply
-threads, news-cycle lifts) and, except ``calm``, a surge whose peak is ``multiple`` times the
-person's usual rate at onset. ``coordinated`` is the label an incident's assessment is checked
-against: an organic viral surge must be reported as a surge that looks organic.
+threads, news-cycle lifts, the person's pieces shared with their headline, new accounts) and,
+except ``calm``, a surge whose peak is ``multiple`` times the person's usual rate at onset.
+``coordinated`` is the label an incident's assessment is checked against: an organic viral
+surge must be reported as a surge that looks organic.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from dataclasses import dataclass, replace
 from pileon.connectors.traffic import PileOnScript, Simulator
 
 TARGET = "target"
+# Ordinary traffic's own look-alikes of a brigade's signs: mentions from accounts under a week
+# old (new users; 2% is an assumption, not a measurement), and the person's pieces shared with
+# their headline and link by established accounts (one every other day: copies from many
+# accounts within the hour). See Simulator.
+YOUNG_SHARE = 0.02
+ARTICLES_PER_DAY = 0.5
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,8 @@ def _script(**changes: object) -> PileOnScript:
 
 SCENARIOS = {
     s.kind: s for s in [
-        Scenario("calm", None, None, "daily rhythm, reply threads and news lifts only"),
+        Scenario("calm", None, None, "daily rhythm, reply threads, news lifts, shared pieces "
+                 "and new accounts only"),
         Scenario("copypasta", True, _script(post_share=0.5),
                  "300 mostly young accounts posting edited copies of a few templates, half "
                  "of them as replies to one post"),
@@ -53,7 +61,8 @@ SCENARIOS = {
 
 def simulate(kind: str, seed: int, *, end: float, days: float = 8.0,
              multiple: float = 5.0, waking_onset: bool = True,
-             mean_per_hour: float = 60.0) -> Simulator:
+             mean_per_hour: float = 60.0, young_share: float = YOUNG_SHARE,
+             articles_per_day: float = ARTICLES_PER_DAY) -> Simulator:
     """The scenario run for ``seed``. With ``waking_onset`` the end is moved by whole hours so
     the surge starts while the person is usually active (``mean_per_hour``: the person's usual
     background mentions per hour, averaged over a day): at night, five times a handful of
@@ -71,5 +80,6 @@ def simulate(kind: str, seed: int, *, end: float, days: float = 8.0,
         end += next((h * 3600.0 for h in range(24)
                      if usual(TARGET, end + h * 3600 - onset) >= daily), 0.0)
     return Simulator(persons, end=end, days=days, seed=seed, pileon=script,
-                     mean_per_hour=mean_per_hour)
+                     mean_per_hour=mean_per_hour, young_share=young_share,
+                     articles_per_day=articles_per_day)
 
