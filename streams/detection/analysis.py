@@ -29,7 +29,13 @@ from pileon.core.watchlist import Watchlist
 from pileon.schema.alert import AlertEvent, ClusterSummary, LateFinding
 from pileon.schema.mention import Mention, post_key
 from pileon.streams.detection import metrics
-from pileon.streams.detection.alert import Scored, build_alert, evidence_counts, iso
+from pileon.streams.detection.alert import (
+    INDICATOR_SCORE,
+    Scored,
+    build_alert,
+    evidence_counts,
+    iso,
+)
 from pileon.streams.detection.detectors import (
     BinObservation,
     CoordinationExplanation,
@@ -76,6 +82,16 @@ def _coordinated(scored: Scored, detector: RateDetector, cfg: DetectionSettings)
     improbable as the false-alarm budget's model bar: the lower ``min_excess_coordinated``
     floor applies (:func:`~pileon.streams.detection.incidents.decide`)."""
     return evidence_counts(scored.rate, cfg) and scored.coordination.score >= detector.floor()
+
+
+def _ordinary_but_copies(scored: Scored, cfg: DetectionSettings) -> bool:
+    """Whether the window teaches how the person's copies share varies where the copies count
+    (:meth:`CoordinationDetector.learn_dispersion`): its volume is unusual but alone below
+    the bar, and it shows no young-account or single-author sign, whatever its copies (a
+    shared headline, which can put the window's pile-on score at the bar)."""
+    c = scored.coordination
+    return (evidence_counts(scored.rate, cfg) and scored.rate.score < open_bar(scored.rate, cfg)
+            and max(c.young, c.flood) < INDICATOR_SCORE)
 
 
 def _summaries(x: BinObservation, window: WindowStats) -> tuple[WindowSummary, FocusSummary]:
@@ -310,11 +326,13 @@ class PersonAnalyser:
             event = self._alert(person, rt, cfg, end, rt.incident.opened_at, decision, scored)
         # At the bar, whatever made the score: no baseline learns from the window.
         at_bar = scored.score >= open_bar(scored.rate, cfg)
+        summary, focused = _summaries(x, scored.window)
         if not at_bar:
-            summary, focused = _summaries(x, scored.window)
             self._learn_baselines(rt, scored.window)
             rt.coordination.learn_one(summary)
             rt.focus.learn_one(focused)
+        if _ordinary_but_copies(scored, cfg):
+            rt.coordination.learn_dispersion(summary)
         short = rt.detector.window(x)  # the panels plot one window length, whichever scores
         rt.detector.learn_one(x, held=at_bar)
         export_gauges(person, rt, scored, short, self._neardup.index(person))

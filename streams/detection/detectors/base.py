@@ -17,7 +17,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
-from scipy.stats import binom
+import numpy as np
+from scipy.special import logsumexp
+from scipy.stats import betabinom, binom
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +30,23 @@ class BinObservation:
     count: int
 
 
-def share_tail_score(k: int, n: int, q: float, cap: float) -> float:
+def share_tail_score(k: int, n: int, q: float, cap: float, rho: float = 0.0) -> float:
     """``-log10 P(Bin(n, q) >= k)``, capped at ``cap``: how improbable ``k`` of ``n`` is for a
-    usual share ``q``; 0 when ``k`` is no more than the usual ``n * q``."""
+    usual share ``q``; 0 when ``k`` is no more than the usual ``n * q``.
+
+    With ``rho`` > 0 the share itself varies from window to window: the tail is the
+    beta-binomial's of mean ``q`` and intra-window correlation ``rho`` (variance
+    ``n q (1 - q) (1 + (n - 1) rho)``), which is the binomial's at ``rho`` = 0."""
     if k <= n * q:
         return 0.0
-    log_sf = float(binom.logsf(k - 1, n, min(q, 0.999)))
+    q = min(q, 0.999)
+    if rho > 0.0:
+        size = 1.0 / rho - 1.0
+        # Summed in logs from k up: 1 - cdf loses the far tail to rounding.
+        log_sf = float(logsumexp(betabinom.logpmf(np.arange(k, n + 1), n, q * size,
+                                                  (1.0 - q) * size)))
+    else:
+        log_sf = float(binom.logsf(k - 1, n, q))
     return min(cap, max(0.0, -log_sf / math.log(10)))
 
 

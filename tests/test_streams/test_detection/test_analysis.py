@@ -326,6 +326,49 @@ class TestQuietPerson:
         assert not resolved or resolved[0] > end
 
 
+class TestSharedHeadlines:
+    """A busy person whose pieces are shared with their headline and link by established
+    accounts (one text from many accounts within the hour: the copies sign's organic twin),
+    and new accounts among their ordinary traffic; then a copypasta campaign."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def run(cls) -> tuple[list[dict[str, Any]], float, float, float]:
+        from pileon.connectors.scenarios import TARGET, simulate
+        from pileon.core.settings import load_settings
+        from pileon.core.watchlist import Person
+
+        sim = simulate("copypasta", 2, end=1_790_000_000.0, days=4, mean_per_hour=120.0,
+                       young_share=0.02, articles_per_day=1.0)
+        mentions = [Mention.model_validate_json(orjson.dumps(m)) for m in sim.mentions()]
+        truth = sim.ground_truth()
+        watchlist = Watchlist(persons=(Person(key=TARGET, display_name="Dana Target"),))
+        analyser = Tables().analyser(load_settings(), watchlist)
+        onset = epoch(str(truth.onset))
+        before = [m for m in mentions if m.created_at.timestamp() < onset]
+        alerts = _run(analyser, before)
+        rho = analyser.runtime(TARGET).coordination.copies_rho()
+        alerts += _run(analyser, mentions[len(before):])
+        return alerts, rho, onset, epoch(str(truth.pileon_end))
+
+    def test_the_shared_pieces_teach_how_the_copies_share_varies(
+        self, run: tuple[list[dict[str, Any]], float, float, float]
+    ) -> None:
+        _, rho, _, _ = run
+        assert rho > 0.01
+
+    def test_the_campaign_is_still_found_and_looks_coordinated(
+        self, run: tuple[list[dict[str, Any]], float, float, float]
+    ) -> None:
+        alerts, _, onset, end = run
+        opened = [a for a in alerts if a["transition"] == "opened"
+                  and onset <= epoch(a["at"]) <= end]
+        assert opened, "the campaign was not found"
+        assert epoch(opened[0]["at"]) - onset <= 15 * 60
+        assert opened[0]["assessment"] == "looks coordinated"
+        assert "young_accounts" in opened[0]["indicators"]
+
+
 class TestLateMentions:
     """A person added while a pile-on is under way: the connector's first live mention comes
     before its backfill of the hours before (the case ``--backfill-hours`` exists for)."""
