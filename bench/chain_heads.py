@@ -1,6 +1,6 @@
 """The console's check of a page's chain head: the first view of an incident against later ones.
 
-    python bench/chain_heads.py                 # 200,000 records, about a minute on 2 cores
+    python bench/chain_heads.py                 # 200,000 records, about 10 s on 2 cores
     python bench/chain_heads.py --records 20000
 
 Every incident page checks each chain head its pages carried against the person's chain in the
