@@ -196,13 +196,16 @@ class Archiver:
     def _drain_clean(self, timeout_ms: int, until: dict[TopicPartition, int] | None = None) -> None:
         while True:
             batch = self._clean.poll(timeout_ms=timeout_ms)
-            for records in batch.values():
-                for r in records:
-                    origin = {"topic": r.topic, "partition": r.partition, "offset": r.offset}
-                    mention = orjson.loads(r.value)
-                    if self.log.append(mention, origin) is not None:
-                        self.archived += 1
-                        self.latest_event_time = mention.get("created_at")
+            # One write and one fsync per person per poll (a group commit), then the offsets.
+            appended = self.log.append_many(
+                (orjson.loads(r.value),
+                 {"topic": r.topic, "partition": r.partition, "offset": r.offset})
+                for records in batch.values() for r in records)
+            if appended:
+                self.archived += len(appended)
+                self.latest_event_time = max(
+                    (str(r["mention"].get("created_at") or "") for r in appended)
+                ) or self.latest_event_time
             if batch:
                 self._clean.commit()
             if until is None:

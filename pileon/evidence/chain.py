@@ -13,6 +13,7 @@ where the chain now starts, so what is left still verifies.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import orjson
 from pileon.core.times import iso_z
 
 GENESIS = "0" * 64
+
+log = logging.getLogger(__name__)
 
 
 class ChainError(Exception):
@@ -60,27 +63,59 @@ class EvidenceLog:
         self, mention: dict[str, Any], origin: dict[str, Any], captured_at: float | None = None
     ) -> dict[str, Any] | None:
         """Append a clean mention; returns the record, or None if its id is already logged."""
-        person = str(mention["person"])
-        head = self._head(person)
-        if mention["id"] in head.ids:
-            return None
-        record: dict[str, Any] = {
-            "seq": head.seq + 1,
-            "prev": head.hash,
-            "captured_at": iso_z(captured_at if captured_at is not None else _now()),
-            "origin": origin,
-            "mention_sha256": hashlib.sha256(canonical(mention)).hexdigest(),
-            "mention": mention,
-        }
-        record["hash"] = record_hash(record)
-        path = self.path(person)
-        with path.open("ab") as f:
-            f.write(orjson.dumps(record) + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        head.seq, head.hash = record["seq"], record["hash"]
-        head.ids.add(mention["id"])
-        return record
+        appended = self.append_many([(mention, origin)], captured_at)
+        return appended[0] if appended else None
+
+    def append_many(
+        self, entries: Iterable[tuple[dict[str, Any], dict[str, Any]]],
+        captured_at: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Append clean mentions (each with its origin) in their order; returns the records
+        written, person by person, leaving out any whose id is already logged (or earlier in
+        ``entries``).
+
+        A group commit: each person's new records are written with one write and made durable
+        with one fsync, not one each, which is what an append costs (about 0.2 ms on a local
+        disk, nearly all of it the fsync). Nothing is durable before this returns, so a caller
+        acknowledges its input (commits offsets) only afterwards, as for one record."""
+        at = iso_z(captured_at if captured_at is not None else _now())
+        by_person: dict[str, list[dict[str, Any]]] = {}
+        written: list[dict[str, Any]] = []
+        durable: set[str] = set()
+        try:
+            for mention, origin in entries:
+                person = str(mention["person"])
+                head = self._head(person)
+                by_person.setdefault(person, [])
+                if mention["id"] in head.ids:
+                    continue
+                record: dict[str, Any] = {
+                    "seq": head.seq + 1,
+                    "prev": head.hash,
+                    "captured_at": at,
+                    "origin": origin,
+                    "mention_sha256": hashlib.sha256(canonical(mention)).hexdigest(),
+                    "mention": mention,
+                }
+                record["hash"] = record_hash(record)
+                head.seq, head.hash = record["seq"], record["hash"]
+                head.ids.add(mention["id"])
+                by_person[person].append(record)
+            for person, records in by_person.items():
+                if records:
+                    with self.path(person).open("ab") as f:
+                        f.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
+                        f.flush()
+                        os.fsync(f.fileno())
+                durable.add(person)
+                written.extend(records)
+        except BaseException:
+            # Not built, not written or not durable: those heads are read again from the files
+            # on next use (a torn write set aside), so a retry chains from what is on disk.
+            for person in set(by_person) - durable:
+                self._heads.pop(person, None)
+            raise
+        return written
 
     def head(self, person: str) -> tuple[int, str]:
         """The person's last sequence number and head hash (0 and the genesis when empty)."""
@@ -149,6 +184,7 @@ class EvidenceLog:
         head = self._heads.get(person)
         if head is None:
             self.path(person).parent.mkdir(parents=True, exist_ok=True)
+            self._set_torn_tail_aside(person)
             first_seq, first_prev = self.start(person)  # after a trim, where it goes on
             head = _Head(first_seq - 1, first_prev, set())
             for record in self.records(person):
@@ -156,6 +192,45 @@ class EvidenceLog:
                 head.ids.add(record["mention"]["id"])
             self._heads[person] = head
         return head
+
+    def _set_torn_tail_aside(self, person: str) -> None:
+        """A chain file that does not end with a newline was cut by a crash in mid-write:
+        those bytes were never fsynced, so what they held was never acknowledged and will be
+        read again from its topic. They are moved, unchanged, to ``torn-<offset>.bin`` beside
+        the chain (the chain itself stays what was durable), and the next record is written
+        on a line of its own rather than onto the torn one."""
+        path = self.path(person)
+        if not path.exists():
+            return
+        with path.open("r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            keep = size - 1  # the end of the last whole line: search back for its newline
+            while keep > 0:
+                start = max(0, keep - (1 << 16))
+                f.seek(start)
+                newline = f.read(keep - start).rfind(b"\n")
+                if newline >= 0:
+                    keep = start + newline + 1
+                    break
+                keep = start
+            f.seek(keep)
+            torn = f.read()
+            aside = path.parent / f"torn-{keep}.bin"
+            with aside.open("wb") as out:
+                out.write(torn)
+                out.flush()
+                os.fsync(out.fileno())
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+        log.warning("evidence chain of %s: %d bytes of an unfinished write after byte %d set "
+                    "aside in %s; they are re-read from the topic", person, len(torn), keep,
+                    aside.name)
 
 
 def verify_records(
