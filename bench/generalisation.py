@@ -1,7 +1,7 @@
 """Generalisation benchmark: does pileon's default detector hold on series it was not chosen on?
 
-    python bench/generalisation.py            # about 15 minutes on 2 cores
-    python bench/generalisation.py --quick    # one seed each, about 9 minutes
+    python bench/generalisation.py            # about 25 minutes on 2 cores
+    python bench/generalisation.py --quick    # one seed each, about 20 (--skip-loo: 11)
 
 The five NAB dev series (``../shared/data/nab-dev``) are what the defaults were developed on, so
 their own score says little about a new user's series. Every row here is measured in one run,
