@@ -204,7 +204,7 @@ class Archiver:
             if appended:
                 self.archived += len(appended)
                 self.latest_event_time = max(
-                    (str(r["mention"].get("created_at") or "") for r in appended)
+                    str(r["mention"].get("created_at") or "") for r in appended
                 ) or self.latest_event_time
             if batch:
                 self._clean.commit()

@@ -134,12 +134,12 @@ class EvidenceLog:
         path = self.path(person)
         if not path.exists():
             return 0
+        head = self._head(person)  # first: a torn last line is set aside, not parsed
         lines = path.read_bytes().splitlines(keepends=True)
         cut = next((i for i, line in enumerate(lines)
                     if line.strip() and keep(orjson.loads(line))), len(lines))
         if cut == 0:
             return 0
-        head = self._head(person)
         removed = [orjson.loads(line) for line in lines[:cut] if line.strip()]
         kept = lines[cut:]
         entry: dict[str, Any] = {

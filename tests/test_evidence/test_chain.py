@@ -136,6 +136,15 @@ class TestTornWrite:
         reopened.append(mention(), ORIGIN)
         assert verify_records(reopened.records("amara"))[0] == 2
 
+    def test_retention_trims_a_chain_with_a_torn_tail(self, tmp_path: Path) -> None:
+        _log_with(tmp_path, 3)
+        path = EvidenceLog(tmp_path).path("amara")
+        path.write_bytes(path.read_bytes() + b'{"seq": 4, "pr')
+        log = EvidenceLog(tmp_path)
+        assert log.trim("amara", lambda r: r["seq"] >= 2, reason="test") == 1
+        first_seq, first_prev = log.start("amara")
+        assert verify_records(log.records("amara"), first_prev, first_seq)[0] == 2
+
     def test_a_file_with_no_whole_line_starts_the_chain_again(self, tmp_path: Path) -> None:
         path = EvidenceLog(tmp_path).path("amara")
         path.parent.mkdir(parents=True)
