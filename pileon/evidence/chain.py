@@ -172,11 +172,16 @@ class EvidenceLog:
         return 1, GENESIS
 
     def records(self, person: str) -> Iterator[dict[str, Any]]:
+        """The person's records, oldest first: whole lines only. A last line with no newline is
+        a write still under way (another thread or process reading while the archiver writes
+        a poll's records) or torn by a crash; it is not a record yet."""
         path = self.path(person)
         if not path.exists():
             return
         with path.open("rb") as f:
             for line in f:
+                if not line.endswith(b"\n"):
+                    return
                 if line.strip():
                     yield orjson.loads(line)
 

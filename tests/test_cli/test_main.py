@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from pileon.cli.main import main
+from pileon.evidence.chain import EvidenceLog
+from tests.factories import mention
 
 
 def _pileon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -53,6 +55,18 @@ class TestVerify:
     ) -> None:
         assert main(["verify", str(tmp_path / "nothing")]) == 2
         assert "neither a bundle" in capsys.readouterr().err
+
+    def test_a_live_chain_with_a_write_under_way_verifies_its_whole_records(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        log = EvidenceLog(tmp_path)
+        for _ in range(3):
+            log.append(mention(), {"topic": "mentions.clean", "partition": 0, "offset": 0})
+        path = log.path("amara")
+        path.write_bytes(path.read_bytes() + b'{"seq": 4, "prev": "')
+        assert main(["verify", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "3 records" in out and "the last 20 bytes are not a whole line" in out
 
 
 class TestHelp:

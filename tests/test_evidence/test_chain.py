@@ -136,6 +136,15 @@ class TestTornWrite:
         reopened.append(mention(), ORIGIN)
         assert verify_records(reopened.records("amara"))[0] == 2
 
+    def test_a_reader_sees_whole_records_only(self, tmp_path: Path) -> None:
+        # A reader in another thread or process while a poll's records are being written.
+        log = _log_with(tmp_path, 2)
+        path = log.path("amara")
+        whole = path.read_bytes()
+        path.write_bytes(whole + whole.splitlines(keepends=True)[0][:40])
+        assert [r["seq"] for r in EvidenceLog(tmp_path).records("amara")] == [1, 2]
+        assert path.read_bytes().startswith(whole)  # reading does not set anything aside
+
     def test_retention_trims_a_chain_with_a_torn_tail(self, tmp_path: Path) -> None:
         _log_with(tmp_path, 3)
         path = EvidenceLog(tmp_path).path("amara")
