@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 
 from pileon.cli.common import scrape
 from pileon.core.settings import Settings
-from pileon.evidence.archiver import ARCHIVER_GROUP
+from pileon.evidence.archiver import ARCHIVER_GROUP, clean_group
 from pileon.kafka.connection import Connection, ConnectionConfig, as_connection
 from pileon.kafka.groups import StillUnavailable, group_members, retrying
 from pileon.kafka.lag import LagProbe
@@ -74,6 +74,7 @@ def check(
         admin.close()
     _check_members(conn, settings, timeout, report)
     _check_lag(conn, settings.worker.app_id, names, partitions, timeout, report)
+    _check_evidence_lag(conn, names, partitions, timeout, report)
     worker = settings.worker
     _check_worker_metrics(metrics_url or f"http://{worker.web_bind}:{worker.web_port}/metrics",
                           report)
@@ -190,6 +191,33 @@ def _check_lag(
             report.bad(f"{line}; no commit yet on partition(s) {never}: is a worker running?")
         else:
             report.ok(line)
+
+
+def _check_evidence_lag(
+    connection: Connection, names: TopicNames, partitions: dict[str, int], timeout: float,
+    report: Report,
+) -> None:
+    """How many clean mentions the archiver has not made durable yet: it commits its offsets
+    on ``mentions.clean`` only once a poll's records are fsynced. Whether an archiver runs at
+    all is the members check's to say; this says how far behind the evidence is."""
+    topic, group = names.clean, clean_group()
+    if topic not in partitions:
+        return
+    try:
+        with LagProbe(connection, group, {topic: partitions[topic]}, timeout=timeout) as probe:
+            lags = retrying(probe.read, seconds=timeout)
+    except (StillUnavailable, KafkaError) as exc:
+        report.warn(f"evidence: group {group}'s offsets not readable ({exc})")
+        return
+    behind = sum(p.lag for p in lags)
+    if all(p.committed is None for p in lags):
+        if any(p.end for p in lags):
+            report.warn(f"evidence: {behind} clean mention(s) on {topic} and no archiver has "
+                        "committed there: none of them is archived yet")
+        return
+    detail = " ".join(f"p{p.partition}={p.lag}" for p in lags)
+    report.ok(f"evidence: {behind} clean mention(s) not archived yet (group {group} on "
+              f"{topic}: {detail})")
 
 
 def _check_worker_metrics(url: str, report: Report) -> None:

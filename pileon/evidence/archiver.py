@@ -48,6 +48,12 @@ AlertCallback = Callable[[AlertEvent, Path], None]
 ARCHIVER_GROUP = "pileon-evidence"  # its alerts consumer; `pileon check` looks for a member
 
 
+def clean_group(group_id: str = ARCHIVER_GROUP) -> str:
+    """The group the archiver commits its ``mentions.clean`` offsets under, each time a poll's
+    records are durable: its lag there is what is not archived yet (``pileon check``)."""
+    return f"{group_id}-clean"
+
+
 class Archiver:
     def __init__(
         self,
@@ -94,7 +100,7 @@ class Archiver:
             max_poll_records=2000,
         )
         self._clean = KafkaConsumer(
-            **conn.kafka_python(group_id=f"{group_id}-clean", client_id="pileon-archiver-clean"),
+            **conn.kafka_python(group_id=clean_group(group_id), client_id="pileon-archiver-clean"),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=5000,

@@ -14,10 +14,13 @@ from kafka.errors import CoordinatorNotAvailableError
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from pileon.cli.check import check
+from pileon.connectors.producer import MentionProducer
 from pileon.core.settings import Settings, load_settings
+from pileon.evidence.archiver import Archiver
 from pileon.kafka.broker import EmbeddedBroker, free_port
 from pileon.kafka.groups import StillUnavailable, group_members, retrying
 from pileon.kafka.topics import ensure_topics
+from tests.factories import mention
 from tests.kafka.broker import ApacheKafka
 from tests.waiting import wait_until
 
@@ -56,6 +59,38 @@ def _names(prefix: str) -> dict[str, str]:
 
 
 class TestCheckSaysWhatIsWrong:
+    def test_the_evidence_not_archived_yet_is_counted(self, embedded_broker: EmbeddedBroker,
+                                                      tmp_path: Path) -> None:
+        bootstrap = embedded_broker.bootstrap
+        settings = _settings(f"c{uuid.uuid4().hex[:6]}.")
+        names = ensure_topics(bootstrap, settings.kafka)
+        producer = MentionProducer(bootstrap, names.clean)
+
+        def send(n: int) -> None:
+            for _ in range(n):
+                producer.send(mention())
+            producer.flush()
+
+        def evidence() -> list[str]:
+            return [line for line in check(bootstrap, settings).lines if " evidence: " in line]
+
+        send(2)
+        assert evidence() == [f"WARN  evidence: 2 clean mention(s) on {names.clean} and no "
+                              "archiver has committed there: none of them is archived yet"]
+        archiver = Archiver(bootstrap, names, tmp_path)
+        try:
+            wait_until(lambda: (archiver._drain_clean(timeout_ms=500), archiver.archived)[1] == 2,
+                       timeout=60, what="2 archived")
+        finally:
+            for client in (archiver._consumer, archiver._clean, archiver._changes):
+                client.close()
+            archiver._producer.close(timeout=10)
+        send(3)
+        producer.close()
+        [line] = evidence()
+        assert line.startswith("ok    evidence: 3 clean mention(s) not archived yet (group "
+                               f"pileon-evidence-clean on {names.clean}: "), line
+
     def test_a_refused_broker_is_one_line_naming_the_refusal(self) -> None:
         report = check(f"127.0.0.1:{free_port()}", _settings(""), timeout=1.0)
         assert len(report.lines) == 1 and "connection refused" in report.lines[0]
