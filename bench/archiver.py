@@ -100,10 +100,7 @@ def _run(bootstrap: str, names: TopicNames, total: int, persons: list[str],
             if archived != total:
                 raise SystemExit(f"{archived} records in the chains, {total} produced")
         finally:
-            archiver._consumer.close()
-            archiver._clean.close()
-            archiver._changes.close()
-            archiver._producer.close(timeout=10)
+            archiver.close()
     return total / wall, cpu / total
 
 

@@ -530,8 +530,10 @@ def _leave_one_out(pool: ProcessPoolExecutor, dev: list[Series], seeds: int,
     def injected(series: Series, pair: tuple[float, float]) -> InjectedFigures:
         fig = InjectedFigures()
         overrides = {"false_alarms_per_month": pair[0], "pileon_multiple": pair[1]}
-        draws = [inject(thin(series, p, 0), m, 0) for p in (1.0, 0.1) for m in (3.0, 5.0, 10.0)]
-        for d, alerts in zip(draws, run_all(pool, [("pileon", d, overrides) for d in draws]),
+        injections = [inject(thin(series, p, 0), m, 0) for p in (1.0, 0.1)
+                      for m in (3.0, 5.0, 10.0)]
+        for d, alerts in zip(injections,
+                             run_all(pool, [("pileon", d, overrides) for d in injections]),
                              strict=True):
             fig.add(d, alerts)
         return fig

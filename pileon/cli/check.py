@@ -24,7 +24,7 @@ from pileon.core.settings import Settings
 from pileon.evidence.archiver import ARCHIVER_GROUP, clean_group
 from pileon.kafka.connection import Connection, ConnectionConfig, as_connection
 from pileon.kafka.groups import StillUnavailable, group_members, retrying
-from pileon.kafka.lag import LagProbe
+from pileon.kafka.lag import LagProbe, PartitionLag
 from pileon.kafka.topics import TopicNames, partition_counts
 
 
@@ -175,14 +175,13 @@ def _check_lag(
     if not sources:
         return
     try:
-        with LagProbe(connection, group, sources, timeout=timeout) as probe:
-            lags = retrying(probe.read, seconds=timeout)
+        lags = _read_lags(connection, group, sources, timeout)
     except (StillUnavailable, KafkaError) as exc:
         report.bad(f"group {group}: offsets not readable ({exc})")
         return
     for topic in sources:
         mine = [p for p in lags if p.topic == topic]
-        detail = " ".join(f"p{p.partition}={p.lag}" for p in mine)
+        detail = _per_partition(mine)
         if any(p.end_below_committed for p in mine):
             detail += "; the broker reports end offsets below committed ones"
         never = [p.partition for p in mine if p.committed is None and p.end]
@@ -204,8 +203,7 @@ def _check_evidence_lag(
     if topic not in partitions:
         return
     try:
-        with LagProbe(connection, group, {topic: partitions[topic]}, timeout=timeout) as probe:
-            lags = retrying(probe.read, seconds=timeout)
+        lags = _read_lags(connection, group, {topic: partitions[topic]}, timeout)
     except (StillUnavailable, KafkaError) as exc:
         report.warn(f"evidence: group {group}'s offsets not readable ({exc})")
         return
@@ -215,9 +213,19 @@ def _check_evidence_lag(
             report.warn(f"evidence: {behind} clean mention(s) on {topic} and no archiver has "
                         "committed there: none of them is archived yet")
         return
-    detail = " ".join(f"p{p.partition}={p.lag}" for p in lags)
     report.ok(f"evidence: {behind} clean mention(s) not archived yet (group {group} on "
-              f"{topic}: {detail})")
+              f"{topic}: {_per_partition(lags)})")
+
+
+def _read_lags(connection: Connection, group: str, sources: dict[str, int],
+               timeout: float) -> list[PartitionLag]:
+    """A group's lag on ``sources`` from the broker, retried while the broker is settling."""
+    with LagProbe(connection, group, sources, timeout=timeout) as probe:
+        return retrying(probe.read, seconds=timeout)
+
+
+def _per_partition(lags: list[PartitionLag]) -> str:
+    return " ".join(f"p{p.partition}={p.lag}" for p in lags)
 
 
 def _check_worker_metrics(url: str, report: Report) -> None:

@@ -158,6 +158,10 @@ class Archiver:
                     self._on_alert(record)
             if batch:
                 self._consumer.commit()
+        self.close()
+
+    def close(self) -> None:
+        """Close its Kafka clients (done by :meth:`run` when it stops)."""
         self._consumer.close()
         self._clean.close()
         self._changes.close()

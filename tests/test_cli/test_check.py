@@ -82,9 +82,7 @@ class TestCheckSaysWhatIsWrong:
             wait_until(lambda: (archiver._drain_clean(timeout_ms=500), archiver.archived)[1] == 2,
                        timeout=60, what="2 archived")
         finally:
-            for client in (archiver._consumer, archiver._clean, archiver._changes):
-                client.close()
-            archiver._producer.close(timeout=10)
+            archiver.close()
         send(3)
         producer.close()
         [line] = evidence()

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from pileon.core.times import epoch
+from pileon.evidence.chain import EvidenceLog
 from tests.procs import alive, children
 from tests.waiting import wait_until
 
@@ -75,9 +76,7 @@ def _holds_the_hour_before_and_the_alerts_window(folder: Path, chains: Path) -> 
     window_end = epoch(events[0]["evidence"]["to"])
     held = [orjson.loads(line)["seq"] for line in (folder / "mentions.jsonl").read_bytes()
             .splitlines() if line.strip()]
-    chain = [orjson.loads(line) for line in (chains / person / "chain.jsonl").read_bytes()
-             .splitlines() if line.strip()]
-    wanted = [r["seq"] for r in chain
+    wanted = [r["seq"] for r in EvidenceLog(chains).records(person)
               if opened - 3600 <= epoch(r["mention"]["created_at"]) <= window_end]
     assert len(wanted) > 60  # amara's usual hour and the opening window's pile-on
     assert held[0] == wanted[0] and set(wanted) <= set(held)
