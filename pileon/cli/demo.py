@@ -31,6 +31,7 @@ from pileon.connectors.simulator import SimulatorConnector
 from pileon.console.server import ConsoleServer
 from pileon.core.process import terminate
 from pileon.core.settings import Settings
+from pileon.core.times import epoch
 from pileon.core.watchlist import Watchlist
 from pileon.core.wording import local_time, odds
 from pileon.evidence import check_bundle
@@ -88,7 +89,8 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
                           f"(worker log: {out / 'worker.log'}) ...")
             progress = Progress(f"http://127.0.0.1:{web_port}/metrics", archiver, target,
                                 watchlist, settings, sent, started)
-            return _await_incident(alerts, archiver, worker, progress, args, started, out)
+            onset = epoch(truth.onset) if truth.onset else 0.0
+            return _await_incident(alerts, archiver, worker, progress, args, started, out, onset)
         except KeyboardInterrupt:
             progress_end()
             _say(started, "stopping: worker, archiver, then the broker ...")
@@ -179,9 +181,15 @@ def _await_incident(
     args: argparse.Namespace,
     started: float,
     out: Path,
+    onset: float,
 ) -> int:
+    """Print each transition as it comes until the target's pile-on has been shown (a few
+    seconds more, for an escalation), or for ever with ``--follow``. A page for anyone before
+    their pile-on (for the target, a transition before ``onset``) is said to be what it is:
+    a burst in simulated organic traffic. The demo waits on for the pile-on."""
     deadline = started + args.timeout
-    shown: set[str] = set()
+    found = False
+    shown = False
     while args.follow or time.monotonic() < deadline:
         if worker.poll() is not None:
             progress_end()
@@ -190,9 +198,9 @@ def _await_incident(
         try:
             event, folder = alerts.get(timeout=1.0)
         except queue.Empty:
-            if progress.target in shown and not args.follow:
+            if found and not args.follow:
                 return 0
-            if progress.target not in shown:
+            if not found:
                 progress.show()
             continue
         progress_end()
@@ -200,19 +208,34 @@ def _await_incident(
                         notification_from_event(event, progress.settings.alerting).evidence_url)
         if args.follow and not shown:
             _where(progress.metrics_url, out, progress.settings.console.public_url)
-        shown.add(event.person)
-        if event.person != progress.target:
-            _say(started, f"note: an alert for '{event.person}', who had no pile-on: a "
-                          f"burst in their simulated organic traffic ({event.assessment}); the "
-                          "default budget allows 2 such pages a person-month")
-        elif not args.follow:
-            deadline = min(deadline, time.monotonic() + 8)  # show an escalation, then stop
+        shown = True
+        note = organic_note(event, progress.target, onset)
+        if note:
+            _say(started, note)
+        else:
+            found = True
+            if not args.follow:
+                deadline = min(deadline, time.monotonic() + 8)  # show an escalation, then stop
     progress_end()
-    if progress.target not in shown:
-        _say(started, f"no incident for {progress.target} within {args.timeout:.0f}s; see "
-                      f"{out / 'worker.log'}")
+    if not found:
+        _say(started, f"no incident for {progress.target}'s pile-on within "
+                      f"{args.timeout:.0f}s; see {out / 'worker.log'}")
         return 1
     return 0
+
+
+def organic_note(event: AlertEvent, target: str, onset: float) -> str | None:
+    """What to say of a transition that is not the simulated pile-on (anyone but ``target``,
+    or ``target`` before ``onset``), or None for the pile-on's own."""
+    budget = "the default budget allows 2 such pages a person-month"
+    if event.person != target:
+        return (f"note: an alert for '{event.person}', who had no pile-on: a burst in their "
+                f"simulated organic traffic ({event.assessment}); {budget}")
+    if epoch(event.at) < onset:
+        return (f"note: an alert for '{event.person}' before their pile-on began: a burst in "
+                f"their simulated organic traffic ({event.assessment}); {budget}; waiting on "
+                "for the pile-on")
+    return None
 
 
 class Progress:
