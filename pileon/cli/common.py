@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import urllib.request
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -24,6 +25,19 @@ def scrape(url: str, timeout: float) -> list[Sample]:
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator's
         text = response.read().decode("utf-8", "replace")
     return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def serve_metrics(bind: str, port: int, setting: str, registry: Any = None) -> None:
+    """Serve Prometheus ``/metrics`` on ``bind:port`` in a thread, or fail with one line
+    naming the ``setting`` when the address cannot be had (taken, or not this host's)."""
+    from prometheus_client import REGISTRY, start_http_server
+
+    try:
+        start_http_server(port, bind, registry=registry or REGISTRY)
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot serve metrics on {bind}:{port} "
+                          f"({exc.strerror or exc}); choose another port, or 0 for none") \
+            from None
 
 
 def require_extra(extra: str, module: str, command: str) -> None:

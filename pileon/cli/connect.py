@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from pileon.cli.common import required_connection
+from pileon.cli.common import required_connection, serve_metrics
 from pileon.connectors.base import Connector
 from pileon.connectors.publisher import Publisher
 from pileon.core.settings import ConfigError, Settings
@@ -78,8 +78,6 @@ def add_parser(sub: Any, kafka: argparse.ArgumentParser) -> None:
 
 
 def cmd_connect(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
-    from prometheus_client import start_http_server
-
     from pileon.kafka.topics import ensure_checkpoints, ensure_topics
 
     connection = required_connection(args, settings, f"connect {args.kind}")
@@ -87,9 +85,9 @@ def cmd_connect(args: argparse.Namespace, settings: Settings, watchlist: Watchli
     if args.metrics_port and args.kind == "webhook":
         from pileon.connectors.webhook import REGISTRY  # its own series (also on its /metrics)
 
-        start_http_server(args.metrics_port, args.metrics_bind, registry=REGISTRY)
+        serve_metrics(args.metrics_bind, args.metrics_port, "--metrics-port", registry=REGISTRY)
     elif args.metrics_port:
-        start_http_server(args.metrics_port, args.metrics_bind)
+        serve_metrics(args.metrics_bind, args.metrics_port, "--metrics-port")
     if args.kind == "webhook":
         return _webhook(args, settings, watchlist, connection, names.raw, names.invalid)
     checkpoints = ensure_checkpoints(connection, settings.kafka)

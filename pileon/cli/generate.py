@@ -50,6 +50,9 @@ scrape_configs:
   - job_name: {jobs.notify}
     static_configs:
       - targets: ["notify:6067"]
+  - job_name: {jobs.archiver}
+    static_configs:
+      - targets: ["archiver:6069"]
   - job_name: {jobs.connector}       # only up with `--profile bluesky`
     static_configs:
       - targets: ["jetstream:6068"]

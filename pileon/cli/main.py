@@ -17,6 +17,7 @@ from pileon.cli.common import (
     bootstrap_parent,
     require_extra,
     required_connection,
+    serve_metrics,
 )
 from pileon.connectors.base import SourceUnavailable
 from pileon.connectors.producer import DeliveryError
@@ -120,6 +121,10 @@ def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchli
                         if settings.evidence.platform_records else None,
                         platform_wait_seconds=settings.evidence.platform_wait_seconds,
                         recheck_hours=settings.evidence.recheck_hours)
+    cfg = settings.evidence
+    if cfg.metrics_port:
+        serve_metrics(cfg.metrics_bind, cfg.metrics_port, "evidence.metrics_port")
+        log.info("archive: metrics on %s:%d", cfg.metrics_bind, cfg.metrics_port)
     if sealer is None:
         log.warning("archive: no evidence.signing_key_file: bundles are hash-chained but not "
                     "sealed, so a consistent forgery of a whole bundle cannot be told apart")
@@ -139,8 +144,6 @@ def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchli
 def cmd_notify(args: argparse.Namespace, settings: Settings, watchlist: Watchlist) -> int:
     import threading
 
-    from prometheus_client import start_http_server
-
     from pileon.alerting.notifier import Notifier
     from pileon.alerting.sinks import sinks_from_settings
 
@@ -152,7 +155,7 @@ def cmd_notify(args: argparse.Namespace, settings: Settings, watchlist: Watchlis
         raise ConfigError("notify needs a sink: set alerting.alertmanager_urls or "
                           "alerting.webhook_url")
     if cfg.metrics_port:
-        start_http_server(cfg.metrics_port, cfg.metrics_bind)
+        serve_metrics(cfg.metrics_bind, cfg.metrics_port, "alerting.metrics_port")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"pileon notify: {', '.join(s.name for s in sinks)}; metrics on "

@@ -19,6 +19,7 @@ class Jobs:
 
     worker: str = "pileon-worker"
     notify: str = "pileon-notify"
+    archiver: str = "pileon-archiver"
     connector: str = "pileon-connector"
 
 

@@ -287,6 +287,9 @@ class EvidenceSettings(_Section):
         default=90.0, gt=0, description="chain records captured longer ago are removed (incident "
         "bundles are held until released); null keeps everything")
     expire_seconds: float = Field(default=3600.0, gt=0, description="apply retention this often")
+    metrics_bind: str = "127.0.0.1"
+    metrics_port: int = Field(default=6069, ge=0, le=65535,
+                              description="the archiver's /metrics; 0: not served")
 
 
 class ConsoleSettings(_Section):

@@ -47,6 +47,7 @@ from rfc3161_client import (
 
 from pileon.core.settings import ConfigError, EvidenceSettings
 from pileon.evidence.chain import ChainError, canonical
+from pileon.evidence.metrics import TIMESTAMPS
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +133,16 @@ class TimestampClient:
             except (requests.RequestException, ValueError) as exc:
                 log.warning("timestamp authority %s: no token (%s); the seal goes without it",
                             url, type(exc).__name__)
+                TIMESTAMPS.labels("failed").inc()
                 continue
             info = response.tst_info
             if response.status not in (0, 1) or info.nonce != request.nonce or \
                     info.message_imprint.message != hashlib.sha256(data).digest():
                 log.warning("timestamp authority %s: a token that does not answer the request "
                             "(status %s); not kept", url, response.status)
+                TIMESTAMPS.labels("refused").inc()
                 continue
+            TIMESTAMPS.labels("granted").inc()
             tokens.append({"tsa": url, "time": info.gen_time.isoformat().replace(
                 "+00:00", "Z"), "token": base64.b64encode(reply.content).decode()})
         return tokens

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from pileon.core.times import iso_z
+from pileon.evidence.metrics import TORN_TAILS
 
 GENESIS = "0" * 64
 
@@ -233,6 +234,7 @@ class EvidenceLog:
             f.truncate(keep)
             f.flush()
             os.fsync(f.fileno())
+        TORN_TAILS.inc()
         log.warning("evidence chain of %s: %d bytes of an unfinished write after byte %d set "
                     "aside in %s; they are re-read from the topic", person, len(torn), keep,
                     aside.name)

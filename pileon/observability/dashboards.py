@@ -167,6 +167,18 @@ def pipeline() -> db.Dashboard:
             f"(rate(pileon_end_to_end_latency_seconds_bucket[{RATE}])))", "{{stage}}")))
         .with_panel(_ts("Rebalances", "short", _q(
             "max(pileon_faust_total_rebalances)", "rebalances")))
+        .with_panel(_ts("Evidence archived (records/s)", "ops", _q(
+            f"sum(rate(pileon_evidence_records_total[{RATE}]))", "archived"),
+            description="Clean mentions the archiver wrote to hash chains and fsynced."))
+        .with_panel(_ts("Evidence lag by topic", "short", _q(
+            "sum by (topic) (max by (topic, partition) (pileon_evidence_lag_messages))",
+            "{{topic}}"), description="Records the archiver has not made durable yet."))
+        .with_panel(_ts("Evidence group commit p99", "s", _q(
+            "histogram_quantile(0.99, sum by (le) "
+            f"(rate(pileon_evidence_append_seconds_bucket[{RATE}])))", "write + fsync")))
+        .with_panel(_ts("Evidence disk free", "percentunit", _q(
+            "min by (instance) (pileon_evidence_disk_free_bytes / "
+            "pileon_evidence_disk_size_bytes)", "{{instance}}")))
         .with_panel(_ts("Connector events by outcome", "ops", _q(
             f"sum by (connector, outcome) (rate(pileon_connector_events_total[{RATE}]))",
             "{{connector}} {{outcome}}")))

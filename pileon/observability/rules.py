@@ -19,6 +19,7 @@ from pileon.core.deployment import JOBS, RUNBOOK_URL
 RUNBOOK = RUNBOOK_URL
 WORKER_JOB = JOBS.worker
 NOTIFY_JOB = JOBS.notify
+ARCHIVER_JOB = JOBS.archiver
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,67 @@ PIPELINE = [
         "pileon notify is not running",
         "No healthy pileon notify process has been scraped for 5 minutes: incidents are "
         "detected but nobody is paged.",
+    ),
+    Alert(
+        "PileonArchiverAbsent",
+        f'absent(up{{job="{ARCHIVER_JOB}"}} == 1)',
+        "5m", "critical",
+        "The evidence archiver is not running",
+        "No healthy pileon archive process has been scraped for 5 minutes: mentions are not "
+        "being made durable as evidence, new incidents get no bundle and pages go without "
+        "their chain head. Kafka still holds the mentions for its retention; restart the "
+        "archiver well within it.",
+    ),
+    Alert(
+        "PileonEvidenceNotCommitting",
+        "max by (topic, partition) (pileon_evidence_lag_messages) > 0 "
+        "and max by (topic, partition) "
+        "(changes(pileon_evidence_committed_offset[10m])) == 0",
+        "5m", "critical",
+        "The archiver stopped making {{ $labels.topic }} durable",
+        "Records wait on partition {{ $labels.partition }} of {{ $labels.topic }} and the "
+        "archiver has not moved past any for 15 minutes: a full disk, a failing write or a "
+        "stuck export. Those mentions are not evidence yet.",
+    ),
+    Alert(
+        "PileonEvidenceBacklogGrowing",
+        "sum by (topic) (pileon_evidence_lag_messages) > 1000 "
+        "and sum by (topic) (delta(pileon_evidence_lag_messages[10m])) > 0",
+        "10m", "warning",
+        "The archiver is falling behind on {{ $labels.topic }}",
+        "Over 1000 records wait for the archiver on {{ $labels.topic }} and the backlog has "
+        "grown for 10 minutes: mentions become evidence late, and bundles wait for them.",
+    ),
+    Alert(
+        "PileonEvidenceDiskFilling",
+        "pileon_evidence_disk_free_bytes / pileon_evidence_disk_size_bytes < 0.15 "
+        "and predict_linear(pileon_evidence_disk_free_bytes[6h], 4 * 24 * 3600) < 0",
+        "1h", "warning",
+        "The evidence disk fills up within 4 days",
+        "Less than 15% of the evidence volume of {{ $labels.instance }} is free and at the "
+        "rate of the last 6 hours it is full within 4 days. When it is full the archiver "
+        "stops appending. Grow the volume, or shorten evidence.retention_days.",
+        runbook="the-evidence-disk-pileonevidencediskfilling-pileonevidencediskfull",
+    ),
+    Alert(
+        "PileonEvidenceDiskFull",
+        "pileon_evidence_disk_free_bytes / pileon_evidence_disk_size_bytes < 0.03",
+        "5m", "critical",
+        "The evidence disk is almost full",
+        "Less than 3% of the evidence volume of {{ $labels.instance }} is free: the archiver "
+        "is about to stop appending mentions. Grow the volume now.",
+        runbook="the-evidence-disk-pileonevidencediskfilling-pileonevidencediskfull",
+    ),
+    Alert(
+        "PileonTimestampsFailing",
+        'sum(increase(pileon_evidence_timestamps_total{outcome!="granted"}[1h])) > 0 '
+        'unless sum(increase(pileon_evidence_timestamps_total{outcome="granted"}[1h])) > 0',
+        "0m", "warning",
+        "Evidence seals are going out without a timestamp",
+        "In the last hour no timestamp authority granted a token for the archiver's seals. "
+        "Seals are still signed, but a signature alone does not show when the evidence "
+        "existed: whoever holds the key could sign it again later. Check evidence.tsa_urls "
+        "and the network path to the authorities.",
     ),
     Alert(
         "PileonOffsetGap",

@@ -88,10 +88,17 @@ class TestCompose:
                               capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
 
-    def test_prometheus_scrapes_the_job_names_the_rules_use(self) -> None:
+    def test_prometheus_scrapes_the_job_names_the_rules_use(self, compose: dict[str, Any]) -> None:
         config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
         assert {j["job_name"] for j in config["scrape_configs"]} == {
-            "pileon-worker", "pileon-notify", "pileon-connector"}
+            "pileon-worker", "pileon-notify", "pileon-archiver", "pileon-connector"}
+        # Each target is a compose service that serves its metrics beyond its own loopback.
+        for job in config["scrape_configs"]:
+            [target] = job["static_configs"][0]["targets"]
+            service = compose["services"][target.split(":")[0]]
+            said = " ".join(service["command"]) + " " + " ".join(
+                f"{k}={v}" for k, v in (service.get("environment") or {}).items())
+            assert "0.0.0.0" in said, job["job_name"]  # noqa: S104 - the container port
 
     def test_the_live_bluesky_connector_is_opt_in(self, compose: dict[str, Any]) -> None:
         jetstream = compose["services"]["jetstream"]

@@ -189,7 +189,12 @@ class TestChart:
     def test_service_monitors_set_the_job_names_the_rules_use(self, helm: str) -> None:
         monitors = [d for d in _render(helm, "-f", str(FULL)) if d["kind"] == "ServiceMonitor"]
         jobs = {m["spec"]["endpoints"][0]["relabelings"][0]["replacement"] for m in monitors}
-        assert jobs == {"pileon-worker", "pileon-notify"}
+        assert jobs == {"pileon-worker", "pileon-notify", "pileon-archiver"}
+        services = {d["metadata"]["name"]: d for d in _render(helm, "-f", str(FULL))
+                    if d["kind"] == "Service"}
+        [archiver] = [m for m in monitors if m["metadata"]["name"].endswith("-archiver")]
+        service = services[archiver["metadata"]["name"]]  # the one it selects, by name here
+        assert service["spec"]["ports"][0]["name"] == archiver["spec"]["endpoints"][0]["port"]
 
     def test_keda_scales_the_worker_on_raw_topic_lag(self, helm: str) -> None:
         docs = _render(helm, "-f", str(FULL))

@@ -189,6 +189,13 @@ def test_a_tampered_token_is_caught(bundle: Path) -> None:
 def test_an_unreachable_authority_leaves_a_signed_seal_and_a_warning(
     tmp_path: Path, key: Ed25519PrivateKey, tsa: LocalTSA, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from prometheus_client import REGISTRY
+
+    def counted(outcome: str) -> float:
+        return REGISTRY.get_sample_value("pileon_evidence_timestamps_total",
+                                         {"outcome": outcome}) or 0.0
+
+    failed, granted = counted("failed"), counted("granted")
     tsa.down = True
     try:
         with caplog.at_level(logging.WARNING):
@@ -198,6 +205,10 @@ def test_an_unreachable_authority_leaves_a_signed_seal_and_a_warning(
     check = check_bundle(bundle, key.public_key())
     assert "seal: signed, with no RFC 3161 timestamp" in check.notes
     assert "no token (HTTPError)" in caplog.text
+    # PileonTimestampsFailing reads these: each seal's request failed, none was granted.
+    assert counted("failed") - failed >= 3 and counted("granted") == granted
+    _sealed_bundle(tmp_path / "up", Sealer(key, TimestampClient([tsa.url])))
+    assert counted("granted") - granted >= 3
 
 
 @pytest.mark.parametrize("form", ["pem", "hex", "base64"])

@@ -47,7 +47,9 @@ def test_the_archiver_seals_and_timestamps_what_it_keeps(
     with LocalTSA() as tsa, LoopbackAtproto() as atproto:
         atproto.repos[DID] = repo
         sealer = Sealer(key, TimestampClient([tsa.url], ca_files=[tsa.ca]))
+        before = _metrics()
         archiver = Archiver(bootstrap, names, tmp_path, sealer=sealer, checkpoint_seconds=0.5,
+                            metrics_seconds=0.2,
                             on_bundle=lambda _e, folder: bundles.append(folder),
                             platform=PlatformRecords(tmp_path / "platform", atproto.url),
                             recheck_hours=[1.0])
@@ -93,6 +95,16 @@ def test_the_archiver_seals_and_timestamps_what_it_keeps(
                     (bundles[0] / "changes.json").read_bytes())["entries"]),
                 timeout=60, what="the bundle written again with the stream's deletion")
             assert archiver.changes_recorded == 1
+            # What an operator sees of all that: nothing waits on the clean topic, and each
+            # count moved by what happened (these counters are the process's, shared by tests).
+            wait_until(lambda: _clean_lag(names.clean) == (0.0, 20.0), timeout=30,
+                       what="the clean topic's lag at 0 with 20 committed")
+            after = _metrics()
+            moved = {k: after[k] - before.get(k, 0.0) for k in after}
+            assert moved["records_amara"] == 20 and moved["bundles_opened"] == 1
+            assert moved["changes"] == 1 and moved["dead_letters"] == 1
+            assert moved["appends"] >= 1 and moved["heads_unpublished"] == 0
+            assert after["disk_free"] > 0 and after["disk_size"] >= after["disk_free"]
             heads = _read(bootstrap, names.heads)
             letters = _read(bootstrap, names.invalid)
         finally:
@@ -134,6 +146,40 @@ def test_the_archiver_seals_and_timestamps_what_it_keeps(
         token = base64.b64decode(checkpoint["timestamps"][0]["token"])
         done = tsa.verify_with_openssl(canonical(checkpoint["statement"]), token)
         assert "Verification: OK" in done.stdout, done.stderr
+
+
+def _metrics() -> dict[str, float]:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return {
+        "records_amara": value("pileon_evidence_records_total", person="amara"),
+        "bundles_opened": value("pileon_evidence_bundles_total", transition="opened"),
+        "changes": value("pileon_evidence_changes_total"),
+        "dead_letters": value("pileon_evidence_dead_letters_total"),
+        "appends": value("pileon_evidence_append_seconds_count"),
+        "heads_unpublished": value("pileon_evidence_heads_unpublished_total"),
+        "disk_free": value("pileon_evidence_disk_free_bytes"),
+        "disk_size": value("pileon_evidence_disk_size_bytes"),
+    }
+
+
+def _clean_lag(topic: str) -> tuple[float, float]:
+    """The archiver's lag and committed offset on ``topic``, summed over its partitions."""
+    from prometheus_client import REGISTRY
+
+    lag = committed = 0.0
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            if sample.labels.get("topic") != topic:
+                continue
+            if sample.name == "pileon_evidence_lag_messages":
+                lag += sample.value
+            elif sample.name == "pileon_evidence_committed_offset":
+                committed += sample.value
+    return lag, committed
 
 
 def _read(bootstrap: str, topic: str) -> list[dict[str, object]]:

@@ -22,9 +22,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from pileon.cli.common import scrape
 from pileon.connectors.producer import MentionProducer
 from pileon.core.settings import KafkaSettings
 from pileon.evidence.chain import EvidenceLog, verify_records
+from pileon.kafka.broker import free_port
 from pileon.kafka.topics import ensure_topics
 from tests.factories import mention
 from tests.waiting import wait_until
@@ -44,6 +46,12 @@ def _archived(chains: Path) -> int:
 def _archive(env: dict[str, str], out: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "pileon", "archive", "--out", str(out)],
                             env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def _lag(url: str, topic: str) -> float | None:
+    samples = [s.value for s in scrape(url, timeout=5)
+               if s.name == "pileon_evidence_lag_messages" and s.labels["topic"] == topic]
+    return sum(samples) if samples else None
 
 
 def test_archiver_killed_mid_backlog_keeps_each_mention_once(bootstrap: str,
@@ -81,9 +89,17 @@ def test_archiver_killed_mid_backlog_keeps_each_mention_once(bootstrap: str,
         kills.append(_archived(chains))
     assert all(k < TOTAL for k in kills), f"killed after the backlog was done: {kills}"
 
-    proc = _archive(env, out, log)
+    port = free_port()
+    proc = _archive({**env, "PILEON_EVIDENCE__METRICS_PORT": str(port)}, out, log)
     try:
         wait_until(lambda: _archived(chains) >= TOTAL, timeout=180, what="the whole backlog")
+        # What the operator's Prometheus sees of the last run: what it appended (the rest was
+        # on disk before it started) and nothing left waiting on the clean topic.
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_until(lambda: _lag(url, names.clean) == 0, timeout=60, what="the lag at 0")
+        appended = sum(s.value for s in scrape(url, timeout=5)
+                       if s.name == "pileon_evidence_records_total")
+        assert appended == TOTAL - kills[-1]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

@@ -61,6 +61,37 @@ class ConnectorProcess:
         if self.proc is not None:
             terminate(self.proc, 30)
 
+class ArchiverProcess:
+    """``pileon archive`` on the worker's topics, its metrics on a port (no platform lookups:
+    they would reach the internet)."""
+
+    def __init__(self, worker: WorkerProcess, tmp: Path) -> None:
+        self.port = free_port()
+        self.log_path = tmp / "archiver.log"
+        self._env = {**worker.env, "PILEON_EVIDENCE__METRICS_PORT": str(self.port),
+                     "PILEON_EVIDENCE__PLATFORM_RECORDS": "false",
+                     "PILEON_EVIDENCE__RECHECK_HOURS": "[]"}
+        self._out = tmp / "evidence"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ArchiverProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pileon", "archive", "--out", str(self._out)],
+            env=self._env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT)
+        wait_ready(self.proc, f"http://127.0.0.1:{self.port}/metrics", self.log_path,
+                   "archiver", 60)
+        return self
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics",
+                                    timeout=5) as r:
+            return str(r.read().decode())
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc, 30)
+
+
 pytestmark = pytest.mark.slow
 
 VARIABLES = {"$__rate_interval": "1m", "$person": "amara"}
@@ -101,9 +132,11 @@ def stack(embedded_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFact
                           drop_after=[300]) as peer:
         notifier = NotifierProcess(bootstrap, tmp, prefix, webhook=f"{receiver.url}/hook")
         notifier.start()
+        archiver = ArchiverProcess(w, tmp).start()
         connector = ConnectorProcess(w, peer, tmp)
         jobs = {"pileon-worker": [f"127.0.0.1:{w.port}"],
                 "pileon-notify": [f"127.0.0.1:{notifier.port}"],
+                "pileon-archiver": [f"127.0.0.1:{archiver.port}"],
                 "pileon-connector": [f"127.0.0.1:{connector.port}"]}
         rules = [REPO / "prometheus" / "pileon-rules.yml"]
         try:
@@ -120,9 +153,10 @@ def stack(embedded_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFact
                 receiver.wait_for(1, timeout=180)  # the incident reached the webhook
                 time.sleep(15)  # a few more scrapes for rates and derivatives
                 yield {"prom": prom, "worker": w, "notifier": notifier, "receiver": receiver,
-                       "connector": connector}
+                       "connector": connector, "archiver": archiver}
         finally:
             notifier.stop()
+            archiver.stop()
             connector.stop()
 
 
@@ -172,7 +206,7 @@ class TestRulesInPrometheus:
 
 
 class TestMetricsExposition:
-    @pytest.mark.parametrize("process", ["worker", "notifier", "connector"])
+    @pytest.mark.parametrize("process", ["worker", "notifier", "connector", "archiver"])
     def test_promtool_check_metrics_passes(self, stack: dict[str, Any], process: str) -> None:
         promtool = shutil.which("promtool")
         assert promtool, "promtool missing: `make tools` installs it"
@@ -199,6 +233,13 @@ class TestMetricsExposition:
     def test_notifier_counted_the_delivery(self, stack: dict[str, Any]) -> None:
         text = stack["notifier"].metrics()
         assert metric_value(text, "pileon_alert_deliveries_total", outcome="delivered") >= 1
+
+    def test_archiver_counted_the_evidence_and_its_bundle(self, stack: dict[str, Any]) -> None:
+        text = stack["archiver"].metrics()
+        assert metric_value(text, "pileon_evidence_records_total", person="amara") > 100
+        assert metric_value(text, "pileon_evidence_bundles_total", transition="opened") >= 1
+        assert metric_value(text, "pileon_evidence_disk_free_bytes") > 0
+        assert ".example" not in Path(stack["archiver"].log_path).read_text()
 
     def test_worker_log_holds_no_text(self, stack: dict[str, Any]) -> None:
         assert ".example" not in Path(stack["worker"].log_path).read_text()
