@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pileon.alerting.notification import notification_from_event
-from pileon.cli.common import scrape
+from pileon.cli.common import scrape, serve_metrics
 from pileon.connectors.simulator import SimulatorConnector
 from pileon.console.server import ConsoleServer
 from pileon.core.process import terminate
@@ -67,6 +67,9 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
                             on_bundle=lambda e, p: alerts.put((e, p)), sealer=sealer)
         archiving = threading.Thread(target=archiver.run, name="archiver", daemon=True)
         archiving.start()
+        archiver_metrics = free_port()
+        serve_metrics("127.0.0.1", archiver_metrics, "demo: the archiver's metrics")
+        settings.evidence.metrics_port = archiver_metrics  # for what --follow prints
         console = start_console(settings, connection, names.alerts, out, args.console_port,
                                 names.heads)
         _say(started, f"console at {console.url} -- log in as admin with password "
@@ -207,7 +210,7 @@ def _await_incident(
         _print_incident(event, folder, archiver, started,
                         notification_from_event(event, progress.settings.alerting).evidence_url)
         if args.follow and not shown:
-            _where(progress.metrics_url, out, progress.settings.console.public_url)
+            _where(progress.metrics_url, out, progress.settings)
         shown = True
         note = organic_note(event, progress.target, onset)
         if note:
@@ -311,13 +314,15 @@ def _worker_figures(url: str, person: str) -> tuple[int | None, float | None, in
     return analysed, score, late
 
 
-def _where(metrics_url: str, out: Path, console_url: str) -> None:
+def _where(metrics_url: str, out: Path, settings: Settings) -> None:
     base = metrics_url.rsplit("/", 1)[0]
+    console_url = settings.console.public_url
     print("\n".join([
         "",
         "following: new transitions print here; Ctrl-C stops the worker, the archiver and the "
         "broker.",
         f"  worker metrics: {metrics_url}   health: {base}/healthz",
+        f"  archiver metrics: http://127.0.0.1:{settings.evidence.metrics_port}/metrics",
         "  dashboards: `docker compose up` (Grafana on http://127.0.0.1:3000), or point your "
         "Grafana at a Prometheus scraping the metrics above and run "
         "`pileon dashboards push --grafana-url URL`",

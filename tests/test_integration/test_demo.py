@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from pileon.cli.common import scrape
 from pileon.core.times import epoch
 from pileon.evidence.chain import EvidenceLog
 from tests.procs import alive, children
@@ -107,6 +108,12 @@ def test_demo_follow_stops_cleanly_and_quickly_when_asked(tmp_path: Path) -> Non
         wait_until(lambda: "following:" in (tmp_path / "out.log").read_text(), timeout=240,
                    interval=1.0, what="the incident and the follow notice")
         kids = children(demo.pid)
+        # The archiver's metrics, where --follow says: what it made durable so far.
+        url = re.search(r"archiver metrics: (\S+)", (tmp_path / "out.log").read_text())
+        assert url is not None
+        archived = sum(s.value for s in scrape(url.group(1), timeout=5)
+                       if s.name == "pileon_evidence_records_total")
+        assert archived > 500
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=30) == 130
     finally:
@@ -115,6 +122,7 @@ def test_demo_follow_stops_cleanly_and_quickly_when_asked(tmp_path: Path) -> Non
     text = (tmp_path / "out.log").read_text()
     after = text.split("following:", 1)[1]
     assert "worker metrics: http://127.0.0.1:" in after and "stopping:" in after
+    assert "archiver metrics: http://127.0.0.1:" in after
     assert "ERROR" not in after and "ECONNREFUSED" not in after
     assert "Traceback" not in after
     time.sleep(1)
