@@ -82,11 +82,18 @@ class CoordinationDetector:
 
     def __init__(self, warmup_windows: int = 60, memory_windows: int = 1440,
                  floors: tuple[float, float, float] = (0.02, 0.05, 0.05),
-                 min_mentions: int = 10, cap: float = 20.0,
+                 min_mentions: int = 0, cap: float = 20.0,
                  dispersion_windows: int = 43_200) -> None:
         """``dispersion_windows``: the memory of the copies share's variation, in the busier
         windows it learns from (a few hundred a month: a month of one-minute windows is more
-        than a year of them)."""
+        than a year of them).
+
+        ``min_mentions``: windows with fewer mentions score nothing. None by default: the
+        tail test already says how little a few mentions show, and a fixed count is a far
+        higher bar for a quiet person (whose windows seldom hold ten) than for a busy one.
+        What keeps a handful of replies from opening an incident is ``min_excess_coordinated``
+        (extra mentions, the same number for everyone) and the volume gate. Until the
+        eighteenth session it was 10 (docs/benchmarks.md has both runs)."""
         self.warmup_windows = warmup_windows
         self.memory_windows = memory_windows
         self.floors = floors

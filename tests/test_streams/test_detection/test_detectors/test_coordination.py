@@ -11,10 +11,23 @@ def _trained(young: int = 0, copies: int = 2, top: int = 2) -> CoordinationDetec
 
 
 class TestCoordinationDetector:
-    def test_silent_during_warm_up_and_for_small_windows(self) -> None:
+    def test_silent_during_warm_up(self) -> None:
         d = CoordinationDetector(warmup_windows=60)
         assert d.score_one(WindowSummary(0.0, 80, 80, 80, 80)) == 0.0
-        assert _trained().score_one(WindowSummary(0.0, 5, 5, 5, 5)) == 0.0
+
+    def test_a_small_window_says_as_much_as_it_holds(self) -> None:
+        # No minimum count: a quiet person's windows are small. What a few mentions show is
+        # the tail test's to say: less than many mentions of the same share, nothing when
+        # the shares are usual; an optional floor still silences them.
+        d = _trained()
+        few = d.explain(WindowSummary(0.0, 5, 5, 0, 1))
+        many = d.explain(WindowSummary(0.0, 50, 50, 0, 2))
+        assert 5 < few.young < many.young
+        assert d.score_one(WindowSummary(0.0, 3, 0, 0, 1)) < 1.0  # three replies, three authors
+        floored = CoordinationDetector(warmup_windows=60, min_mentions=10)
+        for i in range(600):
+            floored.learn_one(WindowSummary(i * 60.0, 30, 0, 2, 2))
+        assert floored.score_one(WindowSummary(0.0, 5, 5, 5, 5)) == 0.0
 
     def test_usual_shares_at_any_volume_score_low(self) -> None:
         d = _trained()
