@@ -31,25 +31,24 @@ from tests.peers.jetstream import JetstreamPeer, firehose
 from tests.procs import wait_ready
 from tests.test_integration.notifier import NotifierProcess
 from tests.test_integration.worker import WorkerProcess, metric_value
+from tests.waiting import wait_until
 
 
-class ConnectorProcess:
-    """``pileon connect jetstream`` against a loopback peer, with its metrics on a port."""
+class MetricsProcess:
+    """A ``pileon`` command as a process, its metrics on a loopback port."""
 
-    def __init__(self, worker: WorkerProcess, peer: JetstreamPeer, tmp: Path) -> None:
-        self.port = free_port()
-        self.log_path = tmp / "connector.log"
-        self._args = ["connect", "jetstream", "--url", peer.url, "--appview", peer.http_url,
-                      "--metrics-port", str(self.port), "--name", "jetstream"]
-        self._env = dict(worker.env)
+    def __init__(self, name: str, args: list[str], env: dict[str, str], tmp: Path,
+                 port: int) -> None:
+        self.name, self.port, self._args, self._env = name, port, args, env
+        self.log_path = tmp / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ConnectorProcess:
+    def start(self) -> MetricsProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "pileon", *self._args],
                                      env=self._env, stdout=self.log_path.open("ab"),
                                      stderr=subprocess.STDOUT)
         wait_ready(self.proc, f"http://127.0.0.1:{self.port}/metrics", self.log_path,
-                   "connector", 60)
+                   self.name, 60)
         return self
 
     def metrics(self) -> str:
@@ -61,35 +60,23 @@ class ConnectorProcess:
         if self.proc is not None:
             terminate(self.proc, 30)
 
-class ArchiverProcess:
-    """``pileon archive`` on the worker's topics, its metrics on a port (no platform lookups:
-    they would reach the internet)."""
 
-    def __init__(self, worker: WorkerProcess, tmp: Path) -> None:
-        self.port = free_port()
-        self.log_path = tmp / "archiver.log"
-        self._env = {**worker.env, "PILEON_EVIDENCE__METRICS_PORT": str(self.port),
-                     "PILEON_EVIDENCE__PLATFORM_RECORDS": "false",
-                     "PILEON_EVIDENCE__RECHECK_HOURS": "[]"}
-        self._out = tmp / "evidence"
-        self.proc: subprocess.Popen[bytes] | None = None
+def connector_process(worker: WorkerProcess, peer: JetstreamPeer, tmp: Path) -> MetricsProcess:
+    """``pileon connect jetstream`` against a loopback peer."""
+    port = free_port()
+    return MetricsProcess("connector", [
+        "connect", "jetstream", "--url", peer.url, "--appview", peer.http_url,
+        "--metrics-port", str(port), "--name", "jetstream"], dict(worker.env), tmp, port)
 
-    def start(self) -> ArchiverProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pileon", "archive", "--out", str(self._out)],
-            env=self._env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT)
-        wait_ready(self.proc, f"http://127.0.0.1:{self.port}/metrics", self.log_path,
-                   "archiver", 60)
-        return self
 
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics",
-                                    timeout=5) as r:
-            return str(r.read().decode())
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc, 30)
+def archiver_process(worker: WorkerProcess, tmp: Path) -> MetricsProcess:
+    """``pileon archive`` on the worker's topics (no platform lookups: they would reach the
+    internet)."""
+    port = free_port()
+    env = {**worker.env, "PILEON_EVIDENCE__METRICS_PORT": str(port),
+           "PILEON_EVIDENCE__PLATFORM_RECORDS": "false", "PILEON_EVIDENCE__RECHECK_HOURS": "[]"}
+    return MetricsProcess("archiver", ["archive", "--out", str(tmp / "evidence")], env, tmp,
+                          port)
 
 
 pytestmark = pytest.mark.slow
@@ -132,8 +119,8 @@ def stack(embedded_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFact
                           drop_after=[300]) as peer:
         notifier = NotifierProcess(bootstrap, tmp, prefix, webhook=f"{receiver.url}/hook")
         notifier.start()
-        archiver = ArchiverProcess(w, tmp).start()
-        connector = ConnectorProcess(w, peer, tmp)
+        archiver = archiver_process(w, tmp).start()
+        connector = connector_process(w, peer, tmp)
         jobs = {"pileon-worker": [f"127.0.0.1:{w.port}"],
                 "pileon-notify": [f"127.0.0.1:{notifier.port}"],
                 "pileon-archiver": [f"127.0.0.1:{archiver.port}"],
@@ -235,9 +222,14 @@ class TestMetricsExposition:
         assert metric_value(text, "pileon_alert_deliveries_total", outcome="delivered") >= 1
 
     def test_archiver_counted_the_evidence_and_its_bundle(self, stack: dict[str, Any]) -> None:
-        text = stack["archiver"].metrics()
+        # The bundle comes once the archiver's alerts consumer has joined its group (about
+        # 20 s on Tansu) and has drained the clean topic up to the alert.
+        archiver = stack["archiver"]
+        wait_until(lambda: metric_value(archiver.metrics(), "pileon_evidence_bundles_total",
+                                        transition="opened") >= 1, timeout=90,
+                   what="the archiver's bundle")
+        text = archiver.metrics()
         assert metric_value(text, "pileon_evidence_records_total", person="amara") > 100
-        assert metric_value(text, "pileon_evidence_bundles_total", transition="opened") >= 1
         assert metric_value(text, "pileon_evidence_disk_free_bytes") > 0
         assert ".example" not in Path(stack["archiver"].log_path).read_text()
 
