@@ -90,7 +90,9 @@ def _holds_the_hour_before_and_the_alerts_window(folder: Path, chains: Path) -> 
             .splitlines() if line.strip()]
     wanted = [r["seq"] for r in EvidenceLog(chains).records(person)
               if opened - 3600 <= epoch(r["mention"]["created_at"]) <= window_end]
-    assert len(wanted) > 60  # amara's usual hour and the opening window's pile-on
+    # At least what the alert counted in its window (how many of amara's usual mentions the
+    # hour before adds depends on the time of day the simulated days end at).
+    assert len(wanted) >= events[0]["signals"]["rate"]["mentions"] > 0
     assert held[0] == wanted[0] and set(wanted) <= set(held)
     assert held == list(range(held[0], held[-1] + 1))  # contiguous
 
