@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 
 from pileon.cli.common import scrape
 from pileon.core.settings import Settings
-from pileon.evidence.archiver import ARCHIVER_GROUP, clean_group
+from pileon.evidence.archiver import clean_group
 from pileon.kafka.connection import Connection, ConnectionConfig, as_connection
 from pileon.kafka.groups import StillUnavailable, group_members, retrying
 from pileon.kafka.lag import LagProbe, PartitionLag
@@ -74,7 +74,8 @@ def check(
         admin.close()
     _check_members(conn, settings, timeout, report)
     _check_lag(conn, settings.worker.app_id, names, partitions, timeout, report)
-    _check_evidence_lag(conn, names, partitions, timeout, report)
+    _check_evidence_lag(conn, names, partitions, timeout, report,
+                        settings.evidence.group_id)
     worker = settings.worker
     _check_worker_metrics(metrics_url or f"http://{worker.web_bind}:{worker.web_port}/metrics",
                           report)
@@ -151,7 +152,8 @@ def _check_members(
 ) -> None:
     roles = {settings.worker.app_id: ("worker", "pileon worker"),
              settings.alerting.group_id: ("notifier", "pileon notify: no alert is delivered"),
-             ARCHIVER_GROUP: ("archiver", "pileon archive: no evidence bundle is written")}
+             settings.evidence.group_id: ("archiver",
+                                          "pileon archive: no evidence bundle is written")}
     try:
         members = retrying(lambda: group_members(conn, list(roles), timeout), seconds=timeout)
     except (StillUnavailable, KafkaError) as exc:
@@ -194,12 +196,12 @@ def _check_lag(
 
 def _check_evidence_lag(
     connection: Connection, names: TopicNames, partitions: dict[str, int], timeout: float,
-    report: Report,
+    report: Report, group_id: str,
 ) -> None:
     """How many clean mentions the archiver has not made durable yet: it commits its offsets
     on ``mentions.clean`` only once a poll's records are fsynced. Whether an archiver runs at
     all is the members check's to say; this says how far behind the evidence is."""
-    topic, group = names.clean, clean_group()
+    topic, group = names.clean, clean_group(group_id)
     if topic not in partitions:
         return
     try:

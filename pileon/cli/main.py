@@ -113,7 +113,8 @@ def cmd_archive(args: argparse.Namespace, settings: Settings, watchlist: Watchli
     sealer = sealer_from_settings(settings.evidence)
     connection = required_connection(args, settings, "archive")
     names = ensure_topics(connection, settings.kafka)
-    archiver = Archiver(connection, names, args.out, sealer=sealer,
+    archiver = Archiver(connection, names, args.out, group_id=settings.evidence.group_id,
+                        sealer=sealer,
                         checkpoint_seconds=settings.evidence.checkpoint_seconds,
                         retention_days=settings.evidence.retention_days,
                         expire_seconds=settings.evidence.expire_seconds,

@@ -290,6 +290,10 @@ class EvidenceSettings(_Section):
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = Field(default=6069, ge=0, le=65535,
                               description="the archiver's /metrics; 0: not served")
+    group_id: str = Field(
+        default="pileon-evidence", pattern=r"^[A-Za-z0-9._-]+$",
+        description="the archiver's consumer groups (this, and -clean and -changes after it); "
+        "one per deployment when deployments share a Kafka cluster")
 
 
 class ConsoleSettings(_Section):

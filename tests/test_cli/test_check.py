@@ -55,14 +55,15 @@ class TestCheck:
 
 def _names(prefix: str) -> dict[str, str]:
     return {"kafka": {"topic_prefix": prefix}, "worker": {"app_id": f"{prefix}w"},  # type: ignore[dict-item]
-            "alerting": {"group_id": f"{prefix}n"}}  # type: ignore[dict-item]
+            "alerting": {"group_id": f"{prefix}n"},  # type: ignore[dict-item]
+            "evidence": {"group_id": f"{prefix}e"}}  # type: ignore[dict-item]
 
 
 class TestCheckSaysWhatIsWrong:
     def test_the_evidence_not_archived_yet_is_counted(self, embedded_broker: EmbeddedBroker,
                                                       tmp_path: Path) -> None:
         bootstrap = embedded_broker.bootstrap
-        settings = _settings(f"c{uuid.uuid4().hex[:6]}.")
+        settings = load_settings(**_names(f"c{uuid.uuid4().hex[:6]}."))  # type: ignore[arg-type]
         names = ensure_topics(bootstrap, settings.kafka)
         producer = MentionProducer(bootstrap, names.clean)
 
@@ -77,7 +78,7 @@ class TestCheckSaysWhatIsWrong:
         send(2)
         assert evidence() == [f"WARN  evidence: 2 clean mention(s) on {names.clean} and no "
                               "archiver has committed there: none of them is archived yet"]
-        archiver = Archiver(bootstrap, names, tmp_path)
+        archiver = Archiver(bootstrap, names, tmp_path, group_id=settings.evidence.group_id)
         try:
             wait_until(lambda: (archiver._drain_clean(timeout_ms=500), archiver.archived)[1] == 2,
                        timeout=60, what="2 archived")
@@ -87,7 +88,7 @@ class TestCheckSaysWhatIsWrong:
         producer.close()
         [line] = evidence()
         assert line.startswith("ok    evidence: 3 clean mention(s) not archived yet (group "
-                               f"pileon-evidence-clean on {names.clean}: "), line
+                               f"{settings.evidence.group_id}-clean on {names.clean}: "), line
 
     def test_a_refused_broker_is_one_line_naming_the_refusal(self) -> None:
         report = check(f"127.0.0.1:{free_port()}", _settings(""), timeout=1.0)

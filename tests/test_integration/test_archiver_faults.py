@@ -69,8 +69,9 @@ def test_archiver_killed_mid_backlog_keeps_each_mention_once(bootstrap: str,
     producer.close()
 
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith("PILEON_")}
+    # A group of its own: a killed member stays in a group on Tansu (tests share the broker).
     env = {**clean_env, "PILEON_KAFKA__BOOTSTRAP": bootstrap,
-           "PILEON_KAFKA__TOPIC_PREFIX": prefix}
+           "PILEON_KAFKA__TOPIC_PREFIX": prefix, "PILEON_EVIDENCE__GROUP_ID": f"{prefix}evidence"}
     out, log = tmp_path / "evidence", tmp_path / "archiver.log"
     chains = out / "chains"
     kills = []

@@ -74,6 +74,7 @@ def archiver_process(worker: WorkerProcess, tmp: Path) -> MetricsProcess:
     internet)."""
     port = free_port()
     env = {**worker.env, "PILEON_EVIDENCE__METRICS_PORT": str(port),
+           "PILEON_EVIDENCE__GROUP_ID": f"evidence-{uuid.uuid4().hex[:8]}",
            "PILEON_EVIDENCE__PLATFORM_RECORDS": "false", "PILEON_EVIDENCE__RECHECK_HOURS": "[]"}
     return MetricsProcess("archiver", ["archive", "--out", str(tmp / "evidence")], env, tmp,
                           port)
