@@ -19,6 +19,7 @@ import logging
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from pileon.schema.mention import Reason
 log = logging.getLogger(__name__)
 
 AlertCallback = Callable[[AlertEvent, Path], None]
-ARCHIVER_GROUP = "pileon-evidence"  # its alerts consumer; `pileon check` looks for a member
+ARCHIVER_GROUP = "pileon-evidence"  # its alerts consumer, unless evidence.group_id says
 
 
 def clean_group(group_id: str = ARCHIVER_GROUP) -> str:
@@ -250,11 +251,7 @@ class Archiver:
                 metrics.APPEND_SECONDS.observe(time.perf_counter() - started)
             if appended:
                 self.archived += len(appended)
-                counts: dict[str, int] = {}
-                for r in appended:
-                    person = str(r["mention"]["person"])
-                    counts[person] = counts.get(person, 0) + 1
-                for person, n in counts.items():
+                for person, n in Counter(str(r["mention"]["person"]) for r in appended).items():
                     metrics.RECORDS.labels(person).inc(n)
                 self.latest_event_time = max(
                     str(r["mention"].get("created_at") or "") for r in appended
