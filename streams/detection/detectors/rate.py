@@ -100,6 +100,11 @@ LADDER = tuple(range(2, 41))
 _MONTH = 30.4 * 86_400
 _CALIBRATION_PRIOR_MONTHS = 1.0
 _DECLUSTER_SECONDS = 3600
+# What a responder's verdict can take back (RateDetector.take_back): the crossings counted in
+# the last two weeks, at levels a bar can have (from the floor up), one entry per bin and window
+# length that counted any, at most ``_CROSSED_MAX`` of them.
+_VERDICT_SECONDS = 14 * 86_400
+_CROSSED_MAX = 512
 # The sustained-rise test (RateDetector.sustained): the last half hour in six stretches of five
 # minutes, of which all but ``_SUSTAINED_SPARE`` must be improbable, against the higher of the
 # person's usual for that hour and their own recent level (the mean of the six hours before the
@@ -209,6 +214,9 @@ class RateDetector:
         self.crossings = [[0] * len(LADDER) for _ in self.scales]
         self.since = [[_NEVER] * len(LADDER) for _ in self.scales]
         self.exposure = 0
+        # The crossings counted lately, for a responder's verdict: [bin start, window length,
+        # bit mask of LADDER levels, the incident that took them back or None] (take_back).
+        self.crossed: deque[list[Any]] = deque(maxlen=_CROSSED_MAX)
 
     def _hour(self, start: float) -> int:
         return int(start // 3600) % _HOURS
@@ -427,21 +435,67 @@ class RateDetector:
         tests = _MONTH / self.bin_seconds * self.tests
         return math.log10(tests / self.false_alarms_per_month)
 
-    def _calibrate(self, scores: list[float]) -> None:
-        """Count the up-crossings of each ladder level by each window length's score."""
+    def _calibrate(self, scores: list[float], start: float) -> None:
+        """Count the up-crossings of each ladder level by each window length's score, and
+        remember those a bar could rest on (from the floor up) for :meth:`take_back`."""
         if self.learned < self.warmup_bins:
             return
         self.exposure += 1
         gap = max(1, round(_DECLUSTER_SECONDS / self.bin_seconds))
+        lowest = self.floor()
         for scale, score in enumerate(scores):
             crossings, since = self.crossings[scale], self.since[scale]
+            mask = 0
             for i, level in enumerate(LADDER):
                 if score >= level:
                     if since[i] >= gap:
                         crossings[i] += 1
+                        if level >= math.floor(lowest):
+                            mask |= 1 << i
                     since[i] = 0
                 elif since[i] < _NEVER:
                     since[i] += 1
+            if mask:
+                while self.crossed and self.crossed[0][0] < start - _VERDICT_SECONDS:
+                    self.crossed.popleft()
+                self.crossed.append([start, scale, mask, None])
+
+    def take_back(self, start: float, end: float, incident: str) -> int:
+        """A responder found that the incident ``incident`` (its windows from ``start`` to
+        ``end``) was an attack: the calibration crossings counted in that span were not the
+        person's ordinary bursts, so they no longer count towards the bars.
+
+        The bars are calibrated on the person's own traffic, attacks included, because
+        nothing else tells them apart; a person attacked more often than the false-alarm budget
+        would otherwise teach pileon that their attacks are ordinary, and stop being paged for
+        them (docs/benchmarks.md, "Attacks learned as the person's normal"). Returns how many
+        crossings were taken back (0 for a verdict already applied, or older than two weeks).
+        What else the attack taught is not undone: the negative-binomial size (an average)
+        and the hour profile (frozen while the rise was improbable, for at most six hours)."""
+        taken = 0
+        for entry in self.crossed:
+            if entry[3] is None and start <= entry[0] <= end:
+                crossings = self.crossings[entry[1]]
+                for i in range(len(LADDER)):
+                    if entry[2] >> i & 1:  # counted when the entry was made
+                        crossings[i] -= 1
+                        taken += 1
+                entry[3] = incident
+        return taken
+
+    def give_back(self, incident: str) -> int:
+        """The responder changed their mind about ``incident``: what :meth:`take_back` took
+        for it counts again. Returns how many crossings."""
+        given = 0
+        for entry in self.crossed:
+            if entry[3] == incident:
+                crossings = self.crossings[entry[1]]
+                for i in range(len(LADDER)):
+                    if entry[2] >> i & 1:
+                        crossings[i] += 1
+                        given += 1
+                entry[3] = None
+        return given
 
     def size(self, scale: int = 0) -> float:
         """The negative-binomial size ``r`` in use for a window length: the learned
@@ -501,7 +555,7 @@ class RateDetector:
         # every bursty series look calmer than it is, NAB 77 -> 68.)
         surprising = bool(self.learned) and self._surprising(x, held)
         if self.learned:
-            self._calibrate(self._scores(x)[1][: len(self.scales)])
+            self._calibrate(self._scores(x)[1][: len(self.scales)], x.start)
         # Residuals count only once the hour has its own expectation: before that they measure
         # the missing daily rhythm, not the person's burstiness.
         if self.learned >= self.warmup_bins // 2 and self._profiled(x.start):
@@ -595,6 +649,7 @@ class RateDetector:
             "crossings": self.crossings,
             "since": self.since,
             "exposure": self.exposure,
+            "crossed": list(self.crossed),
             "local": self.local,
             "local_n": self.local_n,
             "local_frozen": self.local_frozen,
@@ -622,6 +677,8 @@ class RateDetector:
             detector.crossings = [[int(v) for v in c] for c in state["crossings"]]
             detector.since = [[int(v) for v in c] for c in state["since"]]
             detector.exposure = int(state["exposure"])
+        detector.crossed.extend([float(t), int(scale), int(mask), incident]
+                                for t, scale, mask, incident in state.get("crossed", []))
         detector.local = float(state.get("local", -1.0))
         detector.local_n = int(state.get("local_n", 0))
         detector.local_frozen = int(state.get("local_frozen", 0))

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import copy
+import functools
 import math
 
 import numpy as np
+import orjson
 import pytest
 
 from pileon.streams.detection.detectors import BinObservation, RateDetector
@@ -222,6 +225,87 @@ class TestCalibration:
                                            warmup_bins=720)
         assert restored.crossings == d.crossings and restored.exposure == d.exposure
         assert restored.bar(0) == d.bar(0)
+
+
+def _attacked(every_hours: int, days: int = 12) -> tuple[RateDetector, list[tuple[float, float]]]:
+    """A person at 2 a minute with a ten-fold rise held for 40 minutes every ``every_hours``
+    hours after the first day (not a whole number of days: the same hour every day would be the
+    person's daily rhythm); the detector and each rise's (start, end), a fresh copy each call."""
+    detector, rises = _attacked_once(every_hours, days)
+    return copy.deepcopy(detector), list(rises)
+
+
+@functools.cache
+def _attacked_once(every_hours: int, days: int, seed: int = 3) -> tuple[
+        RateDetector, list[tuple[float, float]]]:
+    rng = np.random.default_rng(seed)
+    d = RateDetector(bin_seconds=60, window_bins=10, warmup_bins=720)
+    rises = []
+    period = every_hours * 60
+    for i in range(days * 1440):
+        inside = i > 1440 and i % period < 40
+        if i > 1440 and i % period == 0:
+            rises.append((i * 60.0, (i + 100) * 60.0))
+        x = BinObservation(i * 60.0, int(rng.poisson(2.0)) + (18 if inside else 0))
+        d.explain(x)
+        d.learn_one(x)
+    return d, rises
+
+
+class TestVerdicts:
+    """A responder's verdict that an incident was an attack takes its calibration crossings
+    back: attacks more frequent than the budget no longer raise the bars."""
+
+    def test_attacks_more_often_than_the_budget_raise_the_bars(self) -> None:
+        attacked, _ = _attacked(every_hours=29)
+        quiet = _trained()
+        assert max(attacked.bar(0), attacked.bar(1)) > max(quiet.bar(0), quiet.bar(1))
+
+    def test_taking_the_attacks_back_lowers_the_bars_again(self) -> None:
+        attacked, rises = _attacked(every_hours=29)
+        before = (attacked.bar(0), attacked.bar(1))
+        taken = sum(attacked.take_back(start - 3600, end, f"i{n}")
+                    for n, (start, end) in enumerate(rises))
+        assert taken > 0
+        after = (attacked.bar(0), attacked.bar(1))
+        assert after[0] <= before[0] and after[1] <= before[1] and after != before
+        assert after == pytest.approx((attacked.floor(), attacked.floor()))
+
+    def test_a_verdict_applied_twice_takes_back_once(self) -> None:
+        attacked, rises = _attacked(every_hours=29)
+        start, end = rises[-1]
+        first = attacked.take_back(start - 3600, end, "i")
+        assert first > 0
+        assert attacked.take_back(start - 3600, end, "i") == 0
+        assert attacked.take_back(start - 3600, end, "another") == 0
+
+    def test_a_verdict_changed_back_counts_the_crossings_again(self) -> None:
+        attacked, rises = _attacked(every_hours=29)
+        crossings = [list(c) for c in attacked.crossings]
+        start, end = rises[-1]
+        taken = attacked.take_back(start - 3600, end, "i")
+        assert attacked.crossings != crossings
+        assert attacked.give_back("i") == taken
+        assert attacked.crossings == crossings
+        assert attacked.give_back("i") == 0
+
+    def test_only_crossings_inside_the_span_are_taken(self) -> None:
+        attacked, rises = _attacked(every_hours=29)
+        start, _ = rises[-1]
+        ordinary_span = attacked.take_back(start - 6 * 3600, start - 3600, "not an attack")
+        assert ordinary_span == 0  # nothing crossed a bar's levels in ordinary hours
+
+    def test_what_can_be_taken_back_survives_a_restart_and_stays_bounded(self) -> None:
+        attacked, _ = _attacked(every_hours=7, days=20)
+        assert 0 < len(attacked.crossed) <= 512
+        assert attacked.crossed[-1][0] - attacked.crossed[0][0] <= 14 * 86_400  # two weeks
+        state = orjson.loads(orjson.dumps(attacked.to_state()))
+        restored = RateDetector.from_state(state, bin_seconds=60, window_bins=10,
+                                           warmup_bins=720)
+        newest = attacked.crossed[-1][0]
+        assert restored.take_back(newest - 3600, newest, "i") == attacked.take_back(
+            newest - 3600, newest, "i") > 0
+        assert restored.crossings == attacked.crossings
 
 
 class TestChoiceOfWindowLength:
