@@ -14,6 +14,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pileon.schema.verdict import Verdict
+
 
 class Reason(StrEnum):
     """Why a message was dead-lettered. Values are metric label values: keep them stable."""
@@ -145,6 +147,21 @@ class MentionValidator:
         if mention.created_at < now - self._max_age:
             raise InvalidMention(Reason.TOO_OLD, f"created_at is older than {self._max_age.days}d")
         return mention
+
+    def validate_verdict(self, value: bytes | None, key: bytes | None) -> Verdict:
+        """A record of ``mentions.raw`` marked as a verdict (:mod:`pileon.schema.verdict`),
+        refused for the same reasons as a mention, each detail saying it was a verdict."""
+        data = self._decode(value)
+        try:
+            verdict = Verdict.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidMention(Reason.SCHEMA, f"verdict: {_first_error(exc)}") from None
+        if verdict.person not in self._persons:
+            raise InvalidMention(Reason.UNKNOWN_PERSON, "verdict: person is not on the watchlist")
+        if key is not None and key != verdict.person.encode():
+            raise InvalidMention(Reason.KEY_MISMATCH,
+                                 "verdict: message key is not the verdict's person")
+        return verdict
 
     def _decode(self, value: bytes | None) -> Any:
         if value is None:

@@ -28,6 +28,7 @@ from pileon.core.settings import DetectionSettings, NearDupSettings
 from pileon.core.watchlist import Watchlist
 from pileon.schema.alert import AlertEvent, ClusterSummary, LateFinding
 from pileon.schema.mention import Mention, post_key
+from pileon.schema.verdict import Verdict
 from pileon.streams.detection import metrics
 from pileon.streams.detection.alert import (
     INDICATOR_SCORE,
@@ -162,6 +163,36 @@ class PersonAnalyser:
                 writes += 1
         self._unsaved.clear()
         return writes
+
+    def verdict(self, verdict: Verdict) -> int:
+        """A responder's disposition of one of the person's incidents: a ``coordinated`` attack
+        no longer counts as one of their ordinary bursts in the calibration of their bars (the
+        crossings counted from an hour before its first window to its last transition); any
+        other disposition counts it again if an earlier verdict took it back. Idempotent (a
+        redelivered verdict changes nothing). Returns the crossings taken back (negative:
+        counted again)."""
+        person = verdict.person
+        rt = self._runtime(person)
+        cfg = self._cfg[person]
+        detector = rt.detector
+        before = [detector.bar(i) for i in range(len(detector.scales))]
+        if verdict.attack:
+            lead = detector.scales[-1] * cfg.bin_seconds  # the long window: its ramp
+            changed = detector.take_back(verdict.start.timestamp() - lead,
+                                         verdict.end.timestamp(), verdict.incident_id)
+        else:
+            changed = -detector.give_back(verdict.incident_id)
+        metrics.VERDICTS.labels(person, verdict.disposition).inc()
+        if changed > 0:
+            metrics.CROSSINGS_TAKEN_BACK.labels(person).inc(changed)
+        if changed:
+            self._save(person, rt)
+        after = [detector.bar(i) for i in range(len(detector.scales))]
+        log.info("%s: verdict on %s (%s): %d calibration crossings %s; bars %s -> %s", person,
+                 verdict.incident_id, verdict.disposition, abs(changed),
+                 "taken back" if changed >= 0 else "counted again",
+                 "/".join(f"{b:.1f}" for b in before), "/".join(f"{b:.1f}" for b in after))
+        return changed
 
     def forget_cache(self) -> None:
         """Drop in-memory state after a rebalance; it is rebuilt from the tables on use."""

@@ -28,6 +28,7 @@ from typing import Any
 from pileon.core.settings import IngestSettings
 from pileon.schema.deadletter import Origin, dead_letter
 from pileon.schema.mention import InvalidMention, Mention, MentionValidator
+from pileon.schema.verdict import Verdict
 from pileon.streams.detection import metrics
 from pileon.streams.detection.window_store import WindowStore
 
@@ -55,7 +56,21 @@ class Misrouted:
     partition: int  # where the person's records belong
 
 
+@dataclass(frozen=True, slots=True)
+class VerdictIn:
+    """A responder's verdict on one of the person's incidents, read in their partition."""
+
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class MisroutedVerdict:
+    verdict: Verdict
+    partition: int  # where the person's records belong
+
+
 Outcome = Clean | Duplicate | DeadLetter | Misrouted
+VerdictOutcome = VerdictIn | DeadLetter | MisroutedVerdict
 
 
 @cache
@@ -112,6 +127,22 @@ class Ingestor:
         self._seen.expire(person, mention.event_time)
         _mentions(person, mention.platform).inc()
         return Clean(mention, mention.to_json())
+
+    def verdict(self, key: bytes | None, value: bytes | None, origin: Origin) -> VerdictOutcome:
+        """A record marked as a verdict (:func:`pileon.schema.verdict.is_verdict`): validated
+        like a mention (a dead letter with the reason otherwise), and sent back to its person's
+        partition if read in another one, where it would change another worker's state."""
+        try:
+            verdict = self._validator.validate_verdict(value, key)
+        except InvalidMention as exc:
+            metrics.DEAD_LETTERS.labels(exc.reason).inc()
+            return DeadLetter(dead_letter(key, value, exc.reason, exc.detail, origin), exc.reason)
+        if self._homes is not None and origin.partition >= 0:
+            home = self._homes[verdict.person]
+            if home != origin.partition:
+                metrics.MISROUTED.labels(verdict.person).inc()
+                return MisroutedVerdict(verdict, home)
+        return VerdictIn(verdict)
 
     def flush(self) -> int:
         """Write the dedup records gained since the last flush; returns the table writes."""

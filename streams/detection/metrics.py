@@ -25,6 +25,17 @@ MISROUTED = Counter(
 DEAD_LETTERS = Counter(
     "pileon_dead_letters_total", "Messages sent to the dead-letter topic, by reason", ["reason"]
 )
+VERDICTS = Counter(
+    "pileon_verdicts_total",
+    "Responders' dispositions of incidents the worker applied, by person and disposition "
+    "(coordinated: the incident's calibration crossings no longer raise the person's bars)",
+    ["person", "disposition"],
+)
+CROSSINGS_TAKEN_BACK = Counter(
+    "pileon_calibration_crossings_taken_back_total",
+    "Calibration crossings taken back (positive) by verdicts that an incident was an attack",
+    ["person"],
+)
 LATE_MENTIONS = Counter(
     "pileon_late_mentions_total",
     "Mentions arriving after their rate bin closed (kept as evidence; folded into detection "

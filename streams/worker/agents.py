@@ -61,9 +61,10 @@ from aiokafka.errors import (
 from pileon.kafka.topics import key_partition
 from pileon.schema.deadletter import Origin, dead_letter, shrunk
 from pileon.schema.mention import Reason
+from pileon.schema.verdict import is_verdict
 from pileon.streams.detection import metrics as detection_metrics
 from pileon.streams.detection.analysis import PersonAnalyser
-from pileon.streams.detection.ingest import Clean, DeadLetter, Ingestor, Misrouted
+from pileon.streams.detection.ingest import Clean, DeadLetter, Ingestor, Misrouted, VerdictIn
 from pileon.streams.worker import metrics
 from pileon.streams.worker.offset_guard import stale
 from pileon.streams.worker.person_table import changelogs_durable
@@ -286,6 +287,9 @@ class BatchPass:
                  clean: dict[str, list[tuple[bytes, bytes, Any]]],
                  alerting: dict[str, None]) -> None:
         started = time.perf_counter()
+        if is_verdict(event.message.headers):
+            self._verdict(event, produced)
+            return
         outcome = self.ingestor.process(event.key, event.value, origin(event))
         if isinstance(outcome, Clean):
             person = outcome.mention.person
@@ -311,6 +315,21 @@ class BatchPass:
             produced.append(_Produce(self.topics.raw, outcome.mention.person.encode(),
                                      event.value, outcome.partition, event.message.headers))
         _observe("ingest", started, time.perf_counter(), event)
+
+    def _verdict(self, event: Any, produced: list[_Produce | _RecordBatch]) -> None:
+        """A responder's verdict on an incident (:mod:`pileon.schema.verdict`): applied to the
+        person's detector state, which the batch saves with its other changes."""
+        outcome = self.ingestor.verdict(event.key, event.value, origin(event))
+        if isinstance(outcome, VerdictIn):
+            self.analyser.verdict(outcome.verdict)
+        elif isinstance(outcome, DeadLetter):
+            produced.append(_Produce(self.topics.invalid, event.key, outcome.value))
+        else:
+            log.warning("verdict in %s[%d]@%d belongs in partition %d: sent there",
+                        event.message.topic, event.message.partition, event.message.offset,
+                        outcome.partition)
+            produced.append(_Produce(self.topics.raw, outcome.verdict.person.encode(),
+                                     event.value, outcome.partition, event.message.headers))
 
     def _dead_letter(self, event: Any, error: BaseException) -> _Produce:
         """The dead letter of a message whose processing raised, with the error class."""

@@ -21,6 +21,7 @@ from pileon.connectors.traffic import PileOnScript, Simulator
 from pileon.core.settings import Settings
 from pileon.core.watchlist import Watchlist
 from pileon.kafka.topics import key_partition
+from pileon.schema.verdict import Verdict
 from pileon.streams.detection.analysis import PersonAnalyser
 from pileon.streams.detection.ingest import Ingestor
 from pileon.streams.detection.neardup import Signer
@@ -392,6 +393,75 @@ class TestBatchPass:
         assert broker.values("acked", "raw") == [stray.value]
         assert [orjson.loads(v)["id"] for v in broker.values("acked", "clean")] == [
             good[0]["id"]]
+
+
+def _verdict(person: str, incident: dict[str, Any], disposition: str = "coordinated",
+             partition: int | None = None, offset: int = 10_000, **change: Any) -> Event:
+    value = {"schema": "pileon.verdict/v1", "person": person,
+             "incident_id": incident["incident_id"], "disposition": disposition,
+             "start": incident["evidence"]["from"], "end": incident["at"],
+             "at": "2026-11-21T09:00:00Z", **change}
+    key = person.encode()
+    home = key_partition(key, 4) if partition is None else partition
+    return Event(key, orjson.dumps(value), Message("raw", home, offset, 1.0, 3,
+                                                   Verdict.headers()))
+
+
+class TestVerdicts:
+    """A responder's disposition reaches the person's detector through mentions.raw."""
+
+    @staticmethod
+    def _opened(one_pass: BatchPass, broker: Broker) -> dict[str, Any]:
+        _run(one_pass, _events(_pileon()))
+        return next(a for a in map(orjson.loads, broker.values("acked", "alerts"))
+                    if a["transition"] == "opened")
+
+    def test_an_attack_no_longer_counts_in_the_persons_calibration(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        opened = self._opened(one_pass, broker)
+        detector = one_pass.analyser.runtime("amara").detector
+        before = sum(map(sum, detector.crossings))
+        _run(one_pass, [_verdict("amara", opened)])
+        after = sum(map(sum, detector.crossings))
+        assert after < before
+        saved = orjson.loads(one_pass.analyser._state[b"amara"])  # the state table's record
+        assert sum(map(sum, saved["detector"]["crossings"])) == after
+        assert not broker.values("acked", "invalid") and not broker.values("acked", "clean")[
+            len(_pileon()):]  # a verdict is not a mention: nothing clean, nothing dead
+
+    def test_a_changed_verdict_counts_the_incident_again(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        opened = self._opened(one_pass, broker)
+        detector = one_pass.analyser.runtime("amara").detector
+        before = [list(c) for c in detector.crossings]
+        _run(one_pass, [_verdict("amara", opened), _verdict("amara", opened, offset=10_001)])
+        assert [list(c) for c in detector.crossings] != before  # applied once, not twice
+        _run(one_pass, [_verdict("amara", opened, "organic", offset=10_002)])
+        assert [list(c) for c in detector.crossings] == before
+
+    def test_an_invalid_verdict_is_dead_lettered_with_the_field_that_is_wrong(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        opened = self._opened(one_pass, broker)
+        _run(one_pass, [_verdict("amara", opened, disposition="guilty"),
+                        _verdict("nobody", opened, partition=0)])
+        letters = [orjson.loads(v) for v in broker.values("acked", "invalid")]
+        assert [(x["reason"], x["detail"].split(":")[:2]) for x in letters] == [
+            ("schema", ["verdict", " disposition"]), ("unknown_person", ["verdict", " person is "
+                                                                          "not on the watchlist"])]
+
+    def test_a_verdict_read_outside_its_persons_partition_is_sent_there(
+        self, one_pass: BatchPass, broker: Broker
+    ) -> None:
+        opened = self._opened(one_pass, broker)
+        detector = one_pass.analyser.runtime("amara").detector
+        before = [list(c) for c in detector.crossings]
+        stray = _verdict("amara", opened, partition=(key_partition(b"amara", 4) + 1) % 4)
+        _run(one_pass, [stray])
+        assert broker.values("acked", "raw") == [stray.value]
+        assert [list(c) for c in detector.crossings] == before  # applied where it belongs
 
 
 class TestBatchFailure:
