@@ -38,7 +38,8 @@ def cmd_console(args: argparse.Namespace, settings: Settings, watchlist: Watchli
     bootstrap = getattr(args, "bootstrap", None) or settings.kafka.bootstrap
     connection = ConnectionConfig.from_settings(settings.kafka, bootstrap) if bootstrap else None
     names = TopicNames.from_settings(settings.kafka)
-    server = ConsoleServer(settings, connection, names.alerts, heads_topic=names.heads)
+    server = ConsoleServer(settings, connection, names.alerts, heads_topic=names.heads,
+                           raw_topic=names.raw)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     try:
         server.start()

@@ -62,6 +62,7 @@ from pileon.console.exports import (
     mastodon_csv,
     police_csv,
 )
+from pileon.console.verdicts import delivery, queue_verdict
 from pileon.core.settings import Settings
 from pileon.schema.alert import AlertEvent
 
@@ -384,6 +385,7 @@ def _routes(app: FastAPI, console: Console) -> None:
                 all_mentions=len(in_incident),
                 before=len(evidence.mentions) - len(in_incident), notes=notes, reports=reports,
                 trail=trail, responders=responders, dispositions=DISPOSITIONS,
+                verdict=delivery(db, incident.id),
                 dashboard=dashboard, max_note=cfg.max_note_chars,
                 bluesky_services=cfg.bluesky_services,
                 can_act=actor.user.can("responder"))
@@ -462,6 +464,7 @@ def _routes(app: FastAPI, console: Console) -> None:
         if value not in DISPOSITIONS:
             raise HTTPException(400, f"disposition: one of {', '.join(DISPOSITIONS)}")
         incident.disposition = value
+        queue_verdict(db, incident)  # sent on to the detector (pileon.console.verdicts)
         audit(db, request, actor.name, "disposition", incident, disposition=value)
         return None
 

@@ -211,6 +211,23 @@ class ChainHeadRecord(Base):
     sealed: Mapped[bool] = mapped_column(Boolean)  # the archiver signed a checkpoint of it
 
 
+class VerdictRecord(Base):
+    """A responder's disposition waiting to reach the detector, or sent to it (an outbox): one
+    per disposition set, and one more each time a ``coordinated`` incident goes on (its span
+    grew). :class:`pileon.console.verdicts.VerdictSender` produces them to ``mentions.raw``."""
+
+    __tablename__ = "verdicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    person: Mapped[str] = mapped_column(String(63))
+    disposition: Mapped[str] = mapped_column(String(32))
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
 class FeedOffset(Base):
     """How far the console has read the alerts and heads topics: kept with what it read, so a new
     database starts from the beginning and an old one resumes."""

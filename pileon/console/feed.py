@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pileon.console.db import AlertRecord, ChainHeadRecord, FeedOffset, Incident
+from pileon.console.verdicts import queue_verdict
 from pileon.kafka.connection import Connection, as_connection
 from pileon.schema.alert import AlertEvent, Transition
 from pileon.schema.head import ChainHead
@@ -57,8 +58,13 @@ def record_event(db: Session, event: AlertEvent) -> bool:
         if event.transition is not Transition.RESOLVED:
             incident.severity = _max_severity(incident.severity, str(event.severity))
         incident.score = max(incident.score, event.score)
+        span = (incident.evidence_from, incident.evidence_to, incident.last_at)
         incident.evidence_from = min(incident.evidence_from, _dt(event.evidence.from_))
         incident.evidence_to = max(incident.evidence_to, _dt(event.evidence.to))
+        if incident.disposition == "coordinated" and span != (
+                incident.evidence_from, incident.evidence_to, incident.last_at):
+            # Found an attack while it went on: its later windows are the attack's too.
+            queue_verdict(db, incident)
     db.add(AlertRecord(idempotency_key=event.idempotency_key, incident_id=event.incident_id,
                        transition=str(event.transition), at=at, body=event.to_dict()))
     db.flush()

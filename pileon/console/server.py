@@ -12,6 +12,7 @@ import uvicorn
 from pileon.console import open_database
 from pileon.console.app import create_app
 from pileon.console.feed import KafkaFeed, load_archive
+from pileon.console.verdicts import VerdictSender
 from pileon.core.settings import Settings
 from pileon.kafka.connection import Connection
 
@@ -22,7 +23,10 @@ class ConsoleServer:
     """Start with :meth:`start`, stop with :meth:`stop`; ``url`` once started."""
 
     def __init__(self, settings: Settings, connection: Connection | None, alerts_topic: str,
-                 rescan_seconds: float = 30.0, heads_topic: str | None = None) -> None:
+                 rescan_seconds: float = 30.0, heads_topic: str | None = None,
+                 raw_topic: str | None = None) -> None:
+        """``raw_topic``: where responders' verdicts go to the detector (``mentions.raw``;
+        none without a connection: they wait in the database)."""
         self.settings = settings
         self.engine, self.sm = open_database(settings.console)
         self.app = create_app(settings, self.sm)
@@ -34,6 +38,8 @@ class ConsoleServer:
             log_level="warning", access_log=False, lifespan="off"))
         self.feed = (KafkaFeed(connection, alerts_topic, self.sm, heads_topic)
                      if connection is not None and cfg.feed_from_kafka else None)
+        self.verdicts = (VerdictSender(connection, raw_topic, self.sm)
+                         if connection is not None and raw_topic else None)
         self._rescan = rescan_seconds
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -53,6 +59,8 @@ class ConsoleServer:
         self._spawn(self._server.run, "console-web")
         if self.feed is not None:
             self._spawn(self.feed.run, "console-feed")
+        if self.verdicts is not None:
+            self._spawn(self.verdicts.run, "console-verdicts")
         self._spawn(self._archive_loop, "console-archive")
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -82,6 +90,8 @@ class ConsoleServer:
         self._stop.set()
         if self.feed is not None:
             self.feed.stop()
+        if self.verdicts is not None:
+            self.verdicts.stop()
         self._server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=10)
