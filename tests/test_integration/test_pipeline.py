@@ -23,6 +23,7 @@ from pileon.core.settings import KafkaSettings
 from pileon.core.times import epoch
 from pileon.core.watchlist import Watchlist
 from pileon.kafka.topics import changelog_topics, ensure_topics, key_partition
+from pileon.schema.verdict import Verdict
 from pileon.streams.worker.person_table import person_of
 from tests.factories import mention
 from tests.test_integration.worker import WorkerProcess, metric_value, read_topic
@@ -84,6 +85,28 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
             time.sleep(1)
         alerts = read_topic(bootstrap, names.alerts, 1, timeout=10)
         metrics_text = worker.metrics()
+        # A responder's verdict on the target's incident, as the console sends it: the worker
+        # takes the incident's calibration crossings back.
+        opened = next((orjson.loads(r.value) for r in alerts
+                       if _field(r.value, "person") == "amara"
+                       and _field(r.value, "transition") == "opened"), None)
+        verdict_metrics = ""
+        if opened is not None:
+            verdict = Verdict.model_validate({
+                "person": "amara", "incident_id": opened["incident_id"],
+                "disposition": "coordinated", "start": opened["evidence"]["from"],
+                "end": opened["at"], "at": datetime.now(UTC)})
+            sender = KafkaProducer(bootstrap_servers=bootstrap)
+            sender.send(names.raw, key=b"amara", value=verdict.to_json(),
+                        headers=Verdict.headers()).get(timeout=30)
+            sender.close()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not verdict_metrics:
+                text = worker.metrics()
+                if metric_value(text, "pileon_verdicts_total", person="amara",
+                                disposition="coordinated"):
+                    verdict_metrics = text
+                time.sleep(0.5)
         time.sleep(4)  # Faust commits offsets every 2.8 s
         check = subprocess.run([sys.executable, "-m", "pileon", "check"], env=worker.env,
                                capture_output=True, text=True, timeout=60)
@@ -98,6 +121,7 @@ def run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
         "letters": letters, "alerts": [orjson.loads(r.value) for r in alerts],
         "metrics": metrics_text, "invalid_sent": invalid, "worker_log": worker.log_path,
         "check": check, "lag_metrics": lag_metrics, "changelogs": changelogs,
+        "verdict_metrics": verdict_metrics,
     }
 
 
@@ -158,6 +182,17 @@ class TestPipeline:
         assert len(opened) == 1
         delay = epoch(opened[0]["at"]) - epoch(run["truth"].onset)
         assert 0 < delay <= 15 * 60
+
+    def test_a_responders_verdict_reaches_the_persons_detector(self, run: dict[str, Any]
+                                                              ) -> None:
+        text = run["verdict_metrics"]
+        assert text, "the worker did not apply the verdict within 60 s"
+        assert metric_value(text, "pileon_verdicts_total", person="amara",
+                            disposition="coordinated") == 1
+        assert metric_value(text, "pileon_calibration_crossings_taken_back_total",
+                            person="amara") > 0
+        assert metric_value(text, "pileon_dead_letters_total", reason="schema") == \
+            metric_value(run["metrics"], "pileon_dead_letters_total", reason="schema")
 
     def test_calm_persons_page_only_on_organic_bursts(self, run: dict[str, Any]) -> None:
         """The detector's budget allows about 2 false pages a person-month: on this two-day
