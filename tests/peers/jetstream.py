@@ -144,7 +144,7 @@ def firehose(
                                         "identity": {"did": author, "handle": "x.bsky.social",
                                                      "seq": i, "time": "2026-11-25T10:00:00Z"}}))
             continue
-        if other < 0.08 :
+        if other < 0.08:
             frames.append(orjson.dumps({"did": author, "time_us": t, "kind": "commit", "commit": {
                 "rev": "r", "operation": "delete", "collection": POST, "rkey": rkey}}))
             continue
@@ -160,8 +160,8 @@ def firehose(
                 record["facets"] = [{"index": {"byteStart": 0, "byteEnd": 6}, "features": [
                     {"$type": "app.bsky.richtext.facet#mention", "did": did}]}]
             elif way in ("reply", "root"):
-                other = f"at://did:plc:someone/{POST}/3kx{i}"
-                parent, root = (post_of, other) if way == "reply" else (other, post_of)
+                elsewhere = f"at://did:plc:someone/{POST}/3kx{i}"
+                parent, root = (post_of, elsewhere) if way == "reply" else (elsewhere, post_of)
                 record["reply"] = {"parent": {"uri": parent, "cid": "bafy1"},
                                    "root": {"uri": root, "cid": "bafy2"}}
             elif way == "quote":
