@@ -35,6 +35,10 @@ writes in a batch have no current event; the tables are
 :class:`~pileon.streams.worker.person_table.PersonTable`\\ s, whose changelog partition is
 derived from the key's person.
 
+A record of ``mentions.raw`` with the verdict header is not a mention but a responder's
+disposition of an incident (:mod:`pileon.schema.verdict`, sent by the console): it is validated
+and applied to its person's detector in the same batch, in order with their mentions.
+
 An event fetched before the consumer group's latest rebalance is not processed: its partition
 may belong to another worker now, and it is read again from the committed offset by whoever
 owns it (the offset guard drops its acknowledgement).
