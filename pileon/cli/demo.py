@@ -71,7 +71,7 @@ def run_demo(settings: Settings, watchlist: Watchlist, args: argparse.Namespace)
         serve_metrics("127.0.0.1", archiver_metrics, "demo: the archiver's metrics")
         settings.evidence.metrics_port = archiver_metrics  # for what --follow prints
         console = start_console(settings, connection, names.alerts, out, args.console_port,
-                                names.heads)
+                                names.heads, names.raw)
         _say(started, f"console at {console.url} -- log in as admin with password "
                       f"{console.admin_password} (made for this run, shown once)")
         try:
@@ -124,9 +124,11 @@ class DemoConsole(ConsoleServer):
 
 
 def start_console(settings: Settings, connection: Connection, alerts_topic: str, out: Path,
-                  port: int | None, heads_topic: str | None = None) -> DemoConsole:
+                  port: int | None, heads_topic: str | None = None,
+                  raw_topic: str | None = None) -> DemoConsole:
     """The console on ``port`` (default: console.port, or a free one when that is taken), fed
-    by this run's alerts and archive, with a new admin account; alerts link to it."""
+    by this run's alerts and archive, with a new admin account; alerts link to it. Its
+    dispositions reach this run's worker through ``raw_topic``."""
     import secrets
 
     from pileon.console import auth
@@ -135,7 +137,8 @@ def start_console(settings: Settings, connection: Connection, alerts_topic: str,
     cfg.data_dir, cfg.evidence_dir = out / "console", out / "evidence"
     cfg.port = port if port is not None else (cfg.port if _port_free(cfg.bind, cfg.port)
                                               else free_port())
-    console = DemoConsole(settings, connection, alerts_topic, heads_topic=heads_topic)
+    console = DemoConsole(settings, connection, alerts_topic, heads_topic=heads_topic,
+                          raw_topic=raw_topic)
     console.admin_password = secrets.token_urlsafe(12)
     with console.sm.begin() as db:
         auth.add_user(db, "admin", "admin", console.admin_password)
