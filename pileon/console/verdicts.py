@@ -64,11 +64,12 @@ class VerdictSender:
     (or at once after :meth:`wake`); run in a thread with :meth:`run`, stop with :meth:`stop`."""
 
     def __init__(self, connection: Connection, topic: str, sm: sessionmaker[Session],
-                 every: float = 2.0) -> None:
+                 every: float = 2.0, timeout: float = _SEND_TIMEOUT_S) -> None:
         self._connection = as_connection(connection)
         self._topic = topic
         self._sm = sm
         self._every = every
+        self._timeout = timeout  # the longest a send, its flush or its answer may block
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._producer: KafkaProducer | None = None
@@ -115,11 +116,11 @@ class VerdictSender:
             futures = [producer.send(self._topic, key=row.person.encode(),
                                      value=verdict_of(row).to_json(), headers=Verdict.headers())
                        for row in rows]
-            producer.flush(timeout=_SEND_TIMEOUT_S)
+            producer.flush(timeout=self._timeout)
             sent, failure = 0, None
             for row, future in zip(rows, futures, strict=True):
                 try:
-                    future.get(timeout=_SEND_TIMEOUT_S)  # raises if the broker refused it
+                    future.get(timeout=self._timeout)  # raises if the broker refused it
                 except Exception as exc:
                     failure = exc
                     break  # in order: the ones after it wait too
@@ -136,5 +137,6 @@ class VerdictSender:
         if self._producer is None:
             self._producer = KafkaProducer(
                 **self._connection.kafka_python(client_id="pileon-console-verdicts"),
-                acks="all", retries=5, max_block_ms=int(_SEND_TIMEOUT_S * 1000))
+                acks="all", retries=5, max_block_ms=int(self._timeout * 1000),
+                bootstrap_timeout_ms=int(self._timeout * 1000))
         return self._producer

@@ -78,7 +78,8 @@ def _free_port() -> int:
 def test_verdicts_wait_while_the_broker_is_away(tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     sm, _, _, _ = _dispose(tmp_path, "coordinated")
-    sender = VerdictSender(f"127.0.0.1:{_free_port()}", "mentions.raw", sm)  # type: ignore[arg-type]
+    sender = VerdictSender(f"127.0.0.1:{_free_port()}", "mentions.raw", sm,  # type: ignore[arg-type]
+                           timeout=1.0)
     with caplog.at_level(logging.WARNING, logger="pileon.console.verdicts"):
         assert sender.send_pending() == 0
         assert sender.send_pending() == 0
