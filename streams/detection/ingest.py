@@ -110,11 +110,9 @@ class Ingestor:
             metrics.DEAD_LETTERS.labels(exc.reason).inc()
             return DeadLetter(dead_letter(key, value, exc.reason, exc.detail, origin), exc.reason)
         person = mention.person
-        if self._homes is not None and origin.partition >= 0:
-            home = self._homes[person]  # a known person: the validator refuses the others
-            if home != origin.partition:
-                metrics.MISROUTED.labels(person).inc()
-                return Misrouted(mention, home)
+        home = self._elsewhere(person, origin)
+        if home is not None:
+            return Misrouted(mention, home)
         first = self._seen.get(person, mention.id)
         here = [origin.partition, origin.offset]
         if first is not None and first.get("o") != here:
@@ -137,12 +135,21 @@ class Ingestor:
         except InvalidMention as exc:
             metrics.DEAD_LETTERS.labels(exc.reason).inc()
             return DeadLetter(dead_letter(key, value, exc.reason, exc.detail, origin), exc.reason)
-        if self._homes is not None and origin.partition >= 0:
-            home = self._homes[verdict.person]
-            if home != origin.partition:
-                metrics.MISROUTED.labels(verdict.person).inc()
-                return MisroutedVerdict(verdict, home)
+        home = self._elsewhere(verdict.person, origin)
+        if home is not None:
+            return MisroutedVerdict(verdict, home)
         return VerdictIn(verdict)
+
+    def _elsewhere(self, person: str, origin: Origin) -> int | None:
+        """The person's partition when ``origin`` is another one (counted as misrouted); None
+        when read where it belongs, or when no partitions are checked."""
+        if self._homes is None or origin.partition < 0:
+            return None
+        home = self._homes[person]  # a known person: the validator refuses the others
+        if home == origin.partition:
+            return None
+        metrics.MISROUTED.labels(person).inc()
+        return home
 
     def flush(self) -> int:
         """Write the dedup records gained since the last flush; returns the table writes."""

@@ -309,15 +309,9 @@ class BatchPass:
             return
         if isinstance(outcome, DeadLetter):
             produced.append(_Produce(self.topics.invalid, event.key, outcome.value))
-        elif isinstance(outcome, Misrouted):  # to be read in its person's partition
-            level = logging.DEBUG if self.misrouted else logging.WARNING
-            self.misrouted += 1
-            log.log(level, "mention in %s[%d]@%d belongs in partition %d (its producer did not "
-                    "key it by person): sent there; further ones are counted in "
-                    "pileon_misrouted_mentions_total", event.message.topic,
-                    event.message.partition, event.message.offset, outcome.partition)
-            produced.append(_Produce(self.topics.raw, outcome.mention.person.encode(),
-                                     event.value, outcome.partition, event.message.headers))
+        elif isinstance(outcome, Misrouted):
+            produced.append(self._send_home(event, "mention", outcome.mention.person,
+                                            outcome.partition))
         _observe("ingest", started, time.perf_counter(), event)
 
     def _verdict(self, event: Any, produced: list[_Produce | _RecordBatch]) -> None:
@@ -329,11 +323,21 @@ class BatchPass:
         elif isinstance(outcome, DeadLetter):
             produced.append(_Produce(self.topics.invalid, event.key, outcome.value))
         else:
-            log.warning("verdict in %s[%d]@%d belongs in partition %d: sent there",
-                        event.message.topic, event.message.partition, event.message.offset,
-                        outcome.partition)
-            produced.append(_Produce(self.topics.raw, outcome.verdict.person.encode(),
-                                     event.value, outcome.partition, event.message.headers))
+            produced.append(self._send_home(event, "verdict", outcome.verdict.person,
+                                            outcome.partition))
+
+    def _send_home(self, event: Any, what: str, person: str, partition: int) -> _Produce:
+        """A record read outside its person's partition, produced again to ``mentions.raw``
+        in that partition, to be read there (the first is logged as a warning, later ones are
+        counted in pileon_misrouted_mentions_total)."""
+        level = logging.DEBUG if self.misrouted else logging.WARNING
+        self.misrouted += 1
+        log.log(level, "%s in %s[%d]@%d belongs in partition %d (its producer did not key it by "
+                "person): sent there; further ones are counted in "
+                "pileon_misrouted_mentions_total", what, event.message.topic,
+                event.message.partition, event.message.offset, partition)
+        return _Produce(self.topics.raw, person.encode(), event.value, partition,
+                        event.message.headers)
 
     def _dead_letter(self, event: Any, error: BaseException) -> _Produce:
         """The dead letter of a message whose processing raised, with the error class."""

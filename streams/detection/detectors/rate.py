@@ -199,6 +199,9 @@ class RateDetector:
         self.stretch_bins = max(1, round(_STRETCH_SECONDS / bin_seconds))
         self.stretches = max(2, round(_SUSTAINED_SECONDS / (self.stretch_bins * bin_seconds)))
         self.tests = len(self.scales) + 1  # the two windows and the sustained test
+        # The lowest ladder level a bar can rest on: the crossings below it are not kept for a
+        # verdict (they cannot move a bar). Fixed by the settings, so found once.
+        self._kept_from = math.floor(self.floor())
         self.local = -1.0  # recent level per bin, lagged by the half hour; < 0 until learned
         self.local_n = 0
         self.local_frozen = 0  # consecutive bins the recent level did not learn from
@@ -442,7 +445,6 @@ class RateDetector:
             return
         self.exposure += 1
         gap = max(1, round(_DECLUSTER_SECONDS / self.bin_seconds))
-        lowest = self.floor()
         for scale, score in enumerate(scores):
             crossings, since = self.crossings[scale], self.since[scale]
             mask = 0
@@ -450,7 +452,7 @@ class RateDetector:
                 if score >= level:
                     if since[i] >= gap:
                         crossings[i] += 1
-                        if level >= math.floor(lowest):
+                        if level >= self._kept_from:
                             mask |= 1 << i
                     since[i] = 0
                 elif since[i] < _NEVER:
@@ -475,11 +477,7 @@ class RateDetector:
         taken = 0
         for entry in self.crossed:
             if entry[3] is None and start <= entry[0] <= end:
-                crossings = self.crossings[entry[1]]
-                for i in range(len(LADDER)):
-                    if entry[2] >> i & 1:  # counted when the entry was made
-                        crossings[i] -= 1
-                        taken += 1
+                taken += self._recount(entry, -1)
                 entry[3] = incident
         return taken
 
@@ -489,13 +487,18 @@ class RateDetector:
         given = 0
         for entry in self.crossed:
             if entry[3] == incident:
-                crossings = self.crossings[entry[1]]
-                for i in range(len(LADDER)):
-                    if entry[2] >> i & 1:
-                        crossings[i] += 1
-                        given += 1
+                given += self._recount(entry, 1)
                 entry[3] = None
         return given
+
+    def _recount(self, entry: list[Any], step: int) -> int:
+        """Add ``step`` to the count of each level a kept entry crossed (each was counted when
+        the entry was made); returns how many levels."""
+        crossings = self.crossings[entry[1]]
+        levels = [i for i in range(len(LADDER)) if entry[2] >> i & 1]
+        for i in levels:
+            crossings[i] += step
+        return len(levels)
 
     def size(self, scale: int = 0) -> float:
         """The negative-binomial size ``r`` in use for a window length: the learned
